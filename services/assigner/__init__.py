@@ -1,0 +1,1 @@
+"""The assigner service."""

@@ -1,0 +1,1 @@
+"""What every phonebank service shares: settings, numbering plan, records, keys, Lua, Kafka."""

@@ -1,0 +1,96 @@
+"""Wire records: what travels through Kafka, as pydantic models with a compact JSON form.
+
+Numbers travel as national significant numbers (10 digits, ``9161234567`` for
+``+79161234567``): half the bytes of E.164 strings and what the dedupe bitmaps index.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Lowest and highest 10-digit Russian national significant number.
+NATIONAL_MIN = 1_000_000_000
+NATIONAL_MAX = 9_999_999_999
+
+
+def e164(national: int) -> str:
+    """``9161234567`` → ``+79161234567``."""
+    return f"+7{national}"
+
+
+def masked(national: int) -> str:
+    """A number fit for a log line: country, prefix and last two digits only."""
+    text = str(national)
+    return f"+7{text[:3]}*****{text[-2:]}"
+
+
+class NumberChunk(BaseModel):
+    """One Kafka record of ``phonebank.numbers``: numbers of ONE region from one source."""
+
+    model_config = ConfigDict(frozen=True)
+
+    campaign: str
+    region: str
+    source: str = Field(description="Source id: content hash of the file, or generator seed.")
+    seq: int = Field(ge=0, description="Chunk sequence within the source.")
+    numbers: list[int] = Field(description="National significant numbers, 10 digits.")
+
+    def encode(self) -> bytes:
+        """The record value."""
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def decode(cls, value: bytes) -> NumberChunk:
+        """Parse a record value; raises ``pydantic.ValidationError`` on a bad one."""
+        return cls.model_validate_json(value)
+
+
+class Outcome(StrEnum):
+    """What happened on a call (DESIGN.md, "Outcomes and retries")."""
+
+    CONVERSATION = "conversation"
+    REFUSED = "refused"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    VOICEMAIL = "voicemail"
+    CALLBACK = "callback"
+    WRONG_NUMBER = "wrong_number"
+    NOT_IN_SERVICE = "not_in_service"
+    DO_NOT_CALL = "do_not_call"
+    SKIPPED = "skipped"
+    #: Not a volunteer's answer: the lease ran out (written by the reaper).
+    EXPIRED = "expired"
+
+
+#: Outcomes that count as having reached the callee.
+REACHED = frozenset({Outcome.CONVERSATION, Outcome.REFUSED, Outcome.CALLBACK})
+
+
+class OutcomeEvent(BaseModel):
+    """One Kafka record of ``phonebank.outcomes``: one completed (or expired) lease."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str = Field(description="Unique id; consumers dedupe by it.")
+    campaign: str
+    region: str
+    number: int = Field(description="National significant number.")
+    outcome: Outcome
+    attempt: int = Field(ge=0, description="Attempt number this lease was (1-based).")
+    lease_id: str
+    volunteer: str = Field(description="Keyed hash of the volunteer id, never the id itself.")
+    guideline: str = Field(description="Guideline id@version given with the lease.")
+    leased_at_ms: int = Field(description="Epoch milliseconds the lease was granted (Redis TIME).")
+    completed_at_ms: int = Field(description="Epoch milliseconds of completion (Redis TIME).")
+    late: bool = Field(False, description="Completed after the lease had expired.")
+
+    def encode(self) -> bytes:
+        """The record value."""
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def decode(cls, value: bytes) -> OutcomeEvent:
+        """Parse a record value; raises ``pydantic.ValidationError`` on a bad one."""
+        return cls.model_validate_json(value)

@@ -1,0 +1,240 @@
+"""The one typed settings object every service reads, from ``PHONEBANK_*`` variables.
+
+Each field says its unit and default. Invalid values fail at start with a message
+naming the environment variable (see :func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: The prefix of every environment variable phonebank reads.
+ENV_PREFIX = "PHONEBANK_"
+
+#: Marker shown instead of a secret by :meth:`Settings.masked`.
+MASK = "***"
+
+
+class SettingsError(ValueError):
+    """A setting is invalid; the message names the environment variable."""
+
+
+def _split_csv(value: Any) -> Any:
+    """Accept ``a,b,c`` from the environment for list fields."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every knob of phonebank. Environment: ``PHONEBANK_<FIELD NAME IN CAPITALS>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", validate_default=True, frozen=True
+    )
+
+    # --- campaign -------------------------------------------------------------------
+    campaign: str = Field(
+        "default",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$",
+        description="Campaign id: namespace of queues, records and reports.",
+    )
+    key_prefix: str = Field(
+        "pb",
+        pattern=r"^[A-Za-z0-9_.-]{1,32}$",
+        description="Prefix of every Redis key (tests use one per test).",
+    )
+
+    # --- Kafka ----------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:19092", description="Kafka bootstrap servers, host:port[,host:port]."
+    )
+    numbers_topic: str = Field("phonebank.numbers", description="Topic of number chunks.")
+    outcomes_topic: str = Field("phonebank.outcomes", description="Topic of outcome events.")
+    numbers_partitions: int = Field(
+        12, ge=1, le=1024, description="Partitions of the numbers topic (count)."
+    )
+    outcomes_partitions: int = Field(
+        6, ge=1, le=1024, description="Partitions of the outcomes topic (count)."
+    )
+    assigner_group: str = Field("phonebank-assigner", description="Assigner consumer group.")
+    reporter_group: str = Field("phonebank-reporter", description="Reporter consumer group.")
+
+    # --- Redis ----------------------------------------------------------------------
+    redis_url: str = Field(
+        "redis://127.0.0.1:16379/0", description="Redis DSN: redis[s]://[:password@]host:port/db."
+    )
+
+    # --- leases ---------------------------------------------------------------------
+    lease_ttl_seconds: int = Field(
+        900, ge=10, le=86_400, description="Seconds a lease lives without renew (seconds)."
+    )
+    lease_max_expiries: int = Field(
+        3, ge=1, le=100, description="Expiries after which a number is parked (count)."
+    )
+    volunteer_max_leases: int = Field(
+        1, ge=1, le=10, description="Concurrent leases per volunteer (count)."
+    )
+    volunteer_max_per_hour: int = Field(
+        30, ge=1, le=1000, description="Leases per volunteer per rolling hour (count)."
+    )
+    calling_window_start: dt.time = Field(
+        dt.time(9, 0), description="Earliest callee-local time to call (HH:MM)."
+    )
+    calling_window_end: dt.time = Field(
+        dt.time(21, 0), description="Callee-local time calls stop, exclusive (HH:MM)."
+    )
+    calling_days: CsvList = Field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        description="Callee-local weekdays on which calls are made (comma list).",
+    )
+
+    # --- queues ---------------------------------------------------------------------
+    queue_high_watermark: int = Field(
+        5000, ge=1, description="Ready numbers per region the assigner fills up to (count)."
+    )
+    queue_low_watermark: int = Field(
+        1000, ge=0, description="Ready numbers per region below which it refills (count)."
+    )
+
+    # --- numbers --------------------------------------------------------------------
+    numbering_plan: CsvList = Field(
+        default_factory=list,
+        description="Registry CSV files (Rossvyaz DEF/ABC format), comma list; "
+        "empty = the shipped fixture.",
+    )
+    regions_include: CsvList = Field(
+        default_factory=list, description="Region codes to call; empty = all (comma list)."
+    )
+    regions_exclude: CsvList = Field(
+        default_factory=list, description="Region codes never to call (comma list)."
+    )
+
+    # --- services -------------------------------------------------------------------
+    ingest_metrics_port: int = Field(9100, ge=0, le=65535, description="Ingest /metrics port.")
+    assigner_metrics_port: int = Field(
+        9101, ge=0, le=65535, description="Assigner /metrics port."
+    )
+    reporter_port: int = Field(9102, ge=0, le=65535, description="Reporter HTTP port.")
+    gateway_port: int = Field(8080, ge=0, le=65535, description="Gateway HTTP port.")
+    gateway_token_secret: SecretStr = Field(
+        SecretStr("change-me-in-production"),
+        description="HMAC secret signing volunteer tokens (secret).",
+    )
+    log_level: str = Field(
+        "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level."
+    )
+
+    # --- local stack ----------------------------------------------------------------
+    stack_dir: Path = Field(
+        Path(".stack"), description="Folder of the local stack's jars, data, logs and pids."
+    )
+    stack_kafka_port: int = Field(19092, ge=1, le=65535, description="Local Kafka port.")
+    stack_controller_port: int = Field(
+        19093, ge=1, le=65535, description="Local KRaft controller port."
+    )
+    stack_redis_port: int = Field(16379, ge=1, le=65535, description="Local Redis port.")
+    stack_kafka_heap_mb: int = Field(
+        512, ge=128, le=8192, description="Local Kafka JVM heap (MiB)."
+    )
+
+    @field_validator("numbering_plan", "regions_include", "regions_exclude", "calling_days",
+                     mode="before")
+    @classmethod
+    def _lists_from_csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("calling_days")
+    @classmethod
+    def _known_days(cls, value: list[str]) -> list[str]:
+        days = [day.lower()[:3] for day in value]
+        unknown = sorted(set(days) - set(WEEKDAYS))
+        if unknown:
+            raise ValueError(f"unknown weekday(s) {unknown}; use {', '.join(WEEKDAYS)}")
+        return days
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_dsn(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("needs a host, e.g. redis://127.0.0.1:6379/0")
+        return value
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _bootstrap(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"{server!r} is not host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.queue_low_watermark >= self.queue_high_watermark:
+            raise ValueError("queue_low_watermark must be below queue_high_watermark")
+        if self.calling_window_start >= self.calling_window_end:
+            raise ValueError("calling_window_start must be before calling_window_end")
+        return self
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The bootstrap servers as a list, as kafka-python wants them."""
+        return [server.strip() for server in self.kafka_bootstrap_servers.split(",")]
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings with secrets and DSN passwords replaced by ``***``."""
+        shown: dict[str, Any] = {}
+        for name, value in self.model_dump(mode="json").items():
+            if isinstance(getattr(self, name), SecretStr):
+                value = MASK
+            elif name == "redis_url":
+                value = mask_dsn(value)
+            shown[name] = value
+        return shown
+
+
+#: Weekday names as ``calling_days`` takes them, Monday first (``date.weekday()`` order).
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def mask_dsn(dsn: str) -> str:
+    """Replace the password of a DSN by ``***``."""
+    parts = urlsplit(dsn)
+    if not parts.password:
+        return dsn
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{user}:{MASK}@{host}{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; on an invalid value raise :class:`SettingsError` naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "settings"
+            where = env_name(field) if field in Settings.model_fields else field
+            problems.append(f"{where}: {error['msg']}")
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None
