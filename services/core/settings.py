@@ -199,10 +199,11 @@ class Settings(BaseSettings):
         shown: dict[str, Any] = {}
         for name, value in self.model_dump(mode="json").items():
             if isinstance(getattr(self, name), SecretStr):
-                value = MASK
+                shown[name] = MASK
             elif name == "redis_url":
-                value = mask_dsn(value)
-            shown[name] = value
+                shown[name] = mask_dsn(value)
+            else:
+                shown[name] = value
         return shown
 
 
@@ -238,3 +239,21 @@ def load_settings(**overrides: Any) -> Settings:
             where = env_name(field) if field in Settings.model_fields else field
             problems.append(f"{where}: {error['msg']}")
         raise SettingsError("invalid setting " + "; ".join(problems)) from None
+
+
+def markdown_table() -> str:
+    """The configuration table of the README, generated from the fields."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    defaults = Settings.model_construct()
+    for name, field in Settings.model_fields.items():
+        default = getattr(defaults, name)
+        if isinstance(default, SecretStr):
+            shown = MASK
+        elif isinstance(default, list):
+            shown = ",".join(default)
+        elif isinstance(default, dt.time):
+            shown = default.strftime("%H:%M")
+        else:
+            shown = str(default)
+        rows.append(f"| `{env_name(name)}` | `{shown}` | {field.description} |")
+    return "\n".join(rows)

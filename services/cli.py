@@ -1,0 +1,108 @@
+"""The ``phonebank`` command: one entry point, one subcommand per service or tool.
+
+Each service module offers ``add_parser(subparsers)``; the parser it adds sets
+``handler`` to a function taking the parsed arguments and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from phonebank import __version__
+from phonebank.core import stack
+from phonebank.core.settings import Settings, SettingsError, load_settings, markdown_table
+
+#: A service's hook that adds its subcommand(s) to the ``phonebank`` parser.
+AddParser = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+#: Exit code for a usage or configuration error.
+EXIT_USAGE = 2
+#: Exit code for a failure of the local stack.
+EXIT_STACK = 3
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the effective settings, secrets masked (or the README's table of them)."""
+    if args.markdown:
+        print(markdown_table())
+    else:
+        print(json.dumps(settings.masked(), indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one stack action."""
+    try:
+        if args.action == "up":
+            started = stack.up(settings)
+            print("stack started" if started else "stack already running")
+        elif args.action == "down":
+            stopped = stack.down(settings)
+            print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+        elif args.action == "status":
+            report = stack.status(settings)
+            for name, state in report.items():
+                print(f"{name}: {state}")
+            return 0 if all(s.startswith("ready") for s in report.values()) else 1
+        else:
+            for name in ("kafka", "redis"):
+                print(f"==> {name} <==\n{stack.log_tail(settings, name, args.lines)}")
+    except stack.StackError as exc:
+        print(f"phonebank stack: {exc}", file=sys.stderr)
+        return EXIT_STACK
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog="phonebank", description="A distributed phone bank: ingest, assign, report."
+    )
+    parser.add_argument("--version", action="version", version=f"phonebank {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    config = commands.add_parser("config", help="print the effective settings (secrets masked)")
+    config.add_argument("--markdown", action="store_true",
+                        help="print the README's configuration table instead")
+    config.set_defaults(handler=cmd_config)
+
+    stack_parser = commands.add_parser("stack", help="run the local Kafka + Redis stack")
+    stack_parser.add_argument("action", choices=["up", "down", "status", "logs"])
+    stack_parser.add_argument("--lines", type=int, default=40, help="log lines to show")
+    stack_parser.set_defaults(handler=cmd_stack)
+
+    for add_parser in _service_parsers():
+        add_parser(commands)
+    return parser
+
+
+def _service_parsers() -> list[AddParser]:
+    """The ``add_parser`` functions of the services."""
+    return []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``phonebank`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"phonebank: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # kafka-python narrates every connection at INFO; keep its warnings only.
+    kafka_level = max(logging.WARNING, logging.getLevelNamesMapping()[settings.log_level])
+    logging.getLogger("kafka").setLevel(kafka_level)
+    code: int = args.handler(args, settings)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

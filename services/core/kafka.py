@@ -1,0 +1,109 @@
+"""Kafka helpers every service shares: clients with phonebank's settings, topics, partitions.
+
+Producers are idempotent with ``acks=all``; consumers never auto-commit (offsets are
+committed by the caller after its own write). Topics are created on purpose, never by
+the broker on first use.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from phonebank.core.settings import Settings
+
+#: milliseconds a producer waits to fill a batch before sending it
+PRODUCER_LINGER_MS = 20
+#: bytes in one producer batch per partition
+PRODUCER_BATCH_BYTES = 512 * 1024
+#: bytes of the largest record we produce (a chunk of a few thousand numbers is ~50 KB)
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+#: milliseconds a client waits for a broker answer
+REQUEST_TIMEOUT_MS = 30_000
+#: Topic config: keep records forever, Kafka is the system of record.
+RETAIN_FOREVER = {"retention.ms": "-1", "max.message.bytes": str(MAX_RECORD_BYTES)}
+
+
+def partition_for_region(region: str, partitions: int) -> int:
+    """The stable partition of a region: CRC-32 of its code, modulo the partition count.
+
+    The same code maps to the same partition in every process and release (unlike
+    Python's salted ``hash``), so pausing one full region's partition never moves it.
+    """
+    return zlib.crc32(region.encode()) % partitions
+
+
+def partition_table(regions: Iterable[str], partitions: int) -> dict[str, int]:
+    """``region → partition`` for the given regions, for docs and dashboards."""
+    return {region: partition_for_region(region, partitions) for region in sorted(regions)}
+
+
+def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
+    """An idempotent producer (``acks=all``) on the configured brokers."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": PRODUCER_LINGER_MS,
+        "batch_size": PRODUCER_BATCH_BYTES,
+        "max_request_size": MAX_RECORD_BYTES,
+        "compression_type": "gzip",
+        "request_timeout_ms": REQUEST_TIMEOUT_MS,
+        "client_id": "phonebank",
+    }
+    config.update(overrides)
+    return KafkaProducer(**config)
+
+
+def make_consumer(settings: Settings, group: str, *topics: str, **overrides: Any) -> KafkaConsumer:
+    """A group member with manual commits, reading from the earliest offset of a new group."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "group_id": group,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_partition_fetch_bytes": MAX_RECORD_BYTES,
+        "request_timeout_ms": REQUEST_TIMEOUT_MS + 5_000,
+        "client_id": f"phonebank-{group}",
+    }
+    config.update(overrides)
+    consumer = KafkaConsumer(**config)
+    if topics:
+        consumer.subscribe(list(topics))
+    return consumer
+
+
+def make_admin(settings: Settings) -> KafkaAdminClient:
+    """An admin client on the configured brokers."""
+    return KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+        client_id="phonebank-admin",
+    )
+
+
+def ensure_topic(settings: Settings, name: str, partitions: int) -> bool:
+    """Create ``name`` with ``partitions`` partitions unless it exists. True if created."""
+    admin = make_admin(settings)
+    try:
+        if name in admin.list_topics():
+            return False
+        topic = NewTopic(name, partitions, replication_factor=-1, topic_configs=RETAIN_FOREVER)
+        try:
+            admin.create_topics([topic], wait_for_metadata=True)
+        except TopicAlreadyExistsError:
+            return False
+        return True
+    finally:
+        admin.close()
+
+
+def ensure_topics(settings: Settings) -> None:
+    """Create phonebank's two topics if missing."""
+    ensure_topic(settings, settings.numbers_topic, settings.numbers_partitions)
+    ensure_topic(settings, settings.outcomes_topic, settings.outcomes_partitions)
