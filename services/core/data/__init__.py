@@ -1,0 +1,1 @@
+"""Package data: the small numbering-plan fixture phonebank ships (Rossvyaz DEF format)."""
