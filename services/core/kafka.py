@@ -7,15 +7,19 @@ the broker on first use.
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Iterable
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from phonebank.core.partitions import partition_for_region, partition_table
 from phonebank.core.settings import Settings
+
+__all__ = [
+    "ensure_topic", "ensure_topics", "make_admin", "make_consumer", "make_producer",
+    "partition_for_region", "partition_table",
+]
 
 #: milliseconds a producer waits to fill a batch before sending it
 PRODUCER_LINGER_MS = 20
@@ -27,20 +31,6 @@ MAX_RECORD_BYTES = 4 * 1024 * 1024
 REQUEST_TIMEOUT_MS = 30_000
 #: Topic config: keep records forever, Kafka is the system of record.
 RETAIN_FOREVER = {"retention.ms": "-1", "max.message.bytes": str(MAX_RECORD_BYTES)}
-
-
-def partition_for_region(region: str, partitions: int) -> int:
-    """The stable partition of a region: CRC-32 of its code, modulo the partition count.
-
-    The same code maps to the same partition in every process and release (unlike
-    Python's salted ``hash``), so pausing one full region's partition never moves it.
-    """
-    return zlib.crc32(region.encode()) % partitions
-
-
-def partition_table(regions: Iterable[str], partitions: int) -> dict[str, int]:
-    """``region → partition`` for the given regions, for docs and dashboards."""
-    return {region: partition_for_region(region, partitions) for region in sorted(regions)}
 
 
 def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:

@@ -61,7 +61,9 @@ class Settings(BaseSettings):
     numbers_topic: str = Field("phonebank.numbers", description="Topic of number chunks.")
     outcomes_topic: str = Field("phonebank.outcomes", description="Topic of outcome events.")
     numbers_partitions: int = Field(
-        12, ge=1, le=1024, description="Partitions of the numbers topic (count)."
+        96, ge=1, le=1024,
+        description="Partitions of the numbers topic (count); at least the number of "
+        "regions gives each region its own.",
     )
     outcomes_partitions: int = Field(
         6, ge=1, le=1024, description="Partitions of the outcomes topic (count)."
@@ -120,6 +122,11 @@ class Settings(BaseSettings):
     )
 
     # --- services -------------------------------------------------------------------
+    bind_address: str = Field(
+        "127.0.0.1",
+        description="Address the HTTP servers (/metrics, reporter, gateway) listen on; "
+        "0.0.0.0 in containers.",
+    )
     ingest_metrics_port: int = Field(9100, ge=0, le=65535, description="Ingest /metrics port.")
     assigner_metrics_port: int = Field(
         9101, ge=0, le=65535, description="Assigner /metrics port."
