@@ -3,6 +3,14 @@
 Keys of one region carry the hash tag ``{r:REGION}``, so every Lua script that works on
 one region touches one Redis Cluster slot. The do-not-call set is keyed by region too
 (a number's region never changes) but not by campaign: do-not-call is global.
+
+Keys of one volunteer carry the hash tag ``{v:VOLUNTEER}`` (the keyed hash of the
+volunteer id, never the id): the volunteer-limit scripts touch that slot only.
+
+Numbers are stored as national significant numbers (10 digits, as decimal strings).
+A number queued in a region is in exactly one of: the ready list, the due set, the
+holders hash (leased), the parked set, or counted in ``counters`` as done, retired or
+do-not-call (see docs/lease-protocol.md, "Conservation").
 """
 
 from __future__ import annotations
@@ -20,6 +28,16 @@ def region_tag(region: str) -> str:
     return f"{{r:{region}}}"
 
 
+def volunteer_tag(volunteer_hash: str) -> str:
+    """The hash tag shared by every key of one volunteer (by keyed hash)."""
+    return f"{{v:{volunteer_hash}}}"
+
+
+def dnc_key(prefix: str, region: str) -> str:
+    """SET of do-not-call national numbers of ``region``: global, not per campaign."""
+    return f"{prefix}:dnc:{region_tag(region)}"
+
+
 @dataclass(frozen=True)
 class RegionKeys:
     """The keys of one region of one campaign (one Cluster slot)."""
@@ -33,27 +51,37 @@ class RegionKeys:
 
     @property
     def ready(self) -> str:
-        """LIST of national numbers waiting for their first (or a released) call."""
+        """LIST of national numbers waiting to be leased; the head (left) is leased first."""
         return self._key("ready")
 
     @property
     def due(self) -> str:
-        """ZSET national number → epoch seconds when a retry or callback becomes due."""
+        """ZSET national number → epoch milliseconds when a retry or callback is due."""
         return self._key("due")
 
     @property
     def leases(self) -> str:
-        """ZSET lease id → deadline (epoch milliseconds)."""
+        """ZSET live lease id → deadline (epoch milliseconds)."""
         return self._key("leases")
 
     def lease(self, lease_id: str) -> str:
-        """HASH of one lease: number, token, volunteer, attempt, deadline …"""
+        """HASH of one lease: number, token, volunteer hash, attempt, times, state, outcome."""
         return self._key(f"lease:{lease_id}")
 
     @property
-    def numbers(self) -> str:
-        """HASH national number → state record (attempts, expiries, last outcome)."""
-        return self._key("numbers")
+    def holders(self) -> str:
+        """HASH national number → id of the live lease holding it (exclusivity)."""
+        return self._key("holders")
+
+    @property
+    def attempts(self) -> str:
+        """HASH national number → completed attempts so far (numbers still in play)."""
+        return self._key("attempts")
+
+    @property
+    def expiries(self) -> str:
+        """HASH national number → leases of it that expired (numbers still in play)."""
+        return self._key("expiries")
 
     @property
     def parked(self) -> str:
@@ -67,13 +95,50 @@ class RegionKeys:
 
     @property
     def counters(self) -> str:
-        """HASH of per-region counters (enqueued, leased, expired, …)."""
+        """HASH of per-region counters: see :data:`REGION_COUNTERS` for the fields."""
         return self._key("counters")
 
     @property
     def dnc(self) -> str:
         """SET of do-not-call national numbers of this region, for every campaign."""
-        return f"{self.prefix}:dnc:{region_tag(self.region)}"
+        return dnc_key(self.prefix, self.region)
+
+
+#: Fields of :attr:`RegionKeys.counters` (all integer counts).
+REGION_COUNTERS = {
+    "enqueued": "numbers offered to the region's queue (queued plus skipped as do-not-call)",
+    "done": "numbers finished: reached, refused, or out of attempts",
+    "retired": "numbers found bad (wrong number, not in service)",
+    "dnc": "numbers taken out of the queue because they are do-not-call",
+    "attempted": "distinct numbers with at least one counted attempt (coverage)",
+    "reached": "outcomes that reached the callee (conversation, refused, callback)",
+    "leased": "leases granted",
+    "expired": "leases that expired",
+    "late": "outcomes recorded after their lease had expired or been released",
+    "dropped_duplicates": "queue entries dropped because the number was already leased",
+}
+
+
+@dataclass(frozen=True)
+class VolunteerKeys:
+    """The keys of one volunteer of one campaign (one Cluster slot, not the region's)."""
+
+    prefix: str
+    campaign: str
+    volunteer_hash: str
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}:c:{self.campaign}:vol:{volunteer_tag(self.volunteer_hash)}:{name}"
+
+    @property
+    def live(self) -> str:
+        """ZSET reservation id → deadline (epoch ms) of the volunteer's open leases."""
+        return self._key("live")
+
+    @property
+    def hourly(self) -> str:
+        """ZSET reservation id → grant time (epoch ms) over the last rolling hour."""
+        return self._key("hourly")
 
 
 @dataclass(frozen=True)
@@ -87,20 +152,15 @@ class KeyScheme:
         """The keys of one region."""
         return RegionKeys(self.prefix, self.campaign, region)
 
+    def volunteer(self, volunteer_hash: str) -> VolunteerKeys:
+        """The keys of one volunteer, by keyed hash of the volunteer id."""
+        return VolunteerKeys(self.prefix, self.campaign, volunteer_hash)
+
     def seen(self, national_prefix: str) -> str:
         """BITMAP of numbers already accepted by the assigner, one bit per subscriber number."""
         return f"{self.prefix}:c:{self.campaign}:seen:{{p:{national_prefix}}}"
-
-    def volunteer(self, volunteer: str) -> str:
-        """HASH of one volunteer's live lease ids and hourly counter (own slot)."""
-        return f"{self.prefix}:c:{self.campaign}:vol:{{v:{volunteer}}}"
 
     @property
     def regions(self) -> str:
         """SET of the region codes that have ever had numbers queued."""
         return f"{self.prefix}:c:{self.campaign}:regions"
-
-    @property
-    def clock_offset(self) -> str:
-        """STRING: test-only milliseconds added to Redis TIME by the scripts."""
-        return f"{self.prefix}:clock-offset"

@@ -1,0 +1,290 @@
+"""The lease client: acquire, renew, complete and release, each an atomic Lua call.
+
+The volunteer's limits live in the volunteer's own Cluster slot (``{v:…}``), the
+number in the region's (``{r:…}``), and no script may touch two slots. So acquire is
+two atomic steps: ``reserve`` takes one slot of both limits on the volunteer's keys
+(refusing atomically when either is used up), then ``acquire`` leases a number on the
+region's keys; if no region yields one, ``unreserve`` gives the slot back. A client
+that dies in between leaves a reservation that frees itself at its deadline (one lease
+time to live). complete / release end the reservation; renew extends it.
+
+Time inside every script is Redis ``TIME`` plus ``clock_offset_ms`` (0 in production;
+tests move the clock with it). The client's own clock only picks which calling window
+to pass; the script refuses a lease outside it by Redis time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import random
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+import redis
+
+from phonebank.core.calling_hours import (
+    CallingPolicy,
+    Interval,
+    effective_zones,
+    from_ms,
+    next_opening,
+    to_ms,
+    upcoming_windows,
+    window_at,
+)
+from phonebank.core.guidelines import Guideline, GuidelineLibrary, load_guidelines
+from phonebank.core.keys import KeyScheme, RegionKeys
+from phonebank.core.lease_types import (
+    AlreadyCompletedError,
+    Completion,
+    CompletionStatus,
+    Lease,
+    LeaseExpiredError,
+    NotLeaseHolderError,
+    OutsideCallingHoursError,
+    Preferences,
+    VolunteerLimitReachedError,
+    lease_id_for,
+    split_lease_id,
+)
+from phonebank.core.records import Outcome
+from phonebank.core.region_choice import RegionChooser
+from phonebank.core.regions import REGIONS, select_regions
+from phonebank.core.retry_policy import HOUR_MS, RetryPolicy
+from phonebank.core.scripts import ReturnCode, Scripts
+from phonebank.core.settings import Settings
+
+#: milliseconds in one second
+SECOND_MS = 1000
+#: regions one acquire tries before answering "nothing to call"
+MAX_REGION_TRIES = 4
+#: milliseconds an ended lease hash is kept to match late and repeated answers (7 days)
+LEASE_RETENTION_MS = 7 * 24 * HOUR_MS
+#: calling windows passed to complete (``MAX_WINDOWS`` of ``lua/includes/outcome.lua``)
+SCHEDULE_WINDOWS = 16
+#: milliseconds of client clock skew tolerated when choosing the windows of a schedule
+SCHEDULE_SKEW_MS = HOUR_MS
+#: hex digits of the keyed volunteer hash (128 bits)
+VOLUNTEER_HASH_HEX_DIGITS = 32
+
+_REFUSALS: dict[int, type[Exception]] = {
+    ReturnCode.NOT_FOUND: NotLeaseHolderError,
+    ReturnCode.NOT_HOLDER: NotLeaseHolderError,
+    ReturnCode.RELEASED: NotLeaseHolderError,
+    ReturnCode.EXPIRED: LeaseExpiredError,
+    ReturnCode.ALREADY_COMPLETED: AlreadyCompletedError,
+}
+_COMPLETION_STATUS = {
+    ReturnCode.OK: CompletionStatus.RECORDED,
+    ReturnCode.RECORDED_LATE: CompletionStatus.RECORDED_LATE,
+    ReturnCode.ALREADY_RECORDED: CompletionStatus.ALREADY_RECORDED,
+}
+
+
+def volunteer_hash(secret: str, volunteer: str) -> str:
+    """The keyed hash that stands for a volunteer id in Redis and in events."""
+    digest = hmac.new(secret.encode(), volunteer.encode(), hashlib.sha256).hexdigest()
+    return digest[:VOLUNTEER_HASH_HEX_DIGITS]
+
+
+def campaign_region_zones(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """The zones of every region the campaign calls (``regions_include``/``_exclude``)."""
+    chosen = select_regions(settings.regions_include, settings.regions_exclude)
+    return {code: REGIONS[code].zones for code in sorted(chosen)}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _refuse(code: int, lease_id: str) -> NoReturn:
+    error = _REFUSALS.get(code)
+    if error is None:
+        raise RuntimeError(f"unexpected reply {code} for lease {lease_id}")
+    raise error(f"lease {lease_id}: {ReturnCode(code).name.lower().replace('_', ' ')}")
+
+
+class LeaseClient:
+    """Leases numbers to volunteers; safe to share between threads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: redis.Redis,
+        region_zones: Mapping[str, Sequence[str]] | None = None,
+        *,
+        guidelines: GuidelineLibrary | None = None,
+        retry_policy: RetryPolicy | None = None,
+        clock_offset_ms: int = 0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._client = client
+        self._settings = settings
+        self._keys = KeyScheme(settings.key_prefix, settings.campaign)
+        zones_by_region = campaign_region_zones(settings) if region_zones is None else region_zones
+        self._region_zones = {region: tuple(zones) for region, zones in zones_by_region.items()}
+        self._guidelines = guidelines or load_guidelines()
+        self._policy = retry_policy or RetryPolicy()
+        self._calling = CallingPolicy.from_settings(settings)
+        self._scripts = Scripts(client)
+        self._secret = settings.gateway_token_secret.get_secret_value()
+        self._ttl_ms = settings.lease_ttl_seconds * SECOND_MS
+        #: test-only milliseconds added to Redis TIME inside the scripts (0 in production)
+        self.clock_offset_ms = clock_offset_ms
+        self.chooser = RegionChooser(client, self._keys, self._region_zones, self._calling, rng)
+
+    def now_ms(self) -> int:
+        """The client's estimate of script time: its clock plus the offset."""
+        return int(time.time() * SECOND_MS) + self.clock_offset_ms
+
+    # --- acquire -----------------------------------------------------------------------
+
+    def acquire(self, volunteer: str, preferences: Preferences | None = None) -> Lease | None:
+        """Lease one number to ``volunteer``, or ``None`` when no open region has one."""
+        wanted = preferences or Preferences()
+        now = self.now_ms()
+        guides = {r: g for r in self._region_zones if (g := self._guide(r, wanted)) is not None}
+        open_now = self.chooser.open_windows(sorted(guides), now)
+        if not open_now:
+            opening = self._opening(guides, now)
+            raise OutsideCallingHoursError("no region you may call is open now", opening)
+        ordered = self.chooser.order(open_now, now)[:MAX_REGION_TRIES]
+        if not ordered:
+            return None
+        person = volunteer_hash(self._secret, volunteer)
+        reservation = uuid.uuid4().hex
+        self._reserve(person, reservation)
+        for region in ordered:
+            lease = self._acquire_in(region, open_now[region], guides[region], person, reservation)
+            if lease is not None:
+                return lease
+        volunteer_keys = self._keys.volunteer(person)
+        self._scripts.run("unreserve", [volunteer_keys.live, volunteer_keys.hourly], [reservation])
+        return None
+
+    def _guide(self, region: str, preferences: Preferences) -> Guideline | None:
+        if not preferences.allows(region):
+            return None
+        return self._guidelines.pick(region, preferences.languages)
+
+    def _opening(self, regions: Mapping[str, Guideline], now: int) -> int | None:
+        openings = [next_opening(self._region_zones[r], self._calling, now) for r in regions]
+        known = [opening for opening in openings if opening is not None]
+        return min(known) if known else None
+
+    def _reserve(self, person: str, reservation: str) -> None:
+        keys = self._keys.volunteer(person)
+        settings = self._settings
+        reply = self._scripts.run(
+            "reserve",
+            [keys.live, keys.hourly],
+            [reservation, self._ttl_ms, settings.volunteer_max_leases,
+             settings.volunteer_max_per_hour, HOUR_MS, self.clock_offset_ms],
+        )
+        if reply[0] == ReturnCode.CONCURRENT_LIMIT:
+            raise VolunteerLimitReachedError("too many leases open at once", int(reply[1]))
+        if reply[0] == ReturnCode.HOURLY_LIMIT:
+            raise VolunteerLimitReachedError("hourly lease quota used up", int(reply[1]))
+
+    def _acquire_in(
+        self, region: str, window: Interval, guide: Guideline, person: str, reservation: str
+    ) -> Lease | None:
+        keys = self._keys.region(region)
+        lease_id = lease_id_for(region, reservation)
+        token = uuid.uuid4().hex
+        reply = self._scripts.run(
+            "acquire",
+            [keys.ready, keys.due, keys.leases, keys.lease(lease_id), keys.holders,
+             keys.attempts, keys.expiries, keys.counters, keys.dnc],
+            [lease_id, token, person, self._ttl_ms, window.start_ms, window.end_ms, guide.ref,
+             self._settings.campaign, region, self.clock_offset_ms],
+        )
+        if reply[0] == ReturnCode.EMPTY:
+            self.chooser.mark_drained(region)
+        if reply[0] != ReturnCode.OK:
+            return None
+        _, number, attempt, deadline_ms, now_ms = reply
+        zone = effective_zones(self._region_zones[region])[0]
+        return Lease(
+            lease_id=lease_id, token=token, national_number=int(number), region=region,
+            zone=zone, callee_local_time=from_ms(int(now_ms), zone), guideline=guide.ref,
+            guideline_language=guide.language, leased_at_ms=int(now_ms),
+            deadline_ms=int(deadline_ms), attempt=int(attempt),
+        )
+
+    # --- renew, complete, release --------------------------------------------------------
+
+    def _region_keys(self, lease_id: str) -> tuple[str, RegionKeys]:
+        region, _ = split_lease_id(lease_id)
+        if region not in self._region_zones:
+            raise NotLeaseHolderError(f"lease {lease_id}: unknown region")
+        return region, self._keys.region(region)
+
+    def renew(self, lease_id: str, token: str) -> int:
+        """Restart the lease's countdown; returns the new deadline (epoch ms)."""
+        region, keys = self._region_keys(lease_id)
+        window = window_at(self._region_zones[region], self._calling, self.now_ms())
+        window_end = window.end_ms if window is not None else 0
+        reply = self._scripts.run(
+            "renew",
+            [keys.leases, keys.lease(lease_id)],
+            [lease_id, token, self._ttl_ms, window_end, self.clock_offset_ms],
+        )
+        if reply[0] != ReturnCode.OK:
+            _refuse(int(reply[0]), lease_id)
+        deadline = int(reply[1])
+        live = self._keys.volunteer(_text(reply[2])).live
+        pipe = self._client.pipeline(transaction=False)
+        pipe.zadd(live, {split_lease_id(lease_id)[1]: deadline}, xx=True)
+        pipe.pexpire(live, self._ttl_ms)
+        pipe.execute()
+        return deadline
+
+    def complete(
+        self,
+        lease_id: str,
+        token: str,
+        outcome: Outcome,
+        callback_at: dt.datetime | None = None,
+    ) -> Completion:
+        """Record the outcome of the call (``callback_at``: aware datetime, for callbacks)."""
+        region, keys = self._region_keys(lease_id)
+        rule = self._policy.rule(Outcome(outcome))
+        callback_ms = to_ms(callback_at) if callback_at is not None else 0
+        anchor = max(self.now_ms(), callback_ms) - SCHEDULE_SKEW_MS
+        windows = upcoming_windows(self._region_zones[region], self._calling, anchor,
+                                   SCHEDULE_WINDOWS)
+        schedule: list[str | int] = [len(rule.retry_delays_ms), *rule.retry_delays_ms, len(windows)]
+        for window in windows:
+            schedule.extend(window)
+        reply = self._scripts.run(
+            "complete",
+            [keys.ready, keys.due, keys.leases, keys.lease(lease_id), keys.holders,
+             keys.attempts, keys.expiries, keys.parked, keys.counters, keys.dnc, keys.outcomes],
+            [lease_id, token, Outcome(outcome).value, *rule.script_args(), callback_ms,
+             LEASE_RETENTION_MS, self.clock_offset_ms, *schedule],
+        )
+        status = _COMPLETION_STATUS.get(ReturnCode(int(reply[0])))
+        if status is None:
+            _refuse(int(reply[0]), lease_id)
+        self._end_reservation(_text(reply[2]), lease_id)
+        return Completion(status, _text(reply[1]), _text(reply[3]))
+
+    def release(self, lease_id: str, token: str) -> None:
+        """Give the number back, uncalled: front of the queue, no attempt counted."""
+        _, keys = self._region_keys(lease_id)
+        reply = self._scripts.run(
+            "release",
+            [keys.ready, keys.leases, keys.lease(lease_id), keys.holders],
+            [lease_id, token, LEASE_RETENTION_MS, self.clock_offset_ms],
+        )
+        if reply[0] != ReturnCode.OK:
+            _refuse(int(reply[0]), lease_id)
+        self._end_reservation(_text(reply[1]), lease_id)
+
+    def _end_reservation(self, person: str, lease_id: str) -> None:
+        self._client.zrem(self._keys.volunteer(person).live, split_lease_id(lease_id)[1])

@@ -1,0 +1,47 @@
+--[[
+  enqueue: append numbers (already deduplicated by the caller) to the BACK of the
+  region's ready list, skipping do-not-call numbers. The assigner calls it per chunk.
+
+  KEYS
+    1 ready     LIST   numbers waiting, head first
+    2 dnc       SET    do-not-call numbers of the region (all campaigns)
+    3 counters  HASH   region counters ("enqueued", "dnc")
+  ARGV
+    1..N  national numbers (10 digits), N <= 5000
+  RETURNS
+    {0 OK, queued, skipped as do-not-call}
+    {-10 BAD_ARGUMENT}   more than 5000 numbers
+]]
+--- @include "includes/codes.lua"
+
+local MAX_NUMBERS = 5000
+--  numbers checked and pushed per command (bounds every unpack)
+local BATCH = 500
+
+local ready_key, dnc_key, counters_key = KEYS[1], KEYS[2], KEYS[3]
+local total = #ARGV
+if total > MAX_NUMBERS then
+  return { BAD_ARGUMENT }
+end
+
+local queued = 0
+for first = 1, total, BATCH do
+  local last = math.min(first + BATCH - 1, total)
+  local flags = redis.call('SMISMEMBER', dnc_key, unpack(ARGV, first, last))
+  local keep = {}
+  for index = 1, #flags do
+    if flags[index] == 0 then
+      keep[#keep + 1] = ARGV[first + index - 1]
+    end
+  end
+  if #keep > 0 then
+    redis.call('RPUSH', ready_key, unpack(keep))
+    queued = queued + #keep
+  end
+end
+local skipped = total - queued
+redis.call('HINCRBY', counters_key, 'enqueued', total)
+if skipped > 0 then
+  redis.call('HINCRBY', counters_key, 'dnc', skipped)
+end
+return { OK, queued, skipped }

@@ -1,0 +1,35 @@
+--[[
+  release: the volunteer gives the number back without calling. It goes to the FRONT
+  of the ready list and no attempt is counted.
+
+  KEYS
+    1 ready    LIST  numbers waiting, head first
+    2 leases   ZSET  lease id -> deadline (ms)
+    3 lease    HASH  the lease
+    4 holders  HASH  number -> lease id
+  ARGV
+    1 lease id    2 token    3 retention of the ended lease hash (ms)
+    4 clock offset (ms, 0 in production)
+  RETURNS
+    {0 OK, volunteer hash}
+    {-1 NOT_FOUND}  {-2 NOT_HOLDER}  {-3 EXPIRED}  {-4 ALREADY_COMPLETED}  {-5 RELEASED}
+]]
+--- @include "includes/codes.lua"
+--- @include "includes/time.lua"
+--- @include "includes/lease.lua"
+--- @include "includes/holder.lua"
+
+local ready_key, leases_key, lease_key, holders_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local lease_id, token, retention_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
+
+local now = now_ms(ARGV[4])
+local lease = read_lease(lease_key)
+local refusal = check_holder(lease, token, now)
+if refusal then
+  return { refusal }
+end
+redis.call('ZREM', leases_key, lease_id)
+release_holder(holders_key, lease['number'], lease_id)
+redis.call('LPUSH', ready_key, lease['number'])
+finish_lease(lease_key, 'released', retention_ms)
+return { OK, lease['volunteer'] }

@@ -1,0 +1,136 @@
+"""The Lua script loader: reads ``lua/<operation>-<numkeys>.lua``, inlines includes, registers.
+
+A line ``--- @include "includes/<name>.lua"`` is replaced by that file's text (once per
+script, BullMQ style). The rendered text is what runs on Redis; other clients (a Node.js
+or Go frontend) can take it from :func:`render_all` or from
+``python -m phonebank.core.scripts OUTPUT_FOLDER``.
+
+Return codes shared by the scripts are mirrored in :class:`ReturnCode`.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from enum import IntEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import redis
+
+#: Folder of the scripts shipped with the package.
+LUA_FOLDER = Path(__file__).with_name("lua")
+#: ``acquire-9.lua`` → operation ``acquire``, 9 keys.
+SCRIPT_NAME = re.compile(r"^(?P<operation>[a-z]+)-(?P<numkeys>\d+)\.lua$")
+#: ``--- @include "includes/time.lua"``
+INCLUDE_LINE = re.compile(r'^---\s*@include\s+"(?P<path>[^"]+)"\s*$')
+
+
+class ReturnCode(IntEnum):
+    """The first element of every script reply (``lua/includes/codes.lua``)."""
+
+    OK = 0
+    RECORDED_LATE = 1
+    ALREADY_RECORDED = 2
+    NOT_FOUND = -1
+    NOT_HOLDER = -2
+    EXPIRED = -3
+    ALREADY_COMPLETED = -4
+    RELEASED = -5
+    EMPTY = -6
+    CLOSED = -7
+    CONCURRENT_LIMIT = -8
+    HOURLY_LIMIT = -9
+    BAD_ARGUMENT = -10
+    NOT_DUE = -11
+
+
+class ScriptError(RuntimeError):
+    """A script file is malformed, or was called with the wrong number of keys."""
+
+
+def render(path: Path) -> str:
+    """The text of one script with every include inlined (each include at most once)."""
+    seen: set[Path] = set()
+    return _render(path, seen)
+
+
+def _render(path: Path, seen: set[Path]) -> str:
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        include = INCLUDE_LINE.match(line)
+        if include is None:
+            lines.append(line)
+            continue
+        target = (LUA_FOLDER / include["path"]).resolve()
+        if target.parent != (LUA_FOLDER / "includes").resolve() or not target.is_file():
+            raise ScriptError(f"{path.name}: include {include['path']!r} not found")
+        if target not in seen:
+            seen.add(target)
+            lines.append(_render(target, seen))
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class ScriptSource:
+    """One operation's rendered script."""
+
+    operation: str
+    numkeys: int
+    text: str
+
+
+@lru_cache(maxsize=4)
+def render_all(folder: Path = LUA_FOLDER) -> dict[str, ScriptSource]:
+    """Every operation in ``folder``, by operation name."""
+    sources: dict[str, ScriptSource] = {}
+    for path in sorted(folder.glob("*.lua")):
+        match = SCRIPT_NAME.match(path.name)
+        if match is None:
+            raise ScriptError(f"{path.name}: script names are <operation>-<numkeys>.lua")
+        operation = match["operation"]
+        sources[operation] = ScriptSource(operation, int(match["numkeys"]), render(path))
+    return sources
+
+
+class Scripts:
+    """The scripts registered with one redis-py client (EVALSHA, EVAL on NOSCRIPT)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._sources = render_all()
+        self._registered = {
+            name: client.register_script(source.text) for name, source in self._sources.items()
+        }
+
+    def run(
+        self,
+        operation: str,
+        keys: list[str],
+        args: list[str | int],
+        client: Any = None,
+    ) -> list[Any]:
+        """Run ``operation`` with ``keys`` and ``args``; ``client`` may be a pipeline."""
+        source = self._sources[operation]
+        if len(keys) != source.numkeys:
+            raise ScriptError(f"{operation} takes {source.numkeys} keys, got {len(keys)}")
+        reply = self._registered[operation](keys=keys, args=args, client=client)
+        return reply  # type: ignore[no-any-return]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write every rendered script into a folder, for clients in other languages."""
+    arguments = sys.argv[1:] if argv is None else argv
+    if len(arguments) != 1:
+        print("usage: python -m phonebank.core.scripts OUTPUT_FOLDER", file=sys.stderr)
+        return 2
+    output = Path(arguments[0])
+    output.mkdir(parents=True, exist_ok=True)
+    for source in render_all().values():
+        (output / f"{source.operation}-{source.numkeys}.lua").write_text(source.text, "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
