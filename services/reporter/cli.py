@@ -1,0 +1,37 @@
+"""The ``phonebank reporter`` subcommand: run the reporter in the foreground until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from types import FrameType
+
+from phonebank.core.settings import Settings
+from phonebank.reporter.app import run_reporter
+
+
+def cmd_reporter(args: argparse.Namespace, settings: Settings) -> int:
+    """Consume outcomes and serve the report until SIGTERM or Ctrl-C; exit code 0."""
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return run_reporter(settings, stop, port=args.port, host=args.host, rebuild=args.rebuild)
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``phonebank reporter`` to the ``phonebank`` command."""
+    parser = commands.add_parser(
+        "reporter", help="aggregate outcomes: coverage report, /report.json, /metrics",
+        description="Consume the outcomes topic into per-region coverage; serve / (report "
+                    "page), /report.json, /metrics, /healthz and /readyz.")
+    parser.add_argument("--port", type=int, default=None,
+                        help="HTTP port (default: PHONEBANK_REPORTER_PORT)")
+    parser.add_argument("--host", default="", help="address to listen on (default: all)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="drop the saved state and recount from the start of the topic")
+    parser.set_defaults(handler=cmd_reporter)

@@ -1,0 +1,122 @@
+"""The reporter's ``/metrics``: one collector that renders the report document as metrics.
+
+Drawn from the same document as ``/report.json`` so the two never disagree. Names are
+the constants of :mod:`phonebank.core.metrics`; labels are region, outcome and result
+only. Guideline rates and the per-hour history stay out of Prometheus (see
+docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from phonebank.core import metrics as names
+from phonebank.reporter.report import MS_PER_DAY
+from phonebank.reporter.status import ReporterStatus
+
+#: seconds in one day
+SECONDS_PER_DAY = MS_PER_DAY // 1000
+
+#: report field → (metric name, help) of the per-region gauges
+_REGION_GAUGES = {
+    "ingested": (names.COVERAGE_INGESTED, "Distinct numbers accepted into the campaign."),
+    "attempted": (names.COVERAGE_ATTEMPTED, "Distinct numbers called at least once."),
+    "reached": (names.COVERAGE_REACHED, "Distinct numbers reached."),
+    "conversations": (names.COVERAGE_CONVERSATIONS, "Distinct numbers with a conversation."),
+    "do_not_call": (names.COVERAGE_DO_NOT_CALL, "Distinct numbers that asked not to be called."),
+    "retired": (names.COVERAGE_RETIRED, "Distinct numbers retired as bad numbers."),
+    "parked": (names.COVERAGE_PARKED, "Distinct numbers parked after repeated expiries."),
+    "coverage_ratio": (names.COVERAGE_RATIO, "Attempted / ingested."),
+    "reach_ratio": (names.REACH_RATIO, "Reached / attempted."),
+}
+
+
+def _region_families(regions: list[dict[str, Any]]) -> Iterator[Metric]:
+    for field, (name, text) in _REGION_GAUGES.items():
+        family = GaugeMetricFamily(name, text, labels=["region"])
+        for row in regions:
+            family.add_metric([row["code"]], row[field])
+        yield family
+    remaining = GaugeMetricFamily(names.COVERAGE_REMAINING,
+                                  "Projected seconds to attempt every ingested number.",
+                                  labels=["region"])
+    outcomes = CounterMetricFamily(names.OUTCOMES, "Outcome events by outcome.",
+                                   labels=["region", "outcome"])
+    for row in regions:
+        if row["projected_days"] is not None:
+            remaining.add_metric([row["code"]], row["projected_days"] * SECONDS_PER_DAY)
+        for outcome, count in row["outcomes"].items():
+            outcomes.add_metric([row["code"], outcome], count)
+    yield remaining
+    yield outcomes
+
+
+def _attempts_family(distribution: dict[str, int]) -> Metric:
+    buckets, cumulative, total_calls = [], 0, 0
+    for label, numbers in distribution.items():
+        cumulative += numbers
+        calls = int(label.rstrip("+"))
+        total_calls += calls * numbers
+        if not label.endswith("+"):
+            buckets.append((f"{calls}.0", float(cumulative)))
+    buckets.append(("+Inf", float(cumulative)))
+    return GaugeHistogramMetricFamily(names.ATTEMPTS_PER_NUMBER,
+                                      "Attempted numbers by calls made to them.",
+                                      buckets=buckets, gsum_value=float(total_calls))
+
+
+class ReporterCollector(Collector):
+    """Collects the reporter's metrics from its live status at scrape time."""
+
+    def __init__(self, status: ReporterStatus) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[Metric]:
+        status = self.status
+        document = status.report()
+        totals = document["totals"]
+        yield from _region_families(document["regions"])
+        yield _attempts_family(document["attempts_per_number"])
+        yield GaugeMetricFamily(names.VOLUNTEERS_ACTIVE_15M, "Distinct volunteers, last 15 min.",
+                                value=totals["volunteers_active_15m"])
+        yield GaugeMetricFamily(names.VOLUNTEERS_ACTIVE_24H, "Distinct volunteers, last 24 h.",
+                                value=totals["volunteers_active_24h"])
+        events = CounterMetricFamily(names.REPORTER_EVENTS, "Outcome records read by result.",
+                                     labels=["result"])
+        for result, count in document["events"].items():
+            events.add_metric([result], count)
+        yield events
+        checkpoints = CounterMetricFamily(names.REPORTER_CHECKPOINTS, "Checkpoints by result.",
+                                          labels=["result"])
+        checkpoints.add_metric(["ok"], status.checkpoints_ok)
+        checkpoints.add_metric(["error"], status.checkpoints_failed)
+        yield checkpoints
+        yield GaugeMetricFamily(names.REPORTER_LAST_CHECKPOINT, "Unix time of the last checkpoint.",
+                                value=status.last_checkpoint_s)
+        yield GaugeMetricFamily(names.REPORTER_LAST_EVENT, "Completion time of the newest event.",
+                                value=status.aggregator.last_event_ms / 1000)
+        if status.consumer_lag is not None:
+            yield GaugeMetricFamily(names.CONSUMER_LAG, "Records behind the end of the topic.",
+                                    value=status.consumer_lag)
+
+
+def make_registry(status: ReporterStatus) -> CollectorRegistry:
+    """A registry holding the reporter's collector (one per reporter; tests make several)."""
+    registry = CollectorRegistry()
+    registry.register(ReporterCollector(status))
+    return registry
+
+
+def render_metrics(registry: CollectorRegistry) -> bytes:
+    """The Prometheus text exposition of ``registry``."""
+    return generate_latest(registry)

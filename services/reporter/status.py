@@ -1,0 +1,65 @@
+"""The reporter's shared live state: the aggregator behind a lock, plus service health.
+
+The consumer thread mutates it; HTTP handler threads read it. Everything an HTTP request
+needs is in memory here (Redis-derived figures are refreshed by the consumer loop), so a
+scrape or a page view never waits on Redis or Kafka.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from phonebank.reporter.aggregate import Aggregator
+from phonebank.reporter.report import ReportInputs, build_report
+
+#: seconds without a consumer-loop heartbeat after which /healthz fails
+HEARTBEAT_STALE_SECONDS = 60.0
+
+
+@dataclass
+class ReporterStatus:
+    """Aggregator, Redis-derived inputs and health of one reporter process."""
+
+    campaign: str
+    aggregator: Aggregator
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    ingested: dict[str, int] = field(default_factory=dict)
+    volunteers_active_15m: int = 0
+    volunteers_active_24h: int = 0
+    invalid: int = 0
+    checkpoints_ok: int = 0
+    checkpoints_failed: int = 0
+    last_checkpoint_s: float = 0.0
+    consumer_lag: int | None = None
+    ready_event: threading.Event = field(default_factory=threading.Event)
+    heartbeat_s: float = field(default_factory=time.monotonic)
+
+    @property
+    def ready(self) -> bool:
+        """True once the state is loaded and the consumer reads its partitions."""
+        return self.ready_event.is_set()
+
+    def beat(self) -> None:
+        """The consumer loop is alive."""
+        self.heartbeat_s = time.monotonic()
+
+    def healthy(self) -> bool:
+        """True while the consumer loop has beaten recently."""
+        return time.monotonic() - self.heartbeat_s < HEARTBEAT_STALE_SECONDS
+
+    def report(self, now_ms: int | None = None) -> dict[str, Any]:
+        """The ``/report.json`` document as of now (or ``now_ms``)."""
+        inputs = ReportInputs(
+            campaign=self.campaign,
+            now_ms=now_ms if now_ms is not None else int(time.time() * 1000),
+            ingested=dict(self.ingested),
+            volunteers_active_15m=self.volunteers_active_15m,
+            volunteers_active_24h=self.volunteers_active_24h,
+        )
+        with self.lock:
+            document = build_report(self.aggregator, inputs)
+        document["events"]["invalid"] = self.invalid
+        return document
