@@ -1,0 +1,95 @@
+"""Helpers of the lease, reaper and do-not-call tests: a clock set to a chosen instant.
+
+Time in the scripts is Redis TIME plus the client's ``clock_offset_ms``; these helpers
+compute the offset that puts the scripts' clock at a given callee-local instant.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from zoneinfo import ZoneInfo
+
+import redis
+
+from phonebank.assigner.reaper import Reaper
+from phonebank.core.keys import KeyScheme, RegionKeys
+from phonebank.core.leases import LeaseClient
+from phonebank.core.queues import enqueue_chunk, queue_depths
+from phonebank.core.settings import Settings
+
+MOSCOW = "Europe/Moscow"
+SAMARA = "Europe/Samara"
+KALININGRAD = "Europe/Kaliningrad"
+#: test regions and their zones (real codes, zones given directly)
+REGION_ZONES = {
+    "RU-MOW": (MOSCOW,),
+    "RU-SAM": (SAMARA,),
+    "RU-KGD": (KALININGRAD,),
+}
+#: a Tuesday
+TEST_DATE = dt.date(2026, 3, 10)
+#: milliseconds in one second / minute / hour
+SECOND_MS = 1000
+MINUTE_MS = 60 * SECOND_MS
+HOUR_MS = 60 * MINUTE_MS
+
+
+def local_instant(hour: int, minute: int = 0, second: int = 0, zone: str = MOSCOW,
+                  day: dt.date = TEST_DATE) -> dt.datetime:
+    """An aware datetime at a local wall-clock time."""
+    return dt.datetime.combine(day, dt.time(hour, minute, second), tzinfo=ZoneInfo(zone))
+
+
+def offset_to(instant: dt.datetime) -> int:
+    """The clock offset (ms) that puts the scripts' clock at ``instant`` now."""
+    return int(instant.timestamp() * SECOND_MS) - int(time.time() * SECOND_MS)
+
+
+def lease_client(settings: Settings, client: redis.Redis, at: dt.datetime,
+                 region_zones: dict[str, tuple[str, ...]] | None = None) -> LeaseClient:
+    """A lease client whose clock reads ``at`` now."""
+    return LeaseClient(settings, client, region_zones or REGION_ZONES,
+                       clock_offset_ms=offset_to(at))
+
+
+def reaper(settings: Settings, client: redis.Redis, offset_ms: int, **options: int) -> Reaper:
+    """A reaper whose clock is ``offset_ms`` ahead of Redis TIME."""
+    return Reaper(settings, client, clock_offset_ms=offset_ms, **options)
+
+
+def scheme(settings: Settings) -> KeyScheme:
+    """The test's key scheme."""
+    return KeyScheme(settings.key_prefix, settings.campaign)
+
+
+def fill(settings: Settings, client: redis.Redis, region: str, numbers: Sequence[int]) -> int:
+    """Queue numbers in a region."""
+    return enqueue_chunk(client, scheme(settings), region, list(numbers))
+
+
+def numbers_from(first: int, count: int) -> list[int]:
+    """``count`` consecutive national numbers from ``first``."""
+    return list(range(first, first + count))
+
+
+def states_of(client: redis.Redis, keys: RegionKeys) -> dict[str, list[int]]:
+    """Every in-play number by where it sits: ready (in list order), due, leased, parked."""
+    return {
+        "ready": [int(n) for n in client.lrange(keys.ready, 0, -1)],  # type: ignore[union-attr]
+        "due": [int(n) for n in client.zrange(keys.due, 0, -1)],  # type: ignore[union-attr]
+        "leased": [int(n) for n in client.hkeys(keys.holders)],  # type: ignore[union-attr]
+        "parked": [int(n) for n in client.smembers(keys.parked)],  # type: ignore[union-attr]
+    }
+
+
+def assert_conserved(settings: Settings, client: redis.Redis, region: str, now_ms: int) -> None:
+    """Every number offered is in exactly one state, and the counts add up."""
+    keys = scheme(settings).region(region)
+    states = states_of(client, keys)
+    in_play = [number for numbers in states.values() for number in numbers]
+    assert len(in_play) == len(set(in_play)), f"a number is in two places: {states}"
+    depths = queue_depths(client, scheme(settings), [region], now_ms)[region]
+    assert depths.leased == len(states["leased"])
+    assert depths.accounted == depths.counter("enqueued"), depths
