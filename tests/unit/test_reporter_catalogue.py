@@ -1,0 +1,103 @@
+"""The metrics catalogue: conventions hold, docs are current, dashboard and rules use it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from phonebank.core import metrics
+
+REPO = Path(__file__).resolve().parents[2]
+DASHBOARD = REPO / "deploy" / "grafana" / "phonebank.json"
+RULES = REPO / "deploy" / "prometheus" / "rules.yml"
+SCRAPE_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
+DOC = REPO / "docs" / "metrics.md"
+NAME = re.compile(r"\bphonebank_[a-z0-9_]+")
+HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
+UNIT_SUFFIXES = ("_total", "_seconds", "_records", "_numbers", "_ratio", "_events", "_open",
+                 "_paused", "_active", "_15m", "_24h", "_per_number")
+
+
+def catalogued(name: str) -> bool:
+    """True if ``name`` is a catalogued metric or a histogram series of one."""
+    if name in metrics.CATALOGUE:
+        return True
+    histograms = {n for n, spec in metrics.CATALOGUE.items() if spec.kind == "histogram"}
+    return any(name == base + suffix for base in histograms for suffix in HISTOGRAM_SUFFIXES)
+
+
+def dashboard_expressions() -> list[str]:
+    board = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for panel in board["panels"] for t in panel["targets"]]
+    exprs += [v["definition"] for v in board["templating"]["list"] if "definition" in v]
+    return exprs
+
+
+def test_every_constant_is_catalogued_and_follows_the_conventions() -> None:
+    constants = {value for name, value in vars(metrics).items()
+                 if name.isupper() and name != "PREFIX" and isinstance(value, str)
+                 and value.startswith(metrics.PREFIX)}
+    assert constants == set(metrics.CATALOGUE)
+    for spec in metrics.CATALOGUE.values():
+        assert spec.name.startswith(metrics.PREFIX)
+        assert set(spec.labels) <= metrics.ALLOWED_LABELS, spec.name
+        assert (spec.kind == "counter") == spec.name.endswith("_total"), spec.name
+        assert spec.name.endswith(UNIT_SUFFIXES), spec.name
+
+
+def test_dashboard_uses_only_catalogued_metrics() -> None:
+    # Given every PromQL expression of the dashboard
+    used = {name for expr in dashboard_expressions() for name in NAME.findall(expr)}
+    # Then each metric it names is in the catalogue, and the panels the issue asks for exist
+    assert used, "the dashboard queries no phonebank metric"
+    assert sorted(name for name in used if not catalogued(name)) == []
+    for required in (metrics.COVERAGE_RATIO, metrics.OUTCOMES, metrics.QUEUE_READY,
+                     metrics.LEASE_EXPIRIES, metrics.CONSUMER_LAG,
+                     metrics.LEASE_OPERATION_SECONDS + "_bucket", metrics.INGEST_NUMBERS):
+        assert required in used
+
+
+def test_rules_use_only_catalogued_metrics() -> None:
+    used = set(NAME.findall(RULES.read_text()))
+    assert sorted(name for name in used if not catalogued(name)) == []
+    alerts = set(re.findall(r"alert: (\w+)", RULES.read_text()))
+    assert {"PhonebankServiceDown", "PhonebankConsumerLagGrowing", "PhonebankOpenRegionQueueEmpty",
+            "PhonebankLeaseExpiryRatioHigh", "PhonebankOutcomesRelayStalled"} <= alerts
+
+
+def test_docs_table_is_generated_from_the_catalogue() -> None:
+    text = DOC.read_text()
+    table = text.split("<!-- catalogue:begin -->\n", 1)[1].split("\n<!-- catalogue:end -->")[0]
+    assert table == metrics.markdown_catalogue()
+
+
+@pytest.mark.parametrize("labels", [
+    {"number": "x"}, {"region": "9161234567"}, {"result": "+7 916 123-45-67"},
+    {"outcome": "a" * 80},
+])
+def test_check_labels_refuses_personal_data_and_unknown_labels(labels: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="label"):
+        metrics.check_labels(labels)
+
+
+def test_check_labels_accepts_codes() -> None:
+    metrics.check_labels({"region": "RU-MOW", "outcome": "no_answer", "reason": "too_short"})
+
+
+def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    tool = shutil.which("promtool")
+    if tool is None:
+        pytest.skip("promtool not installed (Debian package prometheus; .ci/run installs it)")
+    return subprocess.run([tool, *args], capture_output=True, text=True, check=False)
+
+
+def test_promtool_accepts_the_rules_and_the_scrape_config() -> None:
+    rules = _promtool("check", "rules", str(RULES))
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    config = _promtool("check", "config", "--syntax-only", str(SCRAPE_CONFIG))
+    assert config.returncode == 0, config.stdout + config.stderr
