@@ -200,3 +200,42 @@ COMBINED_CODES: dict[frozenset[str], str] = {
 #: Codes whose Russian name is the registry's usual spelling (combined and special
 #: codes are reached through :data:`COMBINED_CODES` or by name in region_names).
 SUBJECT_CODES: tuple[str, ...] = tuple(r.code for r in (*_SUBJECTS, *_OCCUPIED))
+
+#: Word that stands for every occupied territory in include/exclude lists.
+OCCUPIED_ALIAS = "occupied"
+
+
+class UnknownRegionError(ValueError):
+    """A region list names a code that is not in :data:`REGIONS`."""
+
+
+def _expand(codes: list[str] | tuple[str, ...]) -> set[str]:
+    expanded: set[str] = set()
+    for code in codes:
+        if code == OCCUPIED_ALIAS:
+            expanded.update(c for c, region in REGIONS.items() if region.occupied)
+        elif code in REGIONS:
+            expanded.add(code)
+        else:
+            raise UnknownRegionError(f"unknown region code {code!r}; see docs/ingest.md")
+    return expanded
+
+
+def constituents(code: str) -> frozenset[str]:
+    """The codes a region consists of: itself, plus its parts for a combined code."""
+    parts = next((set(p) for p, combined in COMBINED_CODES.items() if combined == code), set())
+    return frozenset({code, *parts})
+
+
+def select_regions(include: list[str] | tuple[str, ...],
+                   exclude: list[str] | tuple[str, ...]) -> frozenset[str]:
+    """The codes a campaign calls, from its include and exclude lists.
+
+    Empty ``include`` means every region. A combined region (``RU-MOW_MOS``) is included
+    when it or any constituent is listed in ``include``, and excluded when it or any
+    constituent is listed in ``exclude``; exclusion wins. ``occupied`` stands for every
+    occupied territory.
+    """
+    wanted, unwanted = _expand(include), _expand(exclude)
+    chosen = {code for code in REGIONS if not wanted or constituents(code) & wanted}
+    return frozenset(code for code in chosen if not constituents(code) & unwanted)

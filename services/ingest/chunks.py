@@ -1,0 +1,137 @@
+"""Accepted numbers → NumberChunk records of one region each → Kafka.
+
+The :class:`Chunker` buffers numbers per region and emits a chunk whenever a region has
+``size`` numbers; :meth:`Chunker.flush` emits the partial ones (at checkpoints and at
+the end of a source). Chunks carry the campaign, region, source id and a sequence number
+that counts up across the source, also across resumes.
+
+The :class:`KafkaSink` sends them keyed by region to the partition of the stable
+region→partition table (:func:`phonebank.core.kafka.partition_for_region`), through the
+shared idempotent ``acks=all`` producer, and raises on :meth:`KafkaSink.flush` if any
+send failed, so no checkpoint is written past a lost chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from phonebank.core.kafka import ensure_topic, make_producer, partition_for_region
+from phonebank.core.numbering import REGION_CODES
+from phonebank.core.records import NumberChunk
+from phonebank.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: numbers per chunk (a record of ~11 KB before compression)
+DEFAULT_CHUNK_SIZE = 1000
+#: seconds to wait for Kafka to acknowledge everything sent, at each checkpoint
+FLUSH_TIMEOUT_SECONDS = 120
+
+Int64Array = npt.NDArray[np.int64]
+Int16Array = npt.NDArray[np.int16]
+
+
+class IngestError(RuntimeError):
+    """The run cannot go on (Kafka refused chunks); the message says why."""
+
+
+class ChunkSink(Protocol):
+    """Where chunks go."""
+
+    def send(self, chunk: NumberChunk) -> None:
+        """Queue one chunk."""
+
+    def flush(self) -> None:
+        """Wait until every queued chunk is stored; raise IngestError if one was not."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+class Chunker:
+    """Per-region buffers of accepted numbers, cut into chunks of ``size``."""
+
+    def __init__(self, sink: ChunkSink, campaign: str, source_id: str, next_seq: int = 0,
+                 size: int = DEFAULT_CHUNK_SIZE) -> None:
+        self.sink = sink
+        self.campaign = campaign
+        self.source_id = source_id
+        self.next_seq = next_seq
+        self.size = size
+        self.chunks_sent = 0
+        self._buffers: dict[int, list[Int64Array]] = {}
+        self._buffered: dict[int, int] = {}
+
+    def add(self, nationals: Int64Array, regions: Int16Array) -> None:
+        """Buffer accepted numbers with their region indexes; emit every full chunk."""
+        order = np.argsort(regions, kind="stable")
+        grouped, keys = nationals[order], regions[order]
+        cuts = np.flatnonzero(np.diff(keys)) + 1
+        for low, high in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(keys)].tolist(),
+                             strict=True):
+            if high > low:
+                self._buffer(int(keys[low]), grouped[low:high])
+
+    def _buffer(self, region: int, numbers: Int64Array) -> None:
+        self._buffers.setdefault(region, []).append(numbers)
+        self._buffered[region] = self._buffered.get(region, 0) + len(numbers)
+        if self._buffered[region] >= self.size:
+            pending = np.concatenate(self._buffers[region])
+            whole = len(pending) - len(pending) % self.size
+            for start in range(0, whole, self.size):
+                self._emit(region, pending[start:start + self.size])
+            self._buffers[region] = [pending[whole:]]
+            self._buffered[region] = len(pending) - whole
+
+    def flush(self) -> None:
+        """Emit every partial chunk."""
+        for region, parts in self._buffers.items():
+            if self._buffered[region]:
+                self._emit(region, np.concatenate(parts))
+        self._buffers.clear()
+        self._buffered.clear()
+
+    def _emit(self, region: int, numbers: Int64Array) -> None:
+        chunk = NumberChunk(campaign=self.campaign, region=REGION_CODES[region],
+                            source=self.source_id, seq=self.next_seq, numbers=numbers.tolist())
+        self.sink.send(chunk)
+        self.next_seq += 1
+        self.chunks_sent += 1
+
+
+class KafkaSink:
+    """Sends chunks to the numbers topic (created if missing), keyed and partitioned by region."""
+
+    def __init__(self, settings: Settings, **producer_overrides: Any) -> None:
+        self.topic = settings.numbers_topic
+        ensure_topic(settings, self.topic, settings.numbers_partitions)
+        self.producer = make_producer(settings, **producer_overrides)
+        partitions = self.producer.partitions_for(self.topic) or set()
+        self.partitions = len(partitions) or settings.numbers_partitions
+        if self.partitions != settings.numbers_partitions:
+            log.warning("topic %s has %d partitions, settings say %d; using the topic's",
+                        self.topic, self.partitions, settings.numbers_partitions)
+        self._pending: list[Any] = []
+
+    def send(self, chunk: NumberChunk) -> None:
+        """Queue one chunk for its region's partition."""
+        partition = partition_for_region(chunk.region, self.partitions)
+        self._pending.append(self.producer.send(
+            self.topic, key=chunk.region.encode(), value=chunk.encode(), partition=partition))
+
+    def flush(self) -> None:
+        """Wait for every acknowledgement; raise IngestError naming the first failure."""
+        self.producer.flush(timeout=FLUSH_TIMEOUT_SECONDS)
+        failed = [future for future in self._pending if not future.succeeded()]
+        self._pending.clear()
+        if failed:
+            raise IngestError(f"Kafka did not store {len(failed)} chunk(s): "
+                              f"{failed[0].exception!r}")
+
+    def close(self) -> None:
+        """Flush and close the producer."""
+        self.producer.close()
