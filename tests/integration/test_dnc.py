@@ -1,0 +1,93 @@
+"""Do-not-call against the real redis-server: final, global, and checked inside the queue."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from phonebank.core import dnc
+from phonebank.core.lease_types import CompletionStatus
+from phonebank.core.queues import enqueue_chunk
+from phonebank.core.records import Outcome
+from phonebank.core.settings import Settings
+from tests.integration.lease_helpers import (
+    assert_conserved,
+    fill,
+    lease_client,
+    local_instant,
+    numbers_from,
+    scheme,
+)
+
+pytestmark = pytest.mark.integration
+
+FIRST = 9_161_000_000
+MOSCOW_ONLY = {"RU-MOW": ("Europe/Moscow",)}
+
+
+def moscow_or_none(number: int) -> str | None:
+    return "RU-MOW" if str(number).startswith("916") else None
+
+
+def test_do_not_call_outcome_is_final_in_every_campaign(
+        settings: Settings, redis_client: redis.Redis) -> None:
+    # Given a callee who asked never to be called again
+    fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 1))
+    leases = lease_client(settings, redis_client, local_instant(12), MOSCOW_ONLY)
+    lease = leases.acquire("alice")
+    assert lease is not None
+    done = leases.complete(lease.lease_id, lease.token, Outcome.DO_NOT_CALL)
+    assert (done.status, done.next_state) == (CompletionStatus.RECORDED, "dnc")
+    # When the number is queued again, here and in another campaign
+    assert fill(settings, redis_client, "RU-MOW", [FIRST]) == 0
+    other = settings.model_copy(update={"campaign": "spring"})
+    assert fill(other, redis_client, "RU-MOW", [FIRST]) == 0
+    # Then it is never queued nor leased, and the list says so
+    assert leases.acquire("bob") is None
+    assert dnc.is_listed(redis_client, settings.key_prefix, FIRST, moscow_or_none)
+    assert_conserved(settings, redis_client, "RU-MOW", leases.now_ms())
+
+
+def test_a_number_listed_while_queued_is_never_leased(
+        settings: Settings, redis_client: redis.Redis) -> None:
+    # Given three queued numbers, the first two then put on the list
+    fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 3))
+    result = dnc.add_numbers(redis_client, settings.key_prefix, [FIRST, FIRST + 1],
+                             moscow_or_none)
+    assert (result.added, result.already_listed) == (2, 0)
+    leases = lease_client(settings, redis_client, local_instant(12), MOSCOW_ONLY)
+    # When volunteers acquire, Then only the third number is ever handed out
+    lease = leases.acquire("alice")
+    assert lease is not None and lease.national_number == FIRST + 2
+    assert leases.acquire("bob") is None
+    assert_conserved(settings, redis_client, "RU-MOW", leases.now_ms())
+
+
+def test_import_counts_added_repeated_unplaced_and_unparseable(
+        settings: Settings, redis_client: redis.Redis) -> None:
+    # Given a file with a listed number twice, an unplaced one, and junk
+    lines = [f"+7{FIRST}", f"8{FIRST}", "+79031234567", "", "not a number"]
+
+    def parse(text: str) -> int | None:
+        digits = "".join(ch for ch in text if ch.isdigit())
+        return int(digits[-10:]) if len(digits) >= 10 else None
+
+    # When it is imported
+    result = dnc.import_lines(redis_client, settings.key_prefix, lines, parse, moscow_or_none)
+    # Then each kind is counted, and the unplaced number is still found by check
+    assert result == dnc.DncImport(added=2, already_listed=1, unplaced=1, unparseable=1)
+    assert dnc.is_listed(redis_client, settings.key_prefix, 9_031_234_567, moscow_or_none)
+    assert not dnc.is_listed(redis_client, settings.key_prefix, FIRST + 5, moscow_or_none)
+
+
+def test_enqueue_skips_listed_numbers_and_counts_them(
+        settings: Settings, redis_client: redis.Redis) -> None:
+    # Given one listed number among five
+    dnc.add_numbers(redis_client, settings.key_prefix, [FIRST + 2], moscow_or_none)
+    keys = scheme(settings)
+    # When the five are enqueued
+    queued = enqueue_chunk(redis_client, keys, "RU-MOW", numbers_from(FIRST, 5))
+    # Then four are queued and the region counts one do-not-call
+    assert queued == 4
+    assert redis_client.hget(keys.region("RU-MOW").counters, "dnc") == b"1"
+    assert FIRST + 2 not in [int(n) for n in redis_client.lrange(keys.region("RU-MOW").ready, 0, -1)]  # type: ignore[union-attr]
