@@ -62,7 +62,6 @@ COVERAGE_RATIO = "phonebank_coverage_ratio"
 REACH_RATIO = "phonebank_reach_ratio"
 COVERAGE_REMAINING = "phonebank_coverage_projected_remaining_seconds"
 OUTCOMES = "phonebank_outcomes_total"
-ATTEMPTS_PER_NUMBER = "phonebank_attempts_per_number"
 VOLUNTEERS_ACTIVE_15M = "phonebank_volunteers_active_15m"
 VOLUNTEERS_ACTIVE_24H = "phonebank_volunteers_active_24h"
 REPORTER_EVENTS = "phonebank_reporter_events_total"
@@ -152,8 +151,6 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
      "absent while the rate is 0."),
     (OUTCOMES, "counter", "events", "region outcome", "reporter",
      "Outcome events by outcome (calls, plus skipped and expired leases)."),
-    (ATTEMPTS_PER_NUMBER, "gaugehistogram", "calls", "", "reporter",
-     "Attempted numbers by calls made to them (le = calls)."),
     (VOLUNTEERS_ACTIVE_15M, "gauge", "volunteers", "", "reporter",
      "Distinct volunteers with an outcome in the last 15 minutes (HyperLogLog)."),
     (VOLUNTEERS_ACTIVE_24H, "gauge", "volunteers", "", "reporter",

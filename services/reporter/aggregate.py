@@ -13,7 +13,7 @@ Definitions (DESIGN.md, "Outcomes and retries"):
   that ever had such an outcome (``retired``: wrong number or not in service);
 - ``parked`` counts distinct numbers whose ``expired`` events reached the parking limit
   (``lease_max_expiries``), derived from the event stream; the lease engine's parked set
-  (metric ``phonebank_numbers_parked``) is the authority, this is the historical view.
+  (metric ``phonebank_queue_parked_numbers``) is the authority, this is the historical view.
 
 Duplicates (the relay may publish an event twice) are dropped by ``event_id`` within a
 bounded window of recent ids; replays after a restart are excluded by the checkpointed

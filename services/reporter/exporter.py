@@ -2,8 +2,8 @@
 
 Drawn from the same document as ``/report.json`` so the two never disagree. Names are
 the constants of :mod:`phonebank.core.metrics`; labels are region, outcome and result
-only. Guideline rates and the per-hour history stay out of Prometheus (see
-docs/metrics.md).
+only. Guideline rates, the attempts-per-number distribution and the per-hour history
+stay out of Prometheus (see docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
-    GaugeHistogramMetricFamily,
     GaugeMetricFamily,
     Metric,
 )
@@ -61,20 +60,6 @@ def _region_families(regions: list[dict[str, Any]]) -> Iterator[Metric]:
     yield outcomes
 
 
-def _attempts_family(distribution: dict[str, int]) -> Metric:
-    buckets, cumulative, total_calls = [], 0, 0
-    for label, numbers in distribution.items():
-        cumulative += numbers
-        calls = int(label.rstrip("+"))
-        total_calls += calls * numbers
-        if not label.endswith("+"):
-            buckets.append((f"{calls}.0", float(cumulative)))
-    buckets.append(("+Inf", float(cumulative)))
-    return GaugeHistogramMetricFamily(names.ATTEMPTS_PER_NUMBER,
-                                      "Attempted numbers by calls made to them.",
-                                      buckets=buckets, gsum_value=float(total_calls))
-
-
 class ReporterCollector(Collector):
     """Collects the reporter's metrics from its live status at scrape time."""
 
@@ -86,7 +71,6 @@ class ReporterCollector(Collector):
         document = status.report()
         totals = document["totals"]
         yield from _region_families(document["regions"])
-        yield _attempts_family(document["attempts_per_number"])
         yield GaugeMetricFamily(names.VOLUNTEERS_ACTIVE_15M, "Distinct volunteers, last 15 min.",
                                 value=totals["volunteers_active_15m"])
         yield GaugeMetricFamily(names.VOLUNTEERS_ACTIVE_24H, "Distinct volunteers, last 24 h.",

@@ -20,7 +20,7 @@ DOC = REPO / "docs" / "metrics.md"
 NAME = re.compile(r"\bphonebank_[a-z0-9_]+")
 HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
 UNIT_SUFFIXES = ("_total", "_seconds", "_records", "_numbers", "_ratio", "_events", "_open",
-                 "_paused", "_active", "_15m", "_24h", "_per_number")
+                 "_paused", "_active", "_15m", "_24h")
 
 
 def catalogued(name: str) -> bool:
