@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import redis
@@ -48,7 +49,7 @@ def offset_to(instant: dt.datetime) -> int:
 
 
 def lease_client(settings: Settings, client: redis.Redis, at: dt.datetime,
-                 region_zones: dict[str, tuple[str, ...]] | None = None) -> LeaseClient:
+                 region_zones: Mapping[str, Sequence[str]] | None = None) -> LeaseClient:
     """A lease client whose clock reads ``at`` now."""
     return LeaseClient(settings, client, region_zones or REGION_ZONES,
                        clock_offset_ms=offset_to(at))
@@ -76,12 +77,14 @@ def numbers_from(first: int, count: int) -> list[int]:
 
 def states_of(client: redis.Redis, keys: RegionKeys) -> dict[str, list[int]]:
     """Every in-play number by where it sits: ready (in list order), due, leased, parked."""
-    return {
-        "ready": [int(n) for n in client.lrange(keys.ready, 0, -1)],  # type: ignore[union-attr]
-        "due": [int(n) for n in client.zrange(keys.due, 0, -1)],  # type: ignore[union-attr]
-        "leased": [int(n) for n in client.hkeys(keys.holders)],  # type: ignore[union-attr]
-        "parked": [int(n) for n in client.smembers(keys.parked)],  # type: ignore[union-attr]
+    found = {
+        "ready": client.lrange(keys.ready, 0, -1),
+        "due": client.zrange(keys.due, 0, -1),
+        "leased": client.hkeys(keys.holders),
+        "parked": client.smembers(keys.parked),
     }
+    return {state: [int(n) for n in cast(Iterable[bytes], numbers)]
+            for state, numbers in found.items()}
 
 
 def assert_conserved(settings: Settings, client: redis.Redis, region: str, now_ms: int) -> None:

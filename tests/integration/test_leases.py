@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 import pytest
 import redis
@@ -28,6 +29,7 @@ from tests.integration.lease_helpers import (
     lease_client,
     local_instant,
     numbers_from,
+    offset_to,
     reaper,
     scheme,
 )
@@ -38,8 +40,9 @@ FIRST = 9_161_000_000
 
 
 def stream_events(client: redis.Redis, settings: Settings, region: str) -> list[dict[str, str]]:
-    entries = client.xrange(scheme(settings).region(region).outcomes)
-    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]  # type: ignore[union-attr]
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]],
+                   client.xrange(scheme(settings).region(region).outcomes))
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
 
 
 def test_acquire_hands_out_the_head_of_the_queue_with_everything_a_caller_needs(
@@ -241,7 +244,6 @@ def test_the_script_itself_refuses_a_window_that_redis_time_is_not_in(
     at = local_instant(8, 59, 59)
     start, end = to_ms(local_instant(9)), to_ms(local_instant(21))
     lease_id = "RU-MOW.0123456789abcdef0123456789abcdef"
-    from tests.integration.lease_helpers import offset_to
     reply = Scripts(redis_client).run(
         "acquire",
         [keys.ready, keys.due, keys.leases, keys.lease(lease_id), keys.holders, keys.attempts,

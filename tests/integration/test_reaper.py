@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 import redis
 
@@ -38,8 +40,8 @@ def test_expired_lease_goes_back_to_the_front_and_frees_the_volunteer(
     keys = scheme(settings).region("RU-MOW")
     assert result.reaped == 1 and result.reclaim_lag_ms >= MINUTE_MS
     assert states_of(redis_client, keys)["ready"] == [FIRST, FIRST + 1, FIRST + 2]
-    events = redis_client.xrange(keys.outcomes)
-    assert [fields[b"outcome"] for _, fields in events] == [b"expired"]  # type: ignore[union-attr]
+    events = cast(list[tuple[bytes, dict[bytes, bytes]]], redis_client.xrange(keys.outcomes))
+    assert [fields[b"outcome"] for _, fields in events] == [b"expired"]
     # And alice may lease again at once (her open-lease slot was freed)
     leases.clock_offset_ms = after_deadline
     again = leases.acquire("alice")
