@@ -119,6 +119,7 @@ class ReporterService:
         with self.status.lock:
             self.status.aggregator.apply_all(events)
             self.status.invalid += invalid
+            self.status.changed.notify_all()
         self._dirty = True
         try:
             self.volunteers.record(events, _now_ms())

@@ -36,6 +36,16 @@ class ReporterStatus:
     consumer_lag: int | None = None
     ready_event: threading.Event = field(default_factory=threading.Event)
     heartbeat_s: float = field(default_factory=time.monotonic)
+    #: notified (under ``lock``) after every batch is counted
+    changed: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.changed = threading.Condition(self.lock)
+
+    def wait_applied(self, events: int, timeout: float) -> bool:
+        """Block until at least ``events`` new events are counted; False on timeout."""
+        with self.changed:
+            return self.changed.wait_for(lambda: self.aggregator.applied >= events, timeout)
 
     @property
     def ready(self) -> bool:
