@@ -71,9 +71,13 @@ def _in_window(by_hour: Mapping[int, int], now_ms: int, window_ms: int) -> int:
     return sum(n for hour, n in by_hour.items() if hour >= first_hour)
 
 
-def _projection(remaining: int, first_calls: int, window_ms: int) -> tuple[float, float | None]:
-    """Calls-free helper: (first calls per day, projected days) for ``remaining`` numbers."""
+def _projection(ingested: int, attempted: int, first_calls: int,
+                window_ms: int) -> tuple[float, float | None]:
+    """(first calls per day, projected days to full coverage); days None if unknowable."""
     per_day = first_calls * MS_PER_DAY / window_ms
+    remaining = ingested - attempted
+    if ingested <= 0:
+        return round(per_day, 2), None
     if remaining <= 0:
         return round(per_day, 2), 0.0
     return round(per_day, 2), (round(remaining / per_day, 1) if per_day > 0 else None)
@@ -84,7 +88,7 @@ def _region_row(code: str, tally: RegionTally, ingested: int, now_ms: int,
     region = REGIONS.get(code)
     calls = tally.calls
     first_calls = _in_window(tally.first_calls_by_hour, now_ms, window_ms)
-    per_day, days = _projection(ingested - tally.attempted, first_calls, window_ms)
+    per_day, days = _projection(ingested, tally.attempted, first_calls, window_ms)
     return {
         "code": code,
         "name": region.name if region else code,
@@ -116,7 +120,7 @@ def _totals(rows: list[dict[str, Any]], aggregator: Aggregator, inputs: ReportIn
                      for hour, counts in aggregator.outcomes_by_hour.items()}
     first_calls = sum(_in_window(t.first_calls_by_hour, inputs.now_ms, window_ms)
                       for t in aggregator.regions.values())
-    per_day, days = _projection(totals["ingested"] - totals["attempted"], first_calls, window_ms)
+    per_day, days = _projection(totals["ingested"], totals["attempted"], first_calls, window_ms)
     totals.update(
         coverage_ratio=_ratio(totals["attempted"], totals["ingested"]),
         reach_ratio=_ratio(totals["reached"], totals["attempted"]),
