@@ -171,8 +171,10 @@ def read_registry(data: bytes, origin: str) -> Iterator[tuple[int, int, str]]:
     rows = csv.reader(io.StringIO(_decode(data, origin)), delimiter=";")
     unknown: dict[str, int] = {}
     for line, row in enumerate(rows, start=1):
-        if not row or not "".join(row).strip() or not row[0].strip().isdigit():
+        if not row or not "".join(row).strip():
             continue
+        if line == 1 and not row[0].strip().isdigit():
+            continue  # the header
         first, last, code = _parse_row(row, f"{origin}:{line}")
         if code is None:
             unknown[row[5]] = unknown.get(row[5], 0) + 1
