@@ -15,6 +15,7 @@ from phonebank.core import metrics
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "deploy" / "grafana" / "phonebank.json"
 RULES = REPO / "deploy" / "prometheus" / "rules.yml"
+RULES_TEST = REPO / "deploy" / "prometheus" / "rules_test.yml"
 SCRAPE_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 DOC = REPO / "docs" / "metrics.md"
 NAME = re.compile(r"\bphonebank_[a-z0-9_]+")
@@ -101,3 +102,11 @@ def test_promtool_accepts_the_rules_and_the_scrape_config() -> None:
     assert rules.returncode == 0, rules.stdout + rules.stderr
     config = _promtool("check", "config", "--syntax-only", str(SCRAPE_CONFIG))
     assert config.returncode == 0, config.stdout + config.stderr
+
+
+def test_alerts_fire_on_crafted_series() -> None:
+    # Given series for a down service, an open region with an empty queue, a stalled relay,
+    # 30 % lease expiries and a growing lag (and a closed region that must stay quiet)
+    # When promtool evaluates the rules over them, Then exactly the expected alerts fire
+    result = _promtool("test", "rules", str(RULES_TEST))
+    assert result.returncode == 0, result.stdout + result.stderr
