@@ -6,6 +6,9 @@ pipeline; the script re-checks the deadline by Redis time, so a lease renewed me
 is left alone. A number whose leases expired ``lease_max_expiries`` times is parked.
 At most ``max_batches`` batches per region per pass keep one pass bounded.
 
+The volunteer's reservation of an expired lease needs no work here: it carries the
+same deadline and frees itself (see :mod:`phonebank.core.volunteer_limits`).
+
 Reclaim lag is how long the oldest expired lease waited (or still waits) past its
 deadline: the figure to alert on when the reaper falls behind.
 """
@@ -22,7 +25,6 @@ from typing import cast
 import redis
 
 from phonebank.core.keys import KeyScheme
-from phonebank.core.lease_types import split_lease_id
 from phonebank.core.leases import LEASE_RETENTION_MS, SECOND_MS
 from phonebank.core.queues import known_regions
 from phonebank.core.scripts import ReturnCode, Scripts
@@ -113,16 +115,12 @@ class Reaper:
                 [lease_id, self._max_expiries, LEASE_RETENTION_MS, self.clock_offset_ms],
                 client=pipe,
             )
-        replies = pipe.execute()
-        ends = self._client.pipeline(transaction=False)
-        for lease_id, reply in zip(lease_ids, replies, strict=True):
+        for reply in pipe.execute():
             if reply[0] != ReturnCode.OK:
                 continue
             totals.reaped += 1
             totals.parked += _text(reply[1]) == "parked"
             totals.reclaim_lag_ms = max(totals.reclaim_lag_ms, int(reply[3]))
-            ends.zrem(self._keys.volunteer(_text(reply[2])).live, split_lease_id(lease_id)[1])
-        ends.execute()
         return len(lease_ids)
 
     def _waiting_lag_ms(self, region: str) -> int:

@@ -16,8 +16,6 @@ to pass; the script refuses a lease outside it by Redis time.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import random
 import time
 import uuid
@@ -55,8 +53,14 @@ from phonebank.core.records import Outcome
 from phonebank.core.region_choice import RegionChooser
 from phonebank.core.regions import REGIONS, select_regions
 from phonebank.core.retry_policy import HOUR_MS, RetryPolicy
-from phonebank.core.scripts import ReturnCode, Scripts
+from phonebank.core.scripts import ReturnCode, ScriptPipeline, Scripts
 from phonebank.core.settings import Settings
+from phonebank.core.volunteer_limits import (
+    VolunteerLimits,
+    new_token,
+    token_owner,
+    volunteer_hash,
+)
 
 #: milliseconds in one second
 SECOND_MS = 1000
@@ -68,8 +72,6 @@ LEASE_RETENTION_MS = 7 * 24 * HOUR_MS
 SCHEDULE_WINDOWS = 16
 #: milliseconds of client clock skew tolerated when choosing the windows of a schedule
 SCHEDULE_SKEW_MS = HOUR_MS
-#: hex digits of the keyed volunteer hash (128 bits)
-VOLUNTEER_HASH_HEX_DIGITS = 32
 
 _REFUSALS: dict[int, type[Exception]] = {
     ReturnCode.NOT_FOUND: NotLeaseHolderError,
@@ -78,17 +80,15 @@ _REFUSALS: dict[int, type[Exception]] = {
     ReturnCode.EXPIRED: LeaseExpiredError,
     ReturnCode.ALREADY_COMPLETED: AlreadyCompletedError,
 }
+_LIMITS = {
+    ReturnCode.CONCURRENT_LIMIT: "too many leases open at once",
+    ReturnCode.HOURLY_LIMIT: "hourly lease quota used up",
+}
 _COMPLETION_STATUS = {
     ReturnCode.OK: CompletionStatus.RECORDED,
     ReturnCode.RECORDED_LATE: CompletionStatus.RECORDED_LATE,
     ReturnCode.ALREADY_RECORDED: CompletionStatus.ALREADY_RECORDED,
 }
-
-
-def volunteer_hash(secret: str, volunteer: str) -> str:
-    """The keyed hash that stands for a volunteer id in Redis and in events."""
-    digest = hmac.new(secret.encode(), volunteer.encode(), hashlib.sha256).hexdigest()
-    return digest[:VOLUNTEER_HASH_HEX_DIGITS]
 
 
 def campaign_region_zones(settings: Settings) -> dict[str, tuple[str, ...]]:
@@ -135,6 +135,8 @@ class LeaseClient:
         self._ttl_ms = settings.lease_ttl_seconds * SECOND_MS
         #: test-only milliseconds added to Redis TIME inside the scripts (0 in production)
         self.clock_offset_ms = clock_offset_ms
+        self._limits = VolunteerLimits(self._keys, settings.volunteer_max_leases,
+                                       settings.volunteer_max_per_hour, self._ttl_ms)
         self.chooser = RegionChooser(client, self._keys, self._region_zones, self._calling, rng)
 
     def now_ms(self) -> int:
@@ -155,16 +157,28 @@ class LeaseClient:
         ordered = self.chooser.order(open_now, now)[:MAX_REGION_TRIES]
         if not ordered:
             return None
-        person = volunteer_hash(self._secret, volunteer)
-        reservation = uuid.uuid4().hex
-        self._reserve(person, reservation)
-        for region in ordered:
-            lease = self._acquire_in(region, open_now[region], guides[region], person, reservation)
+        token = new_token(volunteer_hash(self._secret, volunteer))
+        # One round trip: reserve on the volunteer's slot, acquire in the first region.
+        batch = self._scripts.pipeline(self._client)
+        self._limits.reserve(batch, token, self.clock_offset_ms)
+        first = self._queue_acquire(batch, ordered[0], open_now[ordered[0]], guides, token)
+        reserved, acquired = batch.execute()
+        if reserved[0] != ReturnCode.OK:
+            self._undo(first, acquired, token)
+            refusal = _LIMITS[ReturnCode(int(reserved[0]))]
+            raise VolunteerLimitReachedError(refusal, int(reserved[1]))
+        lease = self._lease(first, guides[ordered[0]], token, acquired)
+        for region in ordered[1:]:
             if lease is not None:
                 return lease
-        volunteer_keys = self._keys.volunteer(person)
-        self._scripts.run("unreserve", [volunteer_keys.live, volunteer_keys.hourly], [reservation])
-        return None
+            batch = self._scripts.pipeline(self._client)
+            lease_id = self._queue_acquire(batch, region, open_now[region], guides, token)
+            lease = self._lease(lease_id, guides[region], token, batch.execute()[0])
+        if lease is None:
+            batch = self._scripts.pipeline(self._client)
+            self._limits.unreserve(batch, token)
+            batch.execute()
+        return lease
 
     def _guide(self, region: str, preferences: Preferences) -> Guideline | None:
         if not preferences.allows(region):
@@ -176,33 +190,27 @@ class LeaseClient:
         known = [opening for opening in openings if opening is not None]
         return min(known) if known else None
 
-    def _reserve(self, person: str, reservation: str) -> None:
-        keys = self._keys.volunteer(person)
-        settings = self._settings
-        reply = self._scripts.run(
-            "reserve",
-            [keys.live, keys.hourly],
-            [reservation, self._ttl_ms, settings.volunteer_max_leases,
-             settings.volunteer_max_per_hour, HOUR_MS, self.clock_offset_ms],
-        )
-        if reply[0] == ReturnCode.CONCURRENT_LIMIT:
-            raise VolunteerLimitReachedError("too many leases open at once", int(reply[1]))
-        if reply[0] == ReturnCode.HOURLY_LIMIT:
-            raise VolunteerLimitReachedError("hourly lease quota used up", int(reply[1]))
-
-    def _acquire_in(
-        self, region: str, window: Interval, guide: Guideline, person: str, reservation: str
-    ) -> Lease | None:
+    def _queue_acquire(self, batch: ScriptPipeline, region: str, window: Interval,
+                       guides: Mapping[str, Guideline], token: str) -> str:
         keys = self._keys.region(region)
-        lease_id = lease_id_for(region, reservation)
-        token = uuid.uuid4().hex
-        reply = self._scripts.run(
+        lease_id = lease_id_for(region, uuid.uuid4().hex)
+        batch.script(
             "acquire",
             [keys.ready, keys.due, keys.leases, keys.lease(lease_id), keys.holders,
              keys.attempts, keys.expiries, keys.counters, keys.dnc],
-            [lease_id, token, person, self._ttl_ms, window.start_ms, window.end_ms, guide.ref,
-             self._settings.campaign, region, self.clock_offset_ms],
+            [lease_id, token, token_owner(token) or "", self._ttl_ms, window.start_ms,
+             window.end_ms, guides[region].ref, self._settings.campaign, region,
+             self.clock_offset_ms],
         )
+        return lease_id
+
+    def _undo(self, lease_id: str, acquired: list[Any], token: str) -> None:
+        """The volunteer was over a limit but the region granted a lease: give it back."""
+        if acquired[0] == ReturnCode.OK:
+            self.release(lease_id, token)
+
+    def _lease(self, lease_id: str, guide: Guideline, token: str, reply: list[Any]) -> Lease | None:
+        region, _ = split_lease_id(lease_id)
         if reply[0] == ReturnCode.EMPTY:
             self.chooser.mark_drained(region)
         if reply[0] != ReturnCode.OK:
@@ -227,22 +235,17 @@ class LeaseClient:
     def renew(self, lease_id: str, token: str) -> int:
         """Restart the lease's countdown; returns the new deadline (epoch ms)."""
         region, keys = self._region_keys(lease_id)
-        window = window_at(self._region_zones[region], self._calling, self.now_ms())
+        now = self.now_ms()
+        window = window_at(self._region_zones[region], self._calling, now)
         window_end = window.end_ms if window is not None else 0
-        reply = self._scripts.run(
-            "renew",
-            [keys.leases, keys.lease(lease_id)],
-            [lease_id, token, self._ttl_ms, window_end, self.clock_offset_ms],
-        )
+        batch = self._scripts.pipeline(self._client)
+        batch.script("renew", [keys.leases, keys.lease(lease_id)],
+                     [lease_id, token, self._ttl_ms, window_end, self.clock_offset_ms])
+        self._limits.extend(batch, token, min(now + self._ttl_ms, window_end))
+        reply = batch.execute()[0]
         if reply[0] != ReturnCode.OK:
             _refuse(int(reply[0]), lease_id)
-        deadline = int(reply[1])
-        live = self._keys.volunteer(_text(reply[2])).live
-        pipe = self._client.pipeline(transaction=False)
-        pipe.zadd(live, {split_lease_id(lease_id)[1]: deadline}, xx=True)
-        pipe.pexpire(live, self._ttl_ms)
-        pipe.execute()
-        return deadline
+        return int(reply[1])
 
     def complete(
         self,
@@ -261,30 +264,28 @@ class LeaseClient:
         schedule: list[str | int] = [len(rule.retry_delays_ms), *rule.retry_delays_ms, len(windows)]
         for window in windows:
             schedule.extend(window)
-        reply = self._scripts.run(
+        batch = self._scripts.pipeline(self._client)
+        batch.script(
             "complete",
             [keys.ready, keys.due, keys.leases, keys.lease(lease_id), keys.holders,
              keys.attempts, keys.expiries, keys.parked, keys.counters, keys.dnc, keys.outcomes],
             [lease_id, token, Outcome(outcome).value, *rule.script_args(), callback_ms,
              LEASE_RETENTION_MS, self.clock_offset_ms, *schedule],
         )
+        self._limits.end(batch, token)
+        reply = batch.execute()[0]
         status = _COMPLETION_STATUS.get(ReturnCode(int(reply[0])))
         if status is None:
             _refuse(int(reply[0]), lease_id)
-        self._end_reservation(_text(reply[2]), lease_id)
         return Completion(status, _text(reply[1]), _text(reply[3]))
 
     def release(self, lease_id: str, token: str) -> None:
         """Give the number back, uncalled: front of the queue, no attempt counted."""
         _, keys = self._region_keys(lease_id)
-        reply = self._scripts.run(
-            "release",
-            [keys.ready, keys.leases, keys.lease(lease_id), keys.holders],
-            [lease_id, token, LEASE_RETENTION_MS, self.clock_offset_ms],
-        )
+        batch = self._scripts.pipeline(self._client)
+        batch.script("release", [keys.ready, keys.leases, keys.lease(lease_id), keys.holders],
+                     [lease_id, token, LEASE_RETENTION_MS, self.clock_offset_ms])
+        self._limits.end(batch, token)
+        reply = batch.execute()[0]
         if reply[0] != ReturnCode.OK:
             _refuse(int(reply[0]), lease_id)
-        self._end_reservation(_text(reply[1]), lease_id)
-
-    def _end_reservation(self, person: str, lease_id: str) -> None:
-        self._client.zrem(self._keys.volunteer(person).live, split_lease_id(lease_id)[1])

@@ -104,6 +104,18 @@ class Scripts:
             name: client.register_script(source.text) for name, source in self._sources.items()
         }
 
+    def source(self, operation: str) -> ScriptSource:
+        """The rendered source of ``operation``."""
+        return self._sources[operation]
+
+    def sha(self, operation: str) -> str:
+        """The SHA1 Redis knows ``operation`` by."""
+        return str(self._registered[operation].sha)
+
+    def pipeline(self, client: redis.Redis) -> ScriptPipeline:
+        """A one-round-trip batch of script calls and commands."""
+        return ScriptPipeline(self, client)
+
     def run(
         self,
         operation: str,
@@ -117,6 +129,52 @@ class Scripts:
             raise ScriptError(f"{operation} takes {source.numkeys} keys, got {len(keys)}")
         reply = self._registered[operation](keys=keys, args=args, client=client)
         return reply  # type: ignore[no-any-return]
+
+
+class ScriptPipeline:
+    """Script calls and plain commands sent in ONE round trip (no transaction).
+
+    Unlike redis-py's script pipelining this sends no ``SCRIPT EXISTS`` first: a call
+    refused with NOSCRIPT (after a Redis restart) is replayed alone, which loads it.
+    """
+
+    def __init__(self, scripts: Scripts, client: redis.Redis) -> None:
+        self._scripts = scripts
+        self._pipe = client.pipeline(transaction=False)
+        self._calls: list[tuple[str, list[str], list[str | int]] | None] = []
+
+    def script(self, operation: str, keys: list[str], args: list[str | int]) -> None:
+        """Queue a script call."""
+        source = self._scripts.source(operation)
+        if len(keys) != source.numkeys:
+            raise ScriptError(f"{operation} takes {source.numkeys} keys, got {len(keys)}")
+        self._pipe.evalsha(self._scripts.sha(operation), len(keys), *keys, *args)
+        self._calls.append((operation, keys, args))
+
+    def zrem(self, key: str, member: str) -> None:
+        """Queue a ZREM."""
+        self._pipe.zrem(key, member)
+        self._calls.append(None)
+
+    def zadd_existing(self, key: str, member: str, score: int) -> None:
+        """Queue a ZADD XX (update the score of a member that is there)."""
+        self._pipe.zadd(key, {member: score}, xx=True)
+        self._calls.append(None)
+
+    def pexpire(self, key: str, milliseconds: int) -> None:
+        """Queue a PEXPIRE."""
+        self._pipe.pexpire(key, milliseconds)
+        self._calls.append(None)
+
+    def execute(self) -> list[Any]:
+        """Send everything; replies in order. Errors other than NOSCRIPT are raised."""
+        replies = self._pipe.execute(raise_on_error=False)
+        for index, (reply, call) in enumerate(zip(replies, self._calls, strict=True)):
+            if isinstance(reply, redis.exceptions.NoScriptError) and call is not None:
+                replies[index] = self._scripts.run(*call)
+            elif isinstance(reply, Exception):
+                raise reply
+        return replies
 
 
 def main(argv: list[str] | None = None) -> int:

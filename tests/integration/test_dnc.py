@@ -41,11 +41,13 @@ def test_do_not_call_outcome_is_final_in_every_campaign(
     done = leases.complete(lease.lease_id, lease.token, Outcome.DO_NOT_CALL)
     assert (done.status, done.next_state) == (CompletionStatus.RECORDED, "dnc")
     # When the number is queued again, here and in another campaign
-    assert fill(settings, redis_client, "RU-MOW", [FIRST]) == 0
+    assert fill(settings, redis_client, "RU-MOW", [FIRST, FIRST + 1]) == 1
     other = settings.model_copy(update={"campaign": "spring"})
     assert fill(other, redis_client, "RU-MOW", [FIRST]) == 0
     # Then it is never queued nor leased, and the list says so
-    assert leases.acquire("bob") is None
+    again = leases.acquire("bob")
+    assert again is not None and again.national_number == FIRST + 1
+    assert leases.acquire("carol") is None
     assert dnc.is_listed(redis_client, settings.key_prefix, FIRST, moscow_or_none)
     assert_conserved(settings, redis_client, "RU-MOW", leases.now_ms())
 

@@ -296,6 +296,15 @@ def test_concurrent_lease_cap(settings: Settings, redis_client: redis.Redis) -> 
     with pytest.raises(VolunteerLimitReachedError) as refused:
         leases.acquire("alice")
     assert 0 < refused.value.retry_after_ms <= settings.lease_ttl_seconds * 1000
+    # And the number the region granted meanwhile went back, so only one is leased
+    assert_conserved(settings, redis_client, "RU-MOW", leases.now_ms())
+    assert redis_client.zcard(scheme(settings).region("RU-MOW").leases) == 1
+    # And a complete with a forged token frees no slot
+    forged = lease.token[:-1] + ("1" if lease.token.endswith("0") else "0")
+    with pytest.raises(NotLeaseHolderError):
+        leases.complete(lease.lease_id, forged, Outcome.REFUSED)
+    with pytest.raises(VolunteerLimitReachedError):
+        leases.acquire("alice")
     # And after completing, they may take the next
     leases.complete(lease.lease_id, lease.token, Outcome.REFUSED)
     assert leases.acquire("alice") is not None

@@ -1,0 +1,191 @@
+"""Lease benchmark: N concurrent simulated volunteers doing acquire → complete on Redis.
+
+Three phases on the same Redis, in the same run, with the same client library:
+
+1. peak: N threads acquire and complete as fast as they can (cycles/s, p50/p99 per op);
+2. paced: the same at a fixed total rate (default 1,000 cycles/s), for latency under
+   a realistic load (the issue's target: p99 acquire <= 5 ms at 1,000 cycles/s);
+3. ping: N threads sending PING as fast as they can: the raw round-trip rate.
+
+It prints a table and ends with one JSON line of the figures. Keys live under a
+throwaway prefix, deleted at the end. Usage::
+
+    python benchmarks/leases.py --redis-url redis://127.0.0.1:16379/0 --concurrency 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+import redis
+
+from phonebank.core.keys import KeyScheme
+from phonebank.core.leases import LeaseClient
+from phonebank.core.queues import enqueue_chunk
+from phonebank.core.records import Outcome
+from phonebank.core.settings import load_settings
+
+#: the benchmark's region and its callee zone
+REGION = "RU-MOW"
+ZONE = "Europe/Moscow"
+#: first national number queued
+FIRST_NUMBER = 9_160_000_000
+#: cycles one simulated volunteer id runs before the next takes over (under the hourly cap)
+CYCLES_PER_VOLUNTEER = 500
+SECOND_MS = 1000
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    """The ``fraction`` quantile of ``samples`` (milliseconds), 0 when empty."""
+    if not samples:
+        return 0.0
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+class Recorder:
+    """Latencies per operation (milliseconds), merged from every thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.samples: dict[str, list[float]] = {"acquire": [], "complete": [], "ping": []}
+        self.cycles = 0
+
+    def add(self, local: dict[str, list[float]], cycles: int) -> None:
+        with self._lock:
+            for name, values in local.items():
+                self.samples[name].extend(values)
+            self.cycles += cycles
+
+    def summary(self, name: str) -> dict[str, float]:
+        values = self.samples[name]
+        return {
+            "p50_ms": round(percentile(values, 0.50), 3),
+            "p99_ms": round(percentile(values, 0.99), 3),
+            "mean_ms": round(statistics.fmean(values), 3) if values else 0.0,
+        }
+
+
+def volunteer_loop(leases: LeaseClient, worker: int, stop: threading.Event, recorder: Recorder,
+                   interval_s: float) -> None:
+    """acquire → complete until ``stop``; paced to one cycle per ``interval_s`` if > 0."""
+    local: dict[str, list[float]] = {"acquire": [], "complete": []}
+    cycles = 0
+    next_start = time.perf_counter()
+    while not stop.is_set():
+        if interval_s:
+            next_start += interval_s
+        started = time.perf_counter()
+        lease = leases.acquire(f"bench-{worker}-{cycles // CYCLES_PER_VOLUNTEER}")
+        acquired = time.perf_counter()
+        if lease is None:
+            break
+        leases.complete(lease.lease_id, lease.token, Outcome.CONVERSATION)
+        finished = time.perf_counter()
+        local["acquire"].append((acquired - started) * SECOND_MS)
+        local["complete"].append((finished - acquired) * SECOND_MS)
+        cycles += 1
+        if interval_s:
+            time.sleep(max(0.0, next_start - time.perf_counter()))
+    recorder.add(local, cycles)
+
+
+def ping_loop(client: redis.Redis, stop: threading.Event, recorder: Recorder) -> None:
+    """PING until ``stop``."""
+    local: dict[str, list[float]] = {"ping": []}
+    count = 0
+    while not stop.is_set():
+        started = time.perf_counter()
+        client.ping()
+        local["ping"].append((time.perf_counter() - started) * SECOND_MS)
+        count += 1
+    recorder.add(local, count)
+
+
+def run_threads(target: Callable[[int, threading.Event, Recorder], None], concurrency: int,
+                seconds: float) -> tuple[Recorder, float]:
+    """Run ``concurrency`` threads for ``seconds``; returns the recorder and elapsed time."""
+    stop = threading.Event()
+    recorder = Recorder()
+    threads = [threading.Thread(target=target, args=(index, stop, recorder))
+               for index in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return recorder, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:16379/0")
+    parser.add_argument("--concurrency", type=int, default=16, help="simulated volunteers")
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each phase")
+    parser.add_argument("--rate", type=float, default=1000.0, help="paced phase cycles/s")
+    parser.add_argument("--numbers", type=int, default=400_000, help="numbers queued")
+    args = parser.parse_args()
+
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    settings = load_settings(redis_url=args.redis_url, key_prefix=prefix,
+                             volunteer_max_per_hour=1000)
+    client = redis.Redis.from_url(args.redis_url, max_connections=args.concurrency * 2 + 4)
+    keys = KeyScheme(prefix, settings.campaign)
+    numbers = list(range(FIRST_NUMBER, FIRST_NUMBER + args.numbers))
+    for start in range(0, len(numbers), 5000):
+        enqueue_chunk(client, keys, REGION, numbers[start : start + 5000])
+    noon = dt.datetime.combine(dt.date(2026, 3, 10), dt.time(12), tzinfo=ZoneInfo(ZONE))
+    offset_ms = int(noon.timestamp() * SECOND_MS) - int(time.time() * SECOND_MS)
+    leases = LeaseClient(settings, client, {REGION: (ZONE,)}, clock_offset_ms=offset_ms)
+    try:
+        peak, peak_s = run_threads(
+            lambda i, stop, rec: volunteer_loop(leases, i, stop, rec, 0.0),
+            args.concurrency, args.seconds)
+        interval = args.concurrency / args.rate
+        paced, paced_s = run_threads(
+            lambda i, stop, rec: volunteer_loop(leases, 10_000 + i, stop, rec, interval),
+            args.concurrency, args.seconds)
+        ping, ping_s = run_threads(lambda _, stop, rec: ping_loop(client, stop, rec),
+                                   args.concurrency, args.seconds)
+    finally:
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.unlink(key)
+    peak_rate = peak.cycles / peak_s
+    ping_rate = ping.cycles / ping_s
+    figures = {
+        "benchmark": "leases",
+        "concurrency": args.concurrency,
+        "seconds_per_phase": args.seconds,
+        "peak_cycles_per_s": round(peak_rate, 1),
+        "peak_acquire": peak.summary("acquire"),
+        "peak_complete": peak.summary("complete"),
+        "paced_target_cycles_per_s": args.rate,
+        "paced_cycles_per_s": round(paced.cycles / paced_s, 1),
+        "paced_acquire": paced.summary("acquire"),
+        "paced_complete": paced.summary("complete"),
+        "ping_per_s": round(ping_rate, 1),
+        "ping": ping.summary("ping"),
+        "cycles_to_ping_ratio": round(peak_rate / ping_rate, 3),
+        "redis_calls_per_cycle": 4,
+    }
+    print(f"peak   {peak_rate:10.1f} cycles/s  acquire {figures['peak_acquire']}  "
+          f"complete {figures['peak_complete']}")
+    print(f"paced  {figures['paced_cycles_per_s']:10.1f} cycles/s  acquire "
+          f"{figures['paced_acquire']}  complete {figures['paced_complete']}")
+    print(f"ping   {ping_rate:10.1f} /s        {figures['ping']}")
+    print(f"ratio  {figures['cycles_to_ping_ratio']} (a cycle is 4 Redis round trips)")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
