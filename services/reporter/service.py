@@ -20,6 +20,7 @@ from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
 from phonebank.core.kafka import ensure_topic, make_consumer
+from phonebank.core.metrics import is_code
 from phonebank.core.records import OutcomeEvent
 from phonebank.core.settings import Settings
 from phonebank.reporter.aggregate import Aggregator
@@ -107,8 +108,13 @@ class ReporterService:
         for partition, records in batch.items():
             for record in records:
                 try:
-                    events.append(OutcomeEvent.decode(record.value))
+                    event = OutcomeEvent.decode(record.value)
                 except ValidationError:
+                    invalid += 1
+                    continue
+                if is_code(event.region):
+                    events.append(event)
+                else:  # a region that could leak data into a label is refused
                     invalid += 1
             read += len(records)
             self.offsets[partition.partition] = records[-1].offset + 1

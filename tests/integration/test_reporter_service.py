@@ -15,6 +15,7 @@ import redis
 from kafka import KafkaConsumer
 
 from phonebank.core.kafka import ensure_topic, make_producer
+from phonebank.core.metrics import CATALOGUE, exposed_names
 from phonebank.core.records import Outcome, OutcomeEvent
 from phonebank.core.settings import Settings
 from phonebank.reporter.app import Reporter
@@ -135,13 +136,15 @@ def test_active_volunteers_and_ingested_counts_come_from_redis(
     settings = topic
     keys = ReporterKeys(settings.key_prefix, settings.campaign)
     # Given the assigner's ingested counts, and outcomes by three volunteers now and a
-    # fourth two hours ago, plus a record that is not an event
+    # fourth two hours ago, plus a record that is not an event and one whose region
+    # would put a phone number into a label
     redis_client.hset(keys.ingested, mapping={"RU-MOW": 8, "RU-SPE": 2})
     now_ms = int(time.time() * 1000)
     events = [outcome(9_160_000_010 + i, Outcome.NO_ANSWER, volunteer=f"vh-{i}") for i in range(3)]
     events.append(outcome(9_160_000_020, Outcome.REFUSED, volunteer="vh-old",
                           at_ms=now_ms - 2 * MS_PER_HOUR))
-    produce(settings, [*events, events[0]], raw=(b"not json",))
+    leaky = outcome(9_160_000_030, Outcome.BUSY, region="9161234567")
+    produce(settings, [*events, events[0], leaky], raw=(b"not json",))
     service = ReporterService(settings)
     consumer = service.open_consumer()
     try:
@@ -156,8 +159,14 @@ def test_active_volunteers_and_ingested_counts_come_from_redis(
             report["totals"]["volunteers_active_24h"]) == (3, 4)
     assert {r["code"]: r["coverage_ratio"] for r in report["regions"]} == {
         "RU-MOW": 0.5, "RU-SPE": 0.0}
-    assert report["events"] == {"applied": 4, "duplicates": 1, "invalid": 1}
+    assert report["events"] == {"applied": 4, "duplicates": 1, "invalid": 2}
     assert service.status.consumer_lag == 0
+
+
+def metrics_names(exposition: bytes) -> set[str]:
+    names = exposed_names(exposition.decode())
+    assert names, "no phonebank metric exposed"
+    return names
 
 
 def _get(url: str) -> tuple[int, str, bytes]:
@@ -193,7 +202,8 @@ def test_http_endpoints_and_promtool_on_real_metrics(topic: Settings,
     assert (health, ready) == (200, 200)
     assert metrics_type.startswith("text/plain")
     assert b'phonebank_coverage_attempted_numbers{region="RU-MOW"} 3.0' in metrics
-    # And promtool finds nothing to say about the metrics
+    # And every metric is catalogued, and promtool finds nothing to say about them
+    assert metrics_names(metrics) <= set(CATALOGUE)
     tool = shutil.which("promtool")
     if tool is None:
         pytest.skip("promtool not installed (Debian package prometheus)")
