@@ -16,6 +16,7 @@ import time
 
 import redis
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
@@ -150,8 +151,11 @@ class ReporterService:
         self._last_checkpoint = time.monotonic()
         self.status.checkpoints_ok += 1
         self.status.last_checkpoint_s = time.time()
-        consumer.commit({TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
-                         for p, o in snapshot.offsets.items()})
+        try:  # for lag dashboards only: the checkpoint holds the authoritative offsets
+            consumer.commit({TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
+                             for p, o in snapshot.offsets.items()})
+        except KafkaError as exc:
+            log.warning("offsets not committed to Kafka (checkpoint saved): %s", exc)
         return True
 
     def refresh(self, consumer: KafkaConsumer, *, force: bool = False) -> None:
@@ -166,7 +170,11 @@ class ReporterService:
              self.status.volunteers_active_24h) = self.volunteers.counts(_now_ms())
         except redis.RedisError as exc:
             log.warning("report inputs not refreshed from Redis: %s", exc)
-        ends = consumer.end_offsets(self._partitions)
+        try:
+            ends = consumer.end_offsets(self._partitions)
+        except KafkaError as exc:
+            log.warning("consumer lag not measured: %s", exc)
+            return
         self.status.consumer_lag = sum(
             max(0, end - self.offsets.get(tp.partition, 0)) for tp, end in ends.items())
 
