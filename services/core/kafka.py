@@ -29,6 +29,8 @@ PRODUCER_BATCH_BYTES = 512 * 1024
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 #: milliseconds a client waits for a broker answer
 REQUEST_TIMEOUT_MS = 30_000
+#: heartbeats a consumer sends per session timeout (Kafka recommends at least 3)
+HEARTBEATS_PER_SESSION = 3
 #: Topic config: keep records forever, Kafka is the system of record.
 RETAIN_FOREVER = {"retention.ms": "-1", "max.message.bytes": str(MAX_RECORD_BYTES)}
 
@@ -59,6 +61,8 @@ def make_consumer(settings: Settings, group: str, *topics: str, **overrides: Any
         "auto_offset_reset": "earliest",
         "max_partition_fetch_bytes": MAX_RECORD_BYTES,
         "request_timeout_ms": REQUEST_TIMEOUT_MS + 5_000,
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": settings.kafka_session_timeout_ms // HEARTBEATS_PER_SESSION,
         "client_id": f"phonebank-{group}",
     }
     config.update(overrides)

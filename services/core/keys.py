@@ -84,6 +84,11 @@ class RegionKeys:
         return self._key("expiries")
 
     @property
+    def chunks(self) -> str:
+        """SET of the ids of the number chunks already queued here (idempotent enqueue)."""
+        return self._key("chunks")
+
+    @property
     def parked(self) -> str:
         """SET of numbers parked after too many lease expiries."""
         return self._key("parked")

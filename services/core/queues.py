@@ -7,6 +7,8 @@ counters, for metrics, backpressure, coverage weighting and the conservation che
 
 from __future__ import annotations
 
+import hashlib
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
@@ -16,30 +18,43 @@ import redis
 from phonebank.core.keys import KeyScheme, RegionKeys
 from phonebank.core.scripts import ReturnCode, Scripts
 
-#: Most numbers one ``enqueue-3.lua`` call takes (``MAX_NUMBERS`` in that script).
+#: Most numbers one ``enqueue-4.lua`` call takes (``MAX_NUMBERS`` in that script).
 ENQUEUE_BATCH = 5000
+#: bytes of a batch's content id (96 bits: no collision among billions of batches)
+BATCH_ID_BYTES = 12
 
 
 def enqueue_chunk(
-    client: redis.Redis, keys: KeyScheme, region: str, numbers: Sequence[int]
+    client: redis.Redis, keys: KeyScheme, region: str, numbers: Sequence[int], *,
+    scripts: Scripts | None = None,
 ) -> int:
     """Append ``numbers`` to the back of ``region``'s ready list; returns how many were queued.
 
     Do-not-call numbers are skipped (and counted in the region's ``dnc`` counter). The
-    caller has deduplicated them: a number must not be offered twice.
+    caller has deduplicated them: a number must not be offered twice. Each batch is
+    named by a hash of its numbers: the same batch offered again (a chunk redelivered
+    after a crash between queueing and marking seen) queues nothing the second time.
     """
-    scripts = Scripts(client)
+    scripts = scripts or Scripts(client)
     region_keys = keys.region(region)
-    script_keys = [region_keys.ready, region_keys.dnc, region_keys.counters]
+    script_keys = [
+        region_keys.ready, region_keys.dnc, region_keys.counters, region_keys.chunks]
     queued = 0
     for start in range(0, len(numbers), ENQUEUE_BATCH):
-        batch: list[str | int] = [int(number) for number in numbers[start : start + ENQUEUE_BATCH]]
+        members = [int(number) for number in numbers[start : start + ENQUEUE_BATCH]]
+        batch: list[str | int] = [batch_id(members), *members]
         reply = scripts.run("enqueue", script_keys, batch)
-        if reply[0] != ReturnCode.OK:
+        if reply[0] not in (ReturnCode.OK, ReturnCode.ALREADY_RECORDED):
             raise RuntimeError(f"enqueue refused: {ReturnCode(reply[0]).name}")
         queued += int(reply[1])
     client.sadd(keys.regions, region)
     return queued
+
+
+def batch_id(numbers: Sequence[int]) -> str:
+    """The content id of a batch of numbers (BLAKE2b of their 64-bit values, 96 bits)."""
+    digest = hashlib.blake2b(array("q", numbers).tobytes(), digest_size=BATCH_ID_BYTES)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     outcomes_partitions: int = Field(
         6, ge=1, le=1024, description="Partitions of the outcomes topic (count)."
     )
+    kafka_session_timeout_ms: int = Field(
+        10_000, ge=6_000, le=300_000,
+        description="Milliseconds without heartbeat before a dead consumer's partitions "
+        "move to the others (ms).",
+    )
     assigner_group: str = Field("phonebank-assigner", description="Assigner consumer group.")
     reporter_group: str = Field("phonebank-reporter", description="Reporter consumer group.")
 

@@ -1,16 +1,22 @@
 --[[
   enqueue: append numbers (already deduplicated by the caller) to the BACK of the
   region's ready list, skipping do-not-call numbers. The assigner calls it per chunk.
+  Idempotent per batch id (a hash of the numbers, made by the client): a batch offered
+  again (a worker died after queueing it but before marking its numbers seen, or two
+  workers overlapped in a rebalance) queues nothing the second time.
 
   KEYS
     1 ready     LIST   numbers waiting, head first
     2 dnc       SET    do-not-call numbers of the region (all campaigns)
     3 counters  HASH   region counters ("enqueued", "dnc")
+    4 chunks    SET    ids of the batches already queued in this region
   ARGV
-    1..N  national numbers (10 digits), N <= 5000
+    1     batch id (24 hex digits: BLAKE2b-96 of the numbers)
+    2..N  national numbers (10 digits), N - 1 <= 5000
   RETURNS
     {0 OK, queued, skipped as do-not-call}
-    {-10 BAD_ARGUMENT}   more than 5000 numbers
+    {2 ALREADY_RECORDED, 0, 0}   this batch id was queued before
+    {-10 BAD_ARGUMENT}           more than 5000 numbers
 ]]
 --- @include "includes/codes.lua"
 
@@ -18,15 +24,19 @@ local MAX_NUMBERS = 5000
 --  numbers checked and pushed per command (bounds every unpack)
 local BATCH = 500
 
-local ready_key, dnc_key, counters_key = KEYS[1], KEYS[2], KEYS[3]
-local total = #ARGV
+local ready_key, dnc_key, counters_key, chunks_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local FIRST_NUMBER = 2
+local total = #ARGV - 1
 if total > MAX_NUMBERS then
   return { BAD_ARGUMENT }
 end
+if redis.call('SADD', chunks_key, ARGV[1]) == 0 then
+  return { ALREADY_RECORDED, 0, 0 }
+end
 
 local queued = 0
-for first = 1, total, BATCH do
-  local last = math.min(first + BATCH - 1, total)
+for first = FIRST_NUMBER, #ARGV, BATCH do
+  local last = math.min(first + BATCH - 1, #ARGV)
   local flags = redis.call('SMISMEMBER', dnc_key, unpack(ARGV, first, last))
   local keep = {}
   for index = 1, #flags do

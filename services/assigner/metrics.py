@@ -1,0 +1,132 @@
+"""The assigner's Prometheus metrics: its own counters plus Redis state read at scrape time.
+
+Queue depths, live leases, lease age, expiries and parked numbers are read from Redis
+when Prometheus scrapes (never cached, never a number or volunteer in a label);
+throughput counters and consumer lag are kept by the worker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import redis
+from kafka import KafkaConsumer
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from phonebank.core import metrics as names
+from phonebank.core.keys import KeyScheme
+from phonebank.core.queues import known_regions, queue_depths
+from phonebank.core.settings import Settings
+
+#: seconds between two consumer-lag measurements (each asks the broker for end offsets)
+LAG_INTERVAL_SECONDS = 5.0
+
+
+class RedisStateCollector(Collector):
+    """Per-region queue depths and lease counters, read from Redis at scrape time."""
+
+    def __init__(self, client: redis.Redis, scheme: KeyScheme, lease_ttl_ms: int) -> None:
+        self.redis = client
+        self.scheme = scheme
+        self.lease_ttl_ms = lease_ttl_ms
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        now_ms = int(time.time() * 1000)
+        regions = known_regions(self.redis, self.scheme)
+        depths = queue_depths(self.redis, self.scheme, regions, now_ms)
+        families = {
+            "ready": GaugeMetricFamily(names.QUEUE_READY, "Numbers in the ready list.",
+                                       labels=["region"]),
+            "due": GaugeMetricFamily(names.QUEUE_DUE, "Numbers waiting for a retry or callback.",
+                                     labels=["region"]),
+            "parked": GaugeMetricFamily(names.NUMBERS_PARKED, "Numbers parked after expiries.",
+                                        labels=["region"]),
+            "leased": GaugeMetricFamily(names.LEASES_ACTIVE, "Live leases.", labels=["region"]),
+        }
+        expiries = CounterMetricFamily(
+            names.LEASE_EXPIRIES, "Leases that ran out without an outcome.", labels=["region"]
+        )
+        for region, depth in depths.items():
+            for field, family in families.items():
+                family.add_metric([region], getattr(depth, field))
+            expiries.add_metric([region], depth.counter("expired"))
+        yield from families.values()
+        yield expiries
+        yield from self._stream_and_age(regions, now_ms)
+
+    def _stream_and_age(self, regions: list[str], now_ms: int) -> Iterator[GaugeMetricFamily]:
+        """Unrelayed outcome events, and the time since the oldest live lease's last deadline
+        was set (its grant or latest renew)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for region in regions:
+            keys = self.scheme.region(region)
+            pipe.xlen(keys.outcomes)
+            pipe.zrange(keys.leases, 0, 0, withscores=True)
+        replies = pipe.execute()
+        oldest = GaugeMetricFamily(
+            names.LEASE_OLDEST_AGE, "Seconds since the oldest live lease was granted or renewed.",
+            labels=["region"],
+        )
+        pending = 0
+        for index, region in enumerate(regions):
+            pending += int(replies[2 * index])
+            first = replies[2 * index + 1]
+            age_ms = now_ms - (first[0][1] - self.lease_ttl_ms) if first else 0
+            oldest.add_metric([region], max(0.0, age_ms / 1000))
+        yield oldest
+        yield GaugeMetricFamily(names.OUTCOMES_RELAY_PENDING,
+                                "Outcome events in Redis streams not yet relayed.", value=pending)
+
+
+class AssignerMetrics:
+    """The assigner's registry; one per worker process (tests make several)."""
+
+    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.numbers_consumed = Counter(
+            names.ASSIGNER_NUMBERS, "Numbers read from Kafka by result (queued, duplicate, dnc).",
+            ["region", "result"], registry=self.registry,
+        )
+        self.malformed_records = Counter(
+            names.ASSIGNER_MALFORMED, "Kafka records that were not a valid number chunk.",
+            registry=self.registry,
+        )
+        self.consumer_lag = Gauge(
+            names.CONSUMER_LAG, "Records behind the end of the topic, summed over partitions.",
+            registry=self.registry,
+        )
+        self.partitions_paused = Gauge(
+            names.PARTITIONS_PAUSED, "Partitions paused because their region's queue is full.",
+            registry=self.registry,
+        )
+        self._lag_measured_at = 0.0
+        if client is not None:
+            scheme = KeyScheme(settings.key_prefix, settings.campaign)
+            self.registry.register(
+                RedisStateCollector(client, scheme, settings.lease_ttl_seconds * 1000))
+
+    def chunk_done(self, region: str, read: int, fresh: int, queued: int) -> None:
+        """Count one chunk: ``read`` numbers, ``fresh`` of them new, ``queued`` of those."""
+        self.numbers_consumed.labels(region, "duplicate").inc(read - fresh)
+        self.numbers_consumed.labels(region, "do_not_call").inc(fresh - queued)
+        self.numbers_consumed.labels(region, "queued").inc(queued)
+
+    def observe_consumer(self, consumer: KafkaConsumer, paused: int) -> None:
+        """Update paused partitions, and the lag at most every ``LAG_INTERVAL_SECONDS``."""
+        self.partitions_paused.set(paused)
+        now = time.monotonic()
+        if now - self._lag_measured_at < LAG_INTERVAL_SECONDS:
+            return
+        self._lag_measured_at = now
+        assignment = consumer.assignment()
+        if not assignment:
+            return
+        ends = consumer.end_offsets(list(assignment))
+        lag = 0
+        for partition, end in ends.items():
+            position = consumer.position(partition)
+            lag += max(0, end - position)
+        self.consumer_lag.set(lag)

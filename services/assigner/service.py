@@ -1,0 +1,94 @@
+"""The ``phonebank assigner`` process: consumer worker, outcomes relay, reaper, /metrics.
+
+The worker consumes in the main thread; the relay and the reaper run in one background
+thread on a fixed period. SIGTERM or SIGINT sets one stop event: the worker finishes
+its chunk, commits and closes; the background thread ends its round; the producer is
+flushed and closed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from types import FrameType
+
+import redis
+
+from phonebank.assigner.metrics import AssignerMetrics
+from phonebank.assigner.reaper import Reaper
+from phonebank.assigner.relay import OutcomeRelay, RelayMetrics
+from phonebank.assigner.worker import AssignerWorker
+from phonebank.core.kafka import ensure_topics, make_producer
+from phonebank.core.metrics import start_metrics_server
+from phonebank.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: seconds between two rounds of relaying outcomes and reaping expired leases
+HOUSEKEEPING_PERIOD_SECONDS = 1.0
+
+
+def housekeeping(settings: Settings, client: redis.Redis, metrics: AssignerMetrics,
+                 stop: threading.Event) -> None:
+    """Relay outcomes and reap expired leases until ``stop`` is set."""
+    producer = make_producer(settings)
+    relay = OutcomeRelay(settings, client, producer, RelayMetrics(metrics.registry))
+    reaper = Reaper(settings, client)
+    try:
+        while not stop.is_set():
+            try:
+                reaper.reap_all()
+                relay.relay_all()
+            except redis.RedisError as exc:
+                log.warning("housekeeping round failed, retrying: %s", exc)
+            stop.wait(HOUSEKEEPING_PERIOD_SECONDS)
+        relay.relay_all()
+    finally:
+        producer.close()
+
+
+def run_assigner(settings: Settings, stop: threading.Event, metrics_port: int | None) -> None:
+    """Run one assigner until ``stop`` is set."""
+    ensure_topics(settings)
+    client = redis.Redis.from_url(settings.redis_url)
+    metrics = AssignerMetrics(settings, client)
+    if metrics_port is not None:
+        start_metrics_server(metrics_port, metrics.registry, settings.bind_address)
+    worker = AssignerWorker(settings, client, metrics)
+    worker.stop = stop
+    background = threading.Thread(
+        target=housekeeping, args=(settings, client, metrics, stop), name="housekeeping"
+    )
+    background.start()
+    try:
+        worker.run()
+    finally:
+        stop.set()
+        background.join()
+        client.close()
+
+
+def cmd_assigner(args: argparse.Namespace, settings: Settings) -> int:
+    """``phonebank assigner``: run until SIGTERM/SIGINT."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: finishing the current chunk, then stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    port = None if args.no_metrics else settings.assigner_metrics_port
+    run_assigner(settings, stop, port)
+    return 0
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``phonebank assigner``."""
+    parser = commands.add_parser(
+        "assigner", help="consume number chunks into per-region Redis queues; relay outcomes"
+    )
+    parser.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
+    parser.set_defaults(handler=cmd_assigner)

@@ -1,0 +1,163 @@
+"""The assigner worker against the real broker and redis-server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from phonebank.assigner.worker import AssignerWorker, ingested_key
+from phonebank.core.kafka import ensure_topics, make_producer, partition_for_region
+from phonebank.core.keys import KeyScheme
+from phonebank.core.records import NumberChunk
+from phonebank.core.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+#: seconds a test waits for the worker to reach the expected state
+DEADLINE_SECONDS = 60.0
+
+
+def produce(settings: Settings, chunks: list[NumberChunk]) -> None:
+    producer = make_producer(settings)
+    for chunk in chunks:
+        partition = partition_for_region(chunk.region, settings.numbers_partitions)
+        producer.send(settings.numbers_topic, key=chunk.region.encode(),
+                      value=chunk.encode(), partition=partition)
+    producer.flush()
+    producer.close()
+
+
+def chunk(region: str, seq: int, numbers: list[int], source: str = "test") -> NumberChunk:
+    return NumberChunk(campaign="default", region=region, source=source, seq=seq,
+                       numbers=numbers)
+
+
+def ready(client: redis.Redis, settings: Settings, region: str) -> list[int]:
+    keys = KeyScheme(settings.key_prefix, settings.campaign).region(region)
+    return [int(n) for n in client.lrange(keys.ready, 0, -1)]
+
+
+def step_until(worker: AssignerWorker, condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, "worker did not reach the expected state"
+        worker.step()
+
+
+def consumed_to_end(worker: AssignerWorker) -> bool:
+    """Whether the worker owns every partition and has read each to its end."""
+    consumer = worker.consumer
+    assignment = consumer.assignment()
+    if len(assignment) < worker.settings.numbers_partitions:
+        return False
+    ends = consumer.end_offsets(list(assignment))
+    return all(consumer.position(partition) >= end for partition, end in ends.items())
+
+
+@pytest.fixture
+def worker(settings: Settings, redis_client: redis.Redis) -> Iterator[AssignerWorker]:
+    ensure_topics(settings)
+    instance = AssignerWorker(settings, redis_client)
+    yield instance
+    instance.consumer.close(autocommit=False)
+
+
+def test_chunks_are_queued_once_and_counted(
+    settings: Settings, redis_client: redis.Redis, worker: AssignerWorker
+) -> None:
+    # Given chunks of two regions, one number repeated across chunks
+    produce(settings, [
+        chunk("RU-MOW", 0, [9161234567, 9161234568]),
+        chunk("RU-MOW", 1, [9161234568, 9161234569]),
+        chunk("RU-SPE", 0, [9211234567]),
+    ])
+    # When the worker consumes them
+    step_until(worker, lambda: len(ready(redis_client, settings, "RU-MOW")) == 3
+               and len(ready(redis_client, settings, "RU-SPE")) == 1)
+    # Then each number is queued once, in order, and counted as ingested once
+    assert ready(redis_client, settings, "RU-MOW") == [9161234567, 9161234568, 9161234569]
+    scheme = KeyScheme(settings.key_prefix, settings.campaign)
+    assert redis_client.hgetall(ingested_key(scheme)) == {b"RU-MOW": b"3", b"RU-SPE": b"1"}
+    # When the same chunks arrive again (a re-ingest)
+    produce(settings, [chunk("RU-MOW", 0, [9161234567, 9161234568], source="again")])
+    step_until(worker, lambda: consumed_to_end(worker))
+    # Then nothing is added
+    assert ready(redis_client, settings, "RU-MOW") == [9161234567, 9161234568, 9161234569]
+    assert redis_client.hget(ingested_key(scheme), "RU-MOW") == b"3"
+
+
+def test_full_region_pauses_its_partition_until_drained(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    # Given a high-water mark of 4 and a low-water mark of 2
+    tight = settings.model_copy(update={"queue_high_watermark": 4, "queue_low_watermark": 2})
+    ensure_topics(tight)
+    worker = AssignerWorker(tight, redis_client)
+    try:
+        produce(tight, [chunk("RU-MOW", 0, [9160000001 + i for i in range(4)]),
+                        chunk("RU-MOW", 1, [9160000101, 9160000102])])
+        # When the first chunk fills the region
+        step_until(worker, lambda: bool(worker.paused))
+        # Then the second waits in Kafka, its partition paused
+        assert len(ready(redis_client, tight, "RU-MOW")) == 4
+        for _ in range(3):
+            worker.step()
+        assert len(ready(redis_client, tight, "RU-MOW")) == 4
+        # When volunteers drain the queue below the low-water mark
+        keys = KeyScheme(tight.key_prefix, tight.campaign).region("RU-MOW")
+        redis_client.lpop(keys.ready, 3)
+        # Then the partition resumes and the waiting chunk is queued
+        step_until(worker, lambda: len(ready(redis_client, tight, "RU-MOW")) == 3)
+        assert ready(redis_client, tight, "RU-MOW") == [9160000004, 9160000101, 9160000102]
+        assert worker.paused == {}
+    finally:
+        worker.consumer.close(autocommit=False)
+
+
+def test_a_killed_worker_loses_nothing(settings: Settings, redis_client: redis.Redis) -> None:
+    # Given 40 chunks of 500 numbers over 4 regions
+    ensure_topics(settings)
+    regions = ["RU-MOW", "RU-SPE", "RU-KDA", "RU-NVS"]
+    expected: dict[str, list[int]] = {r: [] for r in regions}
+    chunks = []
+    for seq in range(40):
+        region = regions[seq % 4]
+        numbers = [9000000000 + seq * 1000 + i for i in range(500)]
+        expected[region] += numbers
+        chunks.append(chunk(region, seq, numbers))
+    produce(settings, chunks)
+    # When a worker process is killed with SIGKILL in the middle of the stream
+    env = {**os.environ, **{f"PHONEBANK_{k.upper()}": str(v) for k, v in {
+        "key_prefix": settings.key_prefix, "numbers_topic": settings.numbers_topic,
+        "outcomes_topic": settings.outcomes_topic, "assigner_group": settings.assigner_group,
+        "numbers_partitions": settings.numbers_partitions,
+        "outcomes_partitions": settings.outcomes_partitions,
+        "kafka_session_timeout_ms": 6000,
+    }.items()}}
+    victim = subprocess.Popen([sys.executable, "-m", "phonebank.cli", "assigner", "--no-metrics"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while sum(len(ready(redis_client, settings, r)) for r in regions) < 3000:
+        assert time.monotonic() < deadline and victim.poll() is None
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    # And a second worker takes over the group
+    survivor = AssignerWorker(settings, redis_client)
+    try:
+        step_until(survivor, lambda: consumed_to_end(survivor))
+    finally:
+        survivor.consumer.close(autocommit=False)
+    # Then every number is queued exactly once
+    for region in regions:
+        counts = Counter(ready(redis_client, settings, region))
+        assert sorted(counts) == sorted(expected[region])
+        assert set(counts.values()) == {1}
