@@ -66,11 +66,12 @@ def _byte_classes() -> UInt8Array:
 
 
 _CLASS_OF_BYTE = _byte_classes()
-_POWERS = 10 ** np.arange(NATIONAL_DIGITS - 1, -1, -1, dtype=np.int64)
 #: Unicode look-alikes of the separators people paste from word processors.
 _LOOKALIKES = str.maketrans({"\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u2212": "-",
                              **{chr(c): "-" for c in range(0x2010, 0x2016)}})
 _TEL_PREFIX = "tel:"
+#: Characters the bulk rules understand.
+_PLAIN = frozenset("0123456789+" + _PUNCTUATION + _BLANKS)
 _QUOTES = "\"'«»“”"
 
 
@@ -120,66 +121,111 @@ def normalize_block(block: bytes) -> tuple[Int64Array, UInt8Array]:
 
     ``block`` is whole lines, each ended by ``\\n`` (the last one too).
     """
-    starts, _ = line_bounds(block)
+    starts, ends = line_bounds(block)
     if len(starts) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint8)
     data = np.frombuffer(block, dtype=np.uint8)
     classes = _CLASS_OF_BYTE[data]
-    per_line = {kind: np.add.reduceat((classes == kind).astype(np.int64), starts)
-                for kind in (_DIGIT, _PUNCT, _PLUS, _OTHER)}
-    facts, plus_after_digit = _digit_facts(data, classes, starts, per_line[_DIGIT])
+    is_digit = classes == _DIGIT
+    count = np.add.reduceat(is_digit, starts, dtype=np.int64)
+    facts, plus_count, plus_after_digit = _digit_facts(data, classes, is_digit, starts, count)
     reasons, well_formed = apply_digit_rules(facts)
-    blank = (per_line[_DIGIT] + per_line[_PUNCT] + per_line[_PLUS] + per_line[_OTHER]) == 0
-    reasons[blank] = EMPTY
-    reasons[(per_line[_DIGIT] == 0) & ~blank] = UNPARSEABLE
-    reasons[(per_line[_PLUS] > 1) | plus_after_digit] = UNPARSEABLE
+    reasons[(plus_count > 1) | plus_after_digit] = UNPARSEABLE
+    no_digits = np.flatnonzero(count == 0)
+    if len(no_digits):
+        reasons[no_digits] = [_no_digit_reason(block[s:e]) for s, e in
+                              zip(starts[no_digits].tolist(), ends[no_digits].tolist(),
+                                  strict=True)]
     national = np.where(well_formed & (reasons != UNPARSEABLE), facts.national, 0)
-    for line in np.flatnonzero(per_line[_OTHER]).tolist():
-        end = int(starts[line + 1]) - 1 if line + 1 < len(starts) else len(block) - 1
-        national[line], reasons[line] = normalize_text(block[int(starts[line]):end])
+    slow = _lines_of(np.flatnonzero(classes == _OTHER), starts)
+    if len(slow):
+        _normalize_slow_lines(block, starts, np.unique(slow), national, reasons)
     return national, reasons
 
 
-def _digit_facts(data: UInt8Array, classes: UInt8Array, starts: Int64Array,
-                 count: Int64Array) -> tuple[DigitFacts, npt.NDArray[np.bool_]]:
-    digit_at = np.flatnonzero(classes == _DIGIT)
-    digits = (data[digit_at] - ord("0")).astype(np.int64)
+def _no_digit_reason(line: bytes) -> int:
+    return EMPTY if not line.strip(_BLANKS.encode()) else UNPARSEABLE
+
+
+def _lines_of(positions: Int64Array, starts: Int64Array) -> Int64Array:
+    """The line index of each byte position."""
+    lines: Int64Array = np.searchsorted(starts, positions, side="right") - 1
+    return lines
+
+
+def _normalize_slow_lines(block: bytes, starts: Int64Array, slow: Int64Array,
+                          national: Int64Array, reasons: UInt8Array) -> None:
+    """Clean each odd line in Python, then run the cleaned ones through the bulk rules."""
+    ends = np.append(starts[1:], len(block)) - 1
+    cleaned_at: list[int] = []
+    cleaned: list[bytes] = []
+    for line in slow.tolist():
+        outcome = clean_line(block[int(starts[line]):int(ends[line])])
+        if isinstance(outcome, bytes):
+            cleaned_at.append(line)
+            cleaned.append(outcome)
+        else:
+            national[line], reasons[line] = 0, outcome
+    if cleaned:
+        batch_national, batch_reasons = normalize_block(b"\n".join(cleaned) + b"\n")
+        national[cleaned_at] = batch_national
+        reasons[cleaned_at] = batch_reasons
+
+
+def _digit_facts(data: UInt8Array, classes: UInt8Array, is_digit: npt.NDArray[np.bool_],
+                 starts: Int64Array, count: Int64Array,
+                 ) -> tuple[DigitFacts, Int64Array, npt.NDArray[np.bool_]]:
+    """Digit facts per line, ``+`` signs per line, and lines with a ``+`` after a digit."""
+    digit_at = np.flatnonzero(is_digit)
+    digits = data[digit_at] - np.uint8(ord("0"))
     offset = np.cumsum(count) - count
     has_digits = count > 0
     first = np.zeros(len(count), dtype=np.int64)
     first[has_digits] = digits[offset[has_digits]]
     national = np.zeros(len(count), dtype=np.int64)
-    full = count >= NATIONAL_DIGITS
-    if full.any():
-        tail = (offset[full] + count[full] - NATIONAL_DIGITS)[:, None] + np.arange(NATIONAL_DIGITS)
-        national[full] = digits[tail] @ _POWERS
+    full = np.flatnonzero(count >= NATIONAL_DIGITS)
+    tail = offset[full] + count[full] - NATIONAL_DIGITS
+    for place in range(NATIONAL_DIGITS):
+        national[full] = national[full] * 10 + digits[tail + place]
     plus_at = np.flatnonzero(classes == _PLUS)
-    plus_line = np.searchsorted(starts, plus_at, side="right") - 1
-    plus = np.zeros(len(count), dtype=np.bool_)
-    plus[plus_line] = True
+    plus_line = _lines_of(plus_at, starts)
+    plus_count = np.bincount(plus_line, minlength=len(count)).astype(np.int64)
     first_digit_at = np.full(len(count), np.iinfo(np.int64).max, dtype=np.int64)
     first_digit_at[has_digits] = digit_at[offset[has_digits]]
     late_plus = np.zeros(len(count), dtype=np.bool_)
     late_plus[plus_line[plus_at > first_digit_at[plus_line]]] = True
-    return DigitFacts(count, plus, first, national), late_plus
+    return DigitFacts(count, plus_count > 0, first, national), plus_count, late_plus
 
 
-def normalize_text(raw: bytes) -> tuple[int, int]:
-    """The slow path for one line (no newline): national number (0 if none) and reason."""
+def clean_line(raw: bytes) -> bytes | int:
+    """The slow path's cleaning of one line (no newline): plain ASCII, or a reason code.
+
+    Decodes UTF-8, maps look-alike spaces and dashes, drops surrounding quotes and a
+    ``tel:`` prefix; letters → LETTERS; anything else the digit rules do not know,
+    invalid UTF-8 and NUL → UNPARSEABLE.
+    """
     if b"\x00" in raw:
-        return 0, UNPARSEABLE
+        return UNPARSEABLE
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return 0, UNPARSEABLE
+        return UNPARSEABLE
     text = text.translate(_LOOKALIKES).strip().strip(_QUOTES).strip()
     if text.lower().startswith(_TEL_PREFIX):
         text = text[len(_TEL_PREFIX):]
     if not text.strip(_BLANKS):
-        return 0, EMPTY
+        return EMPTY
     if any(unicodedata.category(char).startswith("L") for char in text):
-        return 0, LETTERS
-    if any(char not in "0123456789+" + _PUNCTUATION + _BLANKS for char in text):
-        return 0, UNPARSEABLE
-    national, reasons = normalize_block(text.encode("ascii") + b"\n")
+        return LETTERS
+    if any(char not in _PLAIN for char in text):
+        return UNPARSEABLE
+    return text.encode("ascii")
+
+
+def normalize_text(raw: bytes) -> tuple[int, int]:
+    """One line (no newline) through the slow path: national number (0 if none), reason."""
+    outcome = clean_line(raw)
+    if not isinstance(outcome, bytes):
+        return 0, outcome
+    national, reasons = normalize_block(outcome + b"\n")
     return int(national[0]), int(reasons[0])

@@ -1,0 +1,157 @@
+"""Ingest benchmark: classify throughput, naive libphonenumber baseline, end-to-end to Kafka.
+
+Generates N lines (default 5,000,000) in mixed real-world formats from the shared
+registry (about 3 % junk: letters, short numbers, 8-800, blanks), then in one run:
+
+(a) the project's classify path: read the file in blocks, normalise, look up regions,
+    dedupe — numbers (lines) per second;
+(b) a naive per-line baseline on a subset: ``phonenumbers.parse`` + ``is_valid_number``
+    + geocoder description, and the ratio a/b;
+(c) end to end into the local Kafka (``phonebank stack up``): a real ``ingest`` run into
+    a fresh topic — skipped with ``--no-kafka`` or when the broker is unreachable.
+
+Prints the figures and peak RSS, and ends with one JSON line holding them.
+
+    python benchmarks/ingest.py [--lines N] [--baseline-lines N] [--no-kafka]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import phonenumbers
+from phonenumbers import geocoder
+
+from phonebank.core.kafka import make_admin
+from phonebank.core.numbering import NumberingPlan
+from phonebank.core.regions import REGIONS
+from phonebank.core.settings import load_settings
+from phonebank.ingest.chunks import KafkaSink
+from phonebank.ingest.classify import Classifier
+from phonebank.ingest.progress import Progress
+from phonebank.ingest.runner import IngestOptions, IngestRun
+from phonebank.ingest.sources import expand, read_blocks
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared/data/numbering-plan/DEF-9xx.csv"
+JUNK = ["abc", "916123", "8 800 555 35 35", "", "+380 50 123 45 67", "тел. нет"]
+
+
+STYLES = (
+    "+7 ({0}) {1}-{2}-{3}", "8 {0} {1} {2} {3}", "8{0}{1}{2}{3}", "7{0}{1}{2}{3}",
+    "{0}{1}{2}{3}", "+7.{0}.{1}.{2}.{3}", "tel:+7{0}{1}{2}{3}", "+7{0}{1}{2}{3}",
+)
+
+
+def format_lines(numbers: np.ndarray, rng: np.random.Generator) -> bytes:
+    """Numbers written the ways people keep them, with about 3 % junk mixed in."""
+    styles = rng.integers(0, len(STYLES), len(numbers)).tolist()
+    junk = (rng.random(len(numbers)) < 0.03).tolist()
+    lines = []
+    for number, style, bad in zip(numbers.tolist(), styles, junk, strict=True):
+        if bad:
+            lines.append(JUNK[style % len(JUNK)])
+            continue
+        s = str(number)
+        lines.append(STYLES[style].format(s[:3], s[3:6], s[6:8], s[8:]))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def make_input(path: Path, plan: NumberingPlan, count: int) -> None:
+    rng = np.random.default_rng(2026)
+    with path.open("wb") as out:
+        for start in range(0, count, 500_000):
+            numbers = plan.random_allocated(rng, min(500_000, count - start))
+            out.write(format_lines(numbers, rng))
+
+
+def bench_classify(path: Path, plan: NumberingPlan) -> tuple[float, int]:
+    classifier = Classifier(plan, REGIONS)
+    started, lines = time.perf_counter(), 0
+    for block in read_blocks(expand([str(path)])[0]):
+        lines += len(classifier.classify(block.data, block.unparseable))
+    return lines / (time.perf_counter() - started), lines
+
+
+def bench_baseline(path: Path, count: int) -> float:
+    with path.open(encoding="utf-8") as handle:
+        lines = [next(handle).rstrip("\n") for _ in range(count)]
+    started = time.perf_counter()
+    for line in lines:
+        try:
+            number = phonenumbers.parse(line, "RU")
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            geocoder.description_for_number(number, "ru")
+    return count / (time.perf_counter() - started)
+
+
+def bench_kafka(path: Path, plan: NumberingPlan, tmp: Path) -> float | None:
+    base = load_settings()
+    topic = f"bench-{uuid.uuid4().hex[:8]}.numbers"
+    settings = base.model_copy(update={"numbers_topic": topic})
+    try:
+        make_admin(settings).close()
+    except Exception as exc:  # the broker is optional for this benchmark
+        print(f"(c) skipped: Kafka unreachable ({exc})", file=sys.stderr)
+        return None
+    options = IngestOptions([str(path)], checkpoint_dir=tmp / "ck", rejects=tmp / "rej.tsv",
+                            progress=Progress(io.StringIO(), interactive=False))
+    try:
+        summary = IngestRun(settings, plan, options, lambda: KafkaSink(settings)).run()
+    finally:
+        admin = make_admin(settings)
+        admin.delete_topics([topic])
+        admin.close()
+    return float(summary["lines"] / summary["seconds"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lines", type=int, default=5_000_000)
+    parser.add_argument("--baseline-lines", type=int, default=20_000)
+    parser.add_argument("--no-kafka", action="store_true")
+    args = parser.parse_args()
+    if not SHARED.exists():
+        sys.exit(f"{SHARED} not found: the benchmark needs the shared registry")
+    plan = NumberingPlan.load([SHARED])
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        path = tmp / "numbers.txt"
+        started = time.perf_counter()
+        make_input(path, plan, args.lines)
+        print(f"input: {args.lines:,} lines, {path.stat().st_size / 2**20:.0f} MiB, "
+              f"made in {time.perf_counter() - started:.1f} s")
+        classify_rate, lines = bench_classify(path, plan)
+        print(f"(a) classify:  {classify_rate:>12,.0f} numbers/s ({lines:,} lines, 1 process)")
+        baseline_rate = bench_baseline(path, args.baseline_lines)
+        print(f"(b) naive phonenumbers: {baseline_rate:>10,.0f} numbers/s "
+              f"({args.baseline_lines:,} lines)")
+        ratio = classify_rate / baseline_rate
+        print(f"    ratio a/b: {ratio:,.0f}x")
+        kafka_rate = None if args.no_kafka else bench_kafka(path, plan, tmp)
+        if kafka_rate is not None:
+            print(f"(c) end to end into Kafka: {kafka_rate:>8,.0f} numbers/s")
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS: {peak_mib:,.0f} MiB")
+    print(json.dumps({
+        "benchmark": "ingest", "lines": args.lines,
+        "classify_numbers_per_second": round(classify_rate),
+        "baseline_numbers_per_second": round(baseline_rate),
+        "ratio": round(ratio, 1),
+        "kafka_numbers_per_second": None if kafka_rate is None else round(kafka_rate),
+        "peak_rss_mib": round(peak_mib),
+    }))
+
+
+if __name__ == "__main__":
+    main()
