@@ -2,9 +2,11 @@
 
 The volunteer's limits live in the volunteer's own Cluster slot (``{v:…}``), the
 number in the region's (``{r:…}``), and no script may touch two slots. So acquire is
-two atomic steps: ``reserve`` takes one slot of both limits on the volunteer's keys
-(refusing atomically when either is used up), then ``acquire`` leases a number on the
-region's keys; if no region yields one, ``unreserve`` gives the slot back. A client
+two atomic steps sent in one round trip: ``reserve`` takes one slot of both limits on
+the volunteer's keys (refusing atomically when either is used up) and ``acquire`` leases
+a number on the region's keys. If the reservation was refused, a lease granted
+meanwhile is released at once; if no region yields a number, ``unreserve`` gives the
+slot back (docs/lease-protocol.md, "Volunteer limits"). A client
 that dies in between leaves a reservation that frees itself at its deadline (one lease
 time to live). complete / release end the reservation; renew extends it.
 
