@@ -85,8 +85,10 @@ class IngestRun:
         sources = expand(self.options.sources)
         sink = None if self.options.dry_run or self.sink_factory is None else self.sink_factory()
         with contextlib.ExitStack() as stack:
-            rejects = (stack.enter_context(self.options.rejects.open("ab"))
-                       if self.options.rejects else None)
+            rejects = None
+            if self.options.rejects is not None:
+                self.options.rejects.parent.mkdir(parents=True, exist_ok=True)
+                rejects = stack.enter_context(self.options.rejects.open("ab"))
             for source in sources:
                 self.results.append(self._run_source(source, sink, rejects))
             if sink is not None:
