@@ -16,6 +16,7 @@ from phonebank import __version__
 from phonebank.assigner import service as assigner_service
 from phonebank.core import stack
 from phonebank.core.settings import Settings, SettingsError, load_settings, markdown_table
+from phonebank.reporter import cli as reporter_cli
 
 #: A service's hook that adds its subcommand(s) to the ``phonebank`` parser.
 AddParser = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _service_parsers() -> list[AddParser]:
     """The ``add_parser`` functions of the services."""
-    return [assigner_service.add_parser]
+    return [assigner_service.add_parser, reporter_cli.add_parser]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,8 @@ instead of losing it, which a test-and-set before queueing would do.
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -35,8 +37,10 @@ def _bits(client: redis.Redis, scripts: Scripts, scheme: KeyScheme, operation: s
     """Run ``operation`` (unseen | markseen) per prefix group; the bits per group."""
     pipe = client.pipeline(transaction=False)
     for prefix, members in groups.items():
-        offsets: list[str | int] = [number % DEDUPE_BITS_PER_PREFIX for number in members]
-        scripts.run(operation, [scheme.seen(str(prefix))], offsets, client=pipe)
+        offsets = array("I", [number % DEDUPE_BITS_PER_PREFIX for number in members])
+        if sys.byteorder != "little":
+            offsets.byteswap()
+        scripts.run(operation, [scheme.seen(str(prefix))], [offsets.tobytes()], client=pipe)
     replies = pipe.execute()
     for reply in replies:
         if reply[0] != ReturnCode.OK:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
@@ -120,7 +121,7 @@ class Scripts:
         self,
         operation: str,
         keys: list[str],
-        args: list[str | int],
+        args: Sequence[str | int | bytes],
         client: Any = None,
     ) -> list[Any]:
         """Run ``operation`` with ``keys`` and ``args``; ``client`` may be a pipeline."""

@@ -22,7 +22,7 @@ from phonebank.core.settings import Settings
 pytestmark = pytest.mark.integration
 
 #: seconds a test waits for the worker to reach the expected state
-DEADLINE_SECONDS = 60.0
+DEADLINE_SECONDS = 120.0
 
 
 def produce(settings: Settings, chunks: list[NumberChunk]) -> None:
