@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from phonebank import __version__
+from phonebank.assigner import dnc_cli
 from phonebank.assigner import service as assigner_service
 from phonebank.core import stack
 from phonebank.core.settings import Settings, SettingsError, load_settings, markdown_table
@@ -84,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _service_parsers() -> list[AddParser]:
     """The ``add_parser`` functions of the services."""
-    return [assigner_service.add_parser, reporter_cli.add_parser]
+    return [assigner_service.add_parser, dnc_cli.add_parser, reporter_cli.add_parser]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
