@@ -17,7 +17,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from phonebank.core import metrics as names
+from phonebank.core.calling_hours import CallingPolicy, is_open
 from phonebank.core.keys import KeyScheme
+from phonebank.core.leases import campaign_region_zones
 from phonebank.core.queues import known_regions, queue_depths
 from phonebank.core.settings import Settings
 
@@ -28,10 +30,12 @@ LAG_INTERVAL_SECONDS = 5.0
 class RedisStateCollector(Collector):
     """Per-region queue depths and lease counters, read from Redis at scrape time."""
 
-    def __init__(self, client: redis.Redis, scheme: KeyScheme, lease_ttl_ms: int) -> None:
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
         self.redis = client
-        self.scheme = scheme
-        self.lease_ttl_ms = lease_ttl_ms
+        self.scheme = KeyScheme(settings.key_prefix, settings.campaign)
+        self.lease_ttl_ms = settings.lease_ttl_seconds * 1000
+        self.policy = CallingPolicy.from_settings(settings)
+        self.region_zones = campaign_region_zones(settings)
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         now_ms = int(time.time() * 1000)
@@ -56,6 +60,17 @@ class RedisStateCollector(Collector):
         yield from families.values()
         yield expiries
         yield from self._stream_and_age(regions, now_ms)
+        yield self._open_regions(now_ms)
+
+    def _open_regions(self, now_ms: int) -> GaugeMetricFamily:
+        """1 for each campaign region inside its calling window now, else 0."""
+        family = GaugeMetricFamily(
+            names.REGION_OPEN, "1 while the region's local time is inside the calling window.",
+            labels=["region"],
+        )
+        for region, zones in self.region_zones.items():
+            family.add_metric([region], 1.0 if is_open(zones, self.policy, now_ms) else 0.0)
+        return family
 
     def _stream_and_age(self, regions: list[str], now_ms: int) -> Iterator[GaugeMetricFamily]:
         """Unrelayed outcome events, and the time since the oldest live lease's last deadline
@@ -103,10 +118,12 @@ class AssignerMetrics:
             registry=self.registry,
         )
         self._lag_measured_at = 0.0
+        self.reclaim_lag = Gauge(
+            names.LEASE_RECLAIM_LAG, "Seconds the oldest expired lease waited for the reaper.",
+            registry=self.registry,
+        )
         if client is not None:
-            scheme = KeyScheme(settings.key_prefix, settings.campaign)
-            self.registry.register(
-                RedisStateCollector(client, scheme, settings.lease_ttl_seconds * 1000))
+            self.registry.register(RedisStateCollector(client, settings))
 
     def chunk_done(self, region: str, read: int, fresh: int, queued: int) -> None:
         """Count one chunk: ``read`` numbers, ``fresh`` of them new, ``queued`` of those."""

@@ -39,7 +39,7 @@ def housekeeping(settings: Settings, client: redis.Redis, metrics: AssignerMetri
     try:
         while not stop.is_set():
             try:
-                reaper.reap_all()
+                metrics.reclaim_lag.set(reaper.reap_all().reclaim_lag_ms / 1000)
                 relay.relay_all()
             except redis.RedisError as exc:
                 log.warning("housekeeping round failed, retrying: %s", exc)

@@ -42,11 +42,6 @@ POLL_TIMEOUT_MS = 500
 MAX_POLL_RECORDS = 50
 
 
-def ingested_key(scheme: KeyScheme) -> str:
-    """HASH region → distinct numbers accepted into the campaign (read by the reporter)."""
-    return f"{scheme.prefix}:c:{scheme.campaign}:ingested"
-
-
 @dataclass
 class RebalanceState:
     """What the rebalance callbacks saw; the worker loop acts on it."""
@@ -144,7 +139,7 @@ class AssignerWorker:
         ) if fresh else 0
         newly_seen = dedupe.mark_seen(self.redis, self.scripts, self.scheme, fresh) if fresh else 0
         if newly_seen:
-            self.redis.hincrby(ingested_key(self.scheme), chunk.region, newly_seen)
+            self.redis.hincrby(self.scheme.ingested, chunk.region, newly_seen)
         self.metrics.chunk_done(chunk.region, len(chunk.numbers), len(fresh), queued)
         return True
 

@@ -4,6 +4,9 @@ Keys of one region carry the hash tag ``{r:REGION}``, so every Lua script that w
 one region touches one Redis Cluster slot. The do-not-call set is keyed by region too
 (a number's region never changes) but not by campaign: do-not-call is global.
 
+The reporter's keys share one hash tag per campaign, ``{rep:CAMPAIGN}``, so that a
+``PFCOUNT`` over many time buckets touches one Redis Cluster slot.
+
 Keys of one volunteer carry the hash tag ``{v:VOLUNTEER}`` (the keyed hash of the
 volunteer id, never the id): the volunteer-limit scripts touch that slot only.
 
@@ -166,6 +169,36 @@ class KeyScheme:
         return f"{self.prefix}:c:{self.campaign}:seen:{{p:{national_prefix}}}"
 
     @property
+    def ingested(self) -> str:
+        """HASH region → distinct numbers newly accepted (the assigner writes, the reporter
+        reads)."""
+        return f"{self.prefix}:c:{self.campaign}:ingested"
+
+    @property
     def regions(self) -> str:
         """SET of the region codes that have ever had numbers queued."""
         return f"{self.prefix}:c:{self.campaign}:regions"
+
+
+@dataclass(frozen=True)
+class ReporterKeys:
+    """The keys the reporter reads and writes for one campaign."""
+
+    prefix: str
+    campaign: str
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}:c:{self.campaign}:report:{{rep:{self.campaign}}}:{name}"
+
+    @property
+    def checkpoint(self) -> str:
+        """STRING: zlib-compressed JSON of the aggregate state and its Kafka offsets."""
+        return self._key("checkpoint")
+
+    def volunteers_minute(self, minute: int) -> str:
+        """HYPERLOGLOG of volunteer hashes with an outcome in one epoch minute."""
+        return self._key(f"vol:m:{minute}")
+
+    def volunteers_hour(self, hour: int) -> str:
+        """HYPERLOGLOG of volunteer hashes with an outcome in one epoch hour."""
+        return self._key(f"vol:h:{hour}")

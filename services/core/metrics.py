@@ -48,6 +48,7 @@ LEASES_ACTIVE = "phonebank_leases_active"
 LEASES_GRANTED = "phonebank_leases_granted_total"
 LEASE_EXPIRIES = "phonebank_lease_expiries_total"
 LEASE_OLDEST_AGE = "phonebank_lease_oldest_age_seconds"
+LEASE_RECLAIM_LAG = "phonebank_lease_reclaim_lag_seconds"
 LEASE_OPERATION_SECONDS = "phonebank_lease_operation_seconds"
 OUTCOMES_RELAYED = "phonebank_outcomes_relayed_total"
 OUTCOMES_RELAY_LAST_SUCCESS = "phonebank_outcomes_relay_last_success_timestamp_seconds"
@@ -120,6 +121,8 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
      "Leases the reaper found expired."),
     (LEASE_OLDEST_AGE, "gauge", "seconds", "region", "assigner",
      "Age of the oldest live lease."),
+    (LEASE_RECLAIM_LAG, "gauge", "seconds", "", "assigner",
+     "How long the oldest expired lease waited past its deadline for the reaper."),
     (LEASE_OPERATION_SECONDS, "histogram", "seconds", "operation result", "gateway",
      "Latency of acquire|renew|complete|release; result ok or the error code."),
     (OUTCOMES_RELAYED, "counter", "events", "", "assigner",

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import redis
 
+from phonebank.core.keys import ReporterKeys
 from phonebank.reporter.aggregate import Aggregator
-from phonebank.reporter.keys import ReporterKeys
 
 #: format version of the checkpoint document; a different one is ignored (rebuild)
 CHECKPOINT_VERSION = 1

@@ -21,12 +21,12 @@ from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
 from phonebank.core.kafka import ensure_topic, make_consumer
+from phonebank.core.keys import KeyScheme, ReporterKeys
 from phonebank.core.metrics import is_code
 from phonebank.core.records import OutcomeEvent
 from phonebank.core.settings import Settings
 from phonebank.reporter.aggregate import Aggregator
 from phonebank.reporter.checkpoint import Checkpoint, CheckpointStore
-from phonebank.reporter.keys import ReporterKeys
 from phonebank.reporter.status import ReporterStatus
 from phonebank.reporter.volunteers import ActiveVolunteers
 
@@ -59,6 +59,7 @@ class ReporterService:
         self.rebuild = rebuild
         self.redis = redis.Redis.from_url(settings.redis_url)
         self.keys = ReporterKeys(settings.key_prefix, settings.campaign)
+        self.ingested_key = KeyScheme(settings.key_prefix, settings.campaign).ingested
         self.store = CheckpointStore(self.redis, self.keys)
         self.volunteers = ActiveVolunteers(self.redis, self.keys)
         self.status = ReporterStatus(settings.campaign, Aggregator(settings.lease_max_expiries))
@@ -164,7 +165,7 @@ class ReporterService:
             return
         self._last_refresh = time.monotonic()
         try:
-            raw = self.redis.hgetall(self.keys.ingested)
+            raw = self.redis.hgetall(self.ingested_key)
             self.status.ingested = {_text(k): int(v) for k, v in raw.items()}
             (self.status.volunteers_active_15m,
              self.status.volunteers_active_24h) = self.volunteers.counts(_now_ms())

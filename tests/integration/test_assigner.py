@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from phonebank.assigner.worker import AssignerWorker, ingested_key
+from phonebank.assigner.worker import AssignerWorker
 from phonebank.core.kafka import ensure_topics, make_producer, partition_for_region
 from phonebank.core.keys import KeyScheme
 from phonebank.core.records import NumberChunk
@@ -85,13 +85,13 @@ def test_chunks_are_queued_once_and_counted(
     # Then each number is queued once, in order, and counted as ingested once
     assert ready(redis_client, settings, "RU-MOW") == [9161234567, 9161234568, 9161234569]
     scheme = KeyScheme(settings.key_prefix, settings.campaign)
-    assert redis_client.hgetall(ingested_key(scheme)) == {b"RU-MOW": b"3", b"RU-SPE": b"1"}
+    assert redis_client.hgetall(scheme.ingested) == {b"RU-MOW": b"3", b"RU-SPE": b"1"}
     # When the same chunks arrive again (a re-ingest)
     produce(settings, [chunk("RU-MOW", 0, [9161234567, 9161234568], source="again")])
     step_until(worker, lambda: consumed_to_end(worker))
     # Then nothing is added
     assert ready(redis_client, settings, "RU-MOW") == [9161234567, 9161234568, 9161234569]
-    assert redis_client.hget(ingested_key(scheme), "RU-MOW") == b"3"
+    assert redis_client.hget(scheme.ingested, "RU-MOW") == b"3"
 
 
 def test_full_region_pauses_its_partition_until_drained(

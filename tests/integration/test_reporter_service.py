@@ -15,11 +15,11 @@ import redis
 from kafka import KafkaConsumer
 
 from phonebank.core.kafka import ensure_topic, make_producer
+from phonebank.core.keys import KeyScheme
 from phonebank.core.metrics import CATALOGUE, exposed_names
 from phonebank.core.records import Outcome, OutcomeEvent
 from phonebank.core.settings import Settings
 from phonebank.reporter.app import Reporter
-from phonebank.reporter.keys import ReporterKeys
 from phonebank.reporter.service import ReporterService
 
 pytestmark = pytest.mark.integration
@@ -134,7 +134,7 @@ def test_rebuild_recounts_the_topic_from_the_start(topic: Settings) -> None:
 def test_active_volunteers_and_ingested_counts_come_from_redis(
         topic: Settings, redis_client: redis.Redis) -> None:
     settings = topic
-    keys = ReporterKeys(settings.key_prefix, settings.campaign)
+    keys = KeyScheme(settings.key_prefix, settings.campaign)
     # Given the assigner's ingested counts, and outcomes by three volunteers now and a
     # fourth two hours ago, plus a record that is not an event and one whose region
     # would put a phone number into a label
@@ -177,7 +177,7 @@ def _get(url: str) -> tuple[int, str, bytes]:
 def test_http_endpoints_and_promtool_on_real_metrics(topic: Settings,
                                                      redis_client: redis.Redis) -> None:
     settings = topic
-    redis_client.hset(ReporterKeys(settings.key_prefix, settings.campaign).ingested,
+    redis_client.hset(KeyScheme(settings.key_prefix, settings.campaign).ingested,
                       mapping={"RU-MOW": 10, "RU-SPE": 5})
     produce(settings, FIRST + SECOND)
     # Given a running reporter (threads, ephemeral port) that has counted the stream
