@@ -17,6 +17,7 @@ from phonebank.assigner import dnc_cli
 from phonebank.assigner import service as assigner_service
 from phonebank.core import stack
 from phonebank.core.settings import Settings, SettingsError, load_settings, markdown_table
+from phonebank.ingest import cli as ingest_cli
 from phonebank.reporter import cli as reporter_cli
 
 #: A service's hook that adds its subcommand(s) to the ``phonebank`` parser.
@@ -85,7 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _service_parsers() -> list[AddParser]:
     """The ``add_parser`` functions of the services."""
-    return [assigner_service.add_parser, dnc_cli.add_parser, reporter_cli.add_parser]
+    return [
+        ingest_cli.add_ingest_parser,
+        ingest_cli.add_generate_parser,
+        assigner_service.add_parser,
+        dnc_cli.add_parser,
+        reporter_cli.add_parser,
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
