@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 DEFAULT_CHUNK_SIZE = 1000
 #: seconds to wait for Kafka to acknowledge everything sent, at each checkpoint
 FLUSH_TIMEOUT_SECONDS = 120
+#: Producer settings of the ingest on top of the shared ones: chunks go uncompressed.
+#: kafka-python gzips at level 9 in Python, which capped the whole ingest at ~360k
+#: numbers/s on 2 cores (benchmarks/ingest.py); uncompressed a chunk is ~11 bytes a number.
+INGEST_PRODUCER_OVERRIDES: dict[str, Any] = {"compression_type": None}
 
 Int64Array = npt.NDArray[np.int64]
 Int16Array = npt.NDArray[np.int16]
@@ -109,7 +113,8 @@ class KafkaSink:
     def __init__(self, settings: Settings, **producer_overrides: Any) -> None:
         self.topic = settings.numbers_topic
         ensure_topic(settings, self.topic, settings.numbers_partitions)
-        self.producer = make_producer(settings, **producer_overrides)
+        self.producer = make_producer(settings,
+                                      **{**INGEST_PRODUCER_OVERRIDES, **producer_overrides})
         partitions = self.producer.partitions_for(self.topic) or set()
         self.partitions = len(partitions) or settings.numbers_partitions
         if self.partitions != settings.numbers_partitions:

@@ -1,4 +1,4 @@
-"""Ingest into the real local Kafka: chunks land on their region's partition; re-runs send nothing."""
+"""Ingest into the real local Kafka: chunks land on their partition; re-runs send nothing."""
 
 from __future__ import annotations
 
