@@ -39,13 +39,6 @@ Int16Array = npt.NDArray[np.int16]
 BoolArray = npt.NDArray[np.bool_]
 
 
-def _without_tel_prefix(block: bytes) -> bytes:
-    """``tel:`` blanked out (same length, so lines stay where they are): the fast path."""
-    if b"tel:" not in block and b"TEL:" not in block:
-        return block
-    return block.replace(b"tel:", b"    ").replace(b"TEL:", b"    ")
-
-
 class SeenNumbers:
     """The numbers accepted so far in this run: one bit each, a page per 3-digit prefix.
 
@@ -120,7 +113,7 @@ class Classifier:
 
     def classify(self, block: bytes, overlong: Iterable[int] = ()) -> ClassifiedBlock:
         """Classify every ``\\n``-ended line of ``block``; ``overlong`` lines are unparseable."""
-        national, reason = normalize_block(_without_tel_prefix(block))
+        national, reason = normalize_block(block)
         reason[list(overlong)] = UNPARSEABLE
         region = np.full(len(reason), NO_REGION, dtype=np.int16)
         candidates = np.flatnonzero(reason == OK)
