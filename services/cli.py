@@ -17,6 +17,7 @@ from phonebank.assigner import dnc_cli
 from phonebank.assigner import service as assigner_service
 from phonebank.core import stack
 from phonebank.core.settings import Settings, SettingsError, load_settings, markdown_table
+from phonebank.demo import run as demo_run
 from phonebank.ingest import cli as ingest_cli
 from phonebank.reporter import cli as reporter_cli
 
@@ -92,6 +93,7 @@ def _service_parsers() -> list[AddParser]:
         assigner_service.add_parser,
         dnc_cli.add_parser,
         reporter_cli.add_parser,
+        demo_run.add_parser,
     ]
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import redis
 from kafka import KafkaConsumer
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -100,6 +100,7 @@ class AssignerMetrics:
     """The assigner's registry; one per worker process (tests make several)."""
 
     def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+        disable_created_metrics()  # no *_created series: they are not phonebank metrics
         self.registry = CollectorRegistry()
         self.numbers_consumed = Counter(
             names.ASSIGNER_NUMBERS, "Numbers read from Kafka by result (queued, duplicate, dnc).",

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         1, ge=1, le=10, description="Concurrent leases per volunteer (count)."
     )
     volunteer_max_per_hour: int = Field(
-        30, ge=1, le=1000, description="Leases per volunteer per rolling hour (count)."
+        30, ge=1, le=100_000, description="Leases per volunteer per rolling hour (count)."
     )
     calling_window_start: dt.time = Field(
         dt.time(9, 0), description="Earliest callee-local time to call (HH:MM)."

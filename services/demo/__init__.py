@@ -1,0 +1,1 @@
+"""`phonebank demo`: the whole pipeline on the local stack, with simulated volunteers."""

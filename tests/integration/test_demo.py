@@ -1,0 +1,85 @@
+"""`phonebank demo` end to end: every component real, each in its own process."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from phonebank.core.metrics import CATALOGUE, exposed_names, referenced_names
+from phonebank.core.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+#: Files the Grafana dashboard and the alert rules are in.
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, local_stack: Settings) -> Path:
+    """One short demo run (small count, time compressed), its files kept."""
+    folder = tmp_path_factory.mktemp("demo")
+    namespace = f"tdemo{uuid.uuid4().hex[:8]}"
+    result = subprocess.run(
+        [sys.executable, "-m", "phonebank.cli", "demo", "--count", "3000", "--duration", "8",
+         "--speed", "300", "--volunteers", "6", "--anytime", "--no-wait",
+         "--namespace", namespace, "--report-out", str(folder / "report.json")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    (folder / "stdout.txt").write_text(result.stdout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    demo_folder = local_stack.stack_dir.resolve() / "demo" / namespace
+    for name in ("report.html", "reporter.metrics", "assigner.metrics"):
+        shutil.copy(demo_folder / name, folder / name)
+    return folder
+
+
+def test_final_table_matches_the_reporter(demo_run: Path) -> None:
+    # Given the demo's output and the reporter's /report.json at the end
+    out = (demo_run / "stdout.txt").read_text()
+    report = json.loads((demo_run / "report.json").read_text())
+    # Then calls were made, counted, and the demo's own check agreed with the reporter
+    assert report["totals"]["calls"] > 0
+    assert report["totals"]["ingested"] > 0
+    assert "reporter matches the volunteers' own tally: yes" in out
+    # And every region row of the table is the reporter's row
+    for row in report["regions"][:10]:
+        assert f"{row['code']:<12} {row['name'][:34]:<34} {row['ingested']:>9,}" in out
+
+
+def test_report_page_renders_the_real_data(demo_run: Path) -> None:
+    page = (demo_run / "report.html").read_text()
+    report = json.loads((demo_run / "report.json").read_text())
+    # Then it is a self-contained page (nothing fetched from elsewhere) with the run's regions
+    assert page.lower().startswith("<!doctype html>")
+    assert "<script" not in page and "<link" not in page and "src=" not in page
+    for row in report["regions"][:5]:
+        assert row["name"] in page
+
+
+def test_metrics_of_every_service_pass_promtool(demo_run: Path) -> None:
+    tool = shutil.which("promtool")
+    if tool is None:
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    for name in ("reporter.metrics", "assigner.metrics"):
+        exposition = (demo_run / name).read_bytes()
+        check = subprocess.run([tool, "check", "metrics"], input=exposition,
+                               capture_output=True, check=False)
+        assert check.returncode == 0 and not check.stdout and not check.stderr, (
+            name, check.stdout, check.stderr)
+        assert exposed_names(exposition.decode()) <= set(CATALOGUE)
+
+
+def test_dashboard_and_rules_use_only_exposed_metrics(demo_run: Path) -> None:
+    exposed: set[str] = set()
+    for name in ("reporter.metrics", "assigner.metrics"):
+        exposed |= exposed_names((demo_run / name).read_text())
+    referenced = referenced_names((DEPLOY / "grafana" / "phonebank.json").read_text()
+                                  + (DEPLOY / "prometheus" / "rules.yml").read_text())
+    served_elsewhere = {m for m in referenced if CATALOGUE[m].service in {"ingest", "gateway"}}
+    assert referenced - served_elsewhere <= exposed
