@@ -139,7 +139,7 @@ class AssignerWorker:
         ) if fresh else 0
         newly_seen = dedupe.mark_seen(self.redis, self.scripts, self.scheme, fresh) if fresh else 0
         if newly_seen:
-            self.redis.hincrby(self.scheme.ingested, chunk.region, newly_seen)
+            self.redis.hincrby(self.scheme.queued, chunk.region, newly_seen)
         self.metrics.chunk_done(chunk.region, len(chunk.numbers), len(fresh), queued)
         return True
 

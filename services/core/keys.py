@@ -170,9 +170,14 @@ class KeyScheme:
 
     @property
     def ingested(self) -> str:
-        """HASH region → distinct numbers newly accepted (the assigner writes, the reporter
-        reads)."""
+        """HASH region → numbers accepted by ingest and stored in Kafka (the reporter's
+        coverage denominator; a number in two source files counts twice)."""
         return f"{self.prefix}:c:{self.campaign}:ingested"
+
+    @property
+    def queued(self) -> str:
+        """HASH region → distinct numbers the assigner has queued (exact, after dedupe)."""
+        return f"{self.prefix}:c:{self.campaign}:queued"
 
     @property
     def regions(self) -> str:

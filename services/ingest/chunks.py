@@ -8,18 +8,24 @@ that counts up across the source, also across resumes.
 The :class:`KafkaSink` sends them keyed by region to the partition of the stable
 region→partition table (:func:`phonebank.core.kafka.partition_for_region`), through the
 shared idempotent ``acks=all`` producer, and raises on :meth:`KafkaSink.flush` if any
-send failed, so no checkpoint is written past a lost chunk.
+send failed, so no checkpoint is written past a lost chunk. Numbers Kafka stored are
+counted per region in Redis (:attr:`KeyScheme.ingested`, the coverage denominator): a
+crash between that count and the checkpoint counts the re-sent part twice; the exact
+distinct count is the assigner's :attr:`KeyScheme.queued`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+import redis
 
 from phonebank.core.kafka import ensure_topic, make_producer, partition_for_region
+from phonebank.core.keys import KeyScheme
 from phonebank.core.numbering import REGION_CODES
 from phonebank.core.records import NumberChunk
 from phonebank.core.settings import Settings
@@ -112,6 +118,8 @@ class KafkaSink:
 
     def __init__(self, settings: Settings, **producer_overrides: Any) -> None:
         self.topic = settings.numbers_topic
+        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.ingested_key = KeyScheme(settings.key_prefix, settings.campaign).ingested
         ensure_topic(settings, self.topic, settings.numbers_partitions)
         self.producer = make_producer(settings,
                                       **{**INGEST_PRODUCER_OVERRIDES, **producer_overrides})
@@ -120,19 +128,32 @@ class KafkaSink:
         if self.partitions != settings.numbers_partitions:
             log.warning("topic %s has %d partitions, settings say %d; using the topic's",
                         self.topic, self.partitions, settings.numbers_partitions)
-        self._pending: list[Any] = []
+        self._pending: list[tuple[str, int, Any]] = []
 
     def send(self, chunk: NumberChunk) -> None:
         """Queue one chunk for its region's partition."""
         partition = partition_for_region(chunk.region, self.partitions)
-        self._pending.append(self.producer.send(
-            self.topic, key=chunk.region.encode(), value=chunk.encode(), partition=partition))
+        future = self.producer.send(self.topic, key=chunk.region.encode(), value=chunk.encode(),
+                                    partition=partition)
+        self._pending.append((chunk.region, len(chunk.numbers), future))
 
     def flush(self) -> None:
-        """Wait for every acknowledgement; raise IngestError naming the first failure."""
+        """Wait for every acknowledgement, then count the stored numbers per region in
+        Redis (the reporter's ``ingested``); raise IngestError naming the first failure."""
         self.producer.flush(timeout=FLUSH_TIMEOUT_SECONDS)
-        failed = [future for future in self._pending if not future.succeeded()]
+        stored: Counter[str] = Counter()
+        failed = []
+        for region, count, future in self._pending:
+            if future.succeeded():
+                stored[region] += count
+            else:
+                failed.append(future)
         self._pending.clear()
+        if stored:
+            pipe = self.redis.pipeline(transaction=False)
+            for region, count in stored.items():
+                pipe.hincrby(self.ingested_key, region, count)
+            pipe.execute()
         if failed:
             raise IngestError(f"Kafka did not store {len(failed)} chunk(s): "
                               f"{failed[0].exception!r}")
@@ -140,3 +161,4 @@ class KafkaSink:
     def close(self) -> None:
         """Flush and close the producer."""
         self.producer.close()
+        self.redis.close()

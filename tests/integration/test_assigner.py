@@ -82,16 +82,16 @@ def test_chunks_are_queued_once_and_counted(
     # When the worker consumes them
     step_until(worker, lambda: len(ready(redis_client, settings, "RU-MOW")) == 3
                and len(ready(redis_client, settings, "RU-SPE")) == 1)
-    # Then each number is queued once, in order, and counted as ingested once
+    # Then each number is queued once, in order, and counted as queued once
     assert ready(redis_client, settings, "RU-MOW") == [9161234567, 9161234568, 9161234569]
     scheme = KeyScheme(settings.key_prefix, settings.campaign)
-    assert redis_client.hgetall(scheme.ingested) == {b"RU-MOW": b"3", b"RU-SPE": b"1"}
+    assert redis_client.hgetall(scheme.queued) == {b"RU-MOW": b"3", b"RU-SPE": b"1"}
     # When the same chunks arrive again (a re-ingest)
     produce(settings, [chunk("RU-MOW", 0, [9161234567, 9161234568], source="again")])
     step_until(worker, lambda: consumed_to_end(worker))
     # Then nothing is added
     assert ready(redis_client, settings, "RU-MOW") == [9161234567, 9161234568, 9161234569]
-    assert redis_client.hget(scheme.ingested, "RU-MOW") == b"3"
+    assert redis_client.hget(scheme.queued, "RU-MOW") == b"3"
 
 
 def test_full_region_pauses_its_partition_until_drained(

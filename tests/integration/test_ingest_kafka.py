@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
+import redis
 from kafka import KafkaConsumer, TopicPartition
 
 from phonebank.core.kafka import partition_for_region
+from phonebank.core.keys import KeyScheme
 from phonebank.core.numbering import NumberingPlan
 from phonebank.core.records import NumberChunk
 from phonebank.core.settings import Settings
@@ -69,8 +72,21 @@ def test_chunks_land_on_region_partitions_and_a_rerun_sends_nothing(
         assert key == chunk.region.encode()
         assert partition == partition_for_region(chunk.region, settings.numbers_partitions)
         assert chunk.campaign == settings.campaign and 0 < len(chunk.numbers) <= 250
+    # And the numbers Kafka stored are counted per region for the reporter
+    per_region = Counter(chunk.region for _, _, chunk in records for _ in chunk.numbers)
+    assert ingested_counts(settings) == per_region
     # When the same file is ingested again, Then nothing more is sent and it says so
     again = ingest(settings, path, tmp_path / "ck")
     assert again["sources"][0]["state"] == "already ingested"
     assert again["chunks"] == 0
     assert len(read_all(settings)) == len(records)
+    assert ingested_counts(settings) == per_region
+
+
+def ingested_counts(settings: Settings) -> Counter[str]:
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        counts = client.hgetall(KeyScheme(settings.key_prefix, settings.campaign).ingested)
+    finally:
+        client.close()
+    return Counter({region: int(count) for region, count in counts.items()})
