@@ -8,11 +8,11 @@ throughput counters and consumer lag are kept by the worker.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import redis
 from kafka import KafkaConsumer
-from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -96,15 +96,10 @@ class RedisStateCollector(Collector):
                                 "Outcome events in Redis streams not yet relayed.", value=pending)
 
 
-#: prometheus_client's switch for the ``*_created`` series (the library leaves it untyped)
-_disable_created_series: Callable[[], None] = disable_created_metrics
-
-
 class AssignerMetrics:
     """The assigner's registry; one per worker process (tests make several)."""
 
     def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
-        _disable_created_series()  # no *_created series: they are not phonebank metrics
         self.registry = CollectorRegistry()
         self.numbers_consumed = Counter(
             names.ASSIGNER_NUMBERS, "Numbers read from Kafka by result (queued, duplicate, dnc).",

@@ -38,6 +38,7 @@ from phonebank.core.calling_hours import (
 )
 from phonebank.core.guidelines import Guideline, GuidelineLibrary, load_guidelines
 from phonebank.core.keys import KeyScheme, RegionKeys
+from phonebank.core.lease_metrics import LeaseMetrics, timed
 from phonebank.core.lease_types import (
     AlreadyCompletedError,
     Completion,
@@ -123,9 +124,12 @@ class LeaseClient:
         retry_policy: RetryPolicy | None = None,
         clock_offset_ms: int = 0,
         rng: random.Random | None = None,
+        metrics: LeaseMetrics | None = None,
     ) -> None:
         self._client = client
         self._settings = settings
+        #: latency and grant counters, when the process serving volunteers exposes them
+        self.metrics = metrics
         self._keys = KeyScheme(settings.key_prefix, settings.campaign)
         zones_by_region = campaign_region_zones(settings) if region_zones is None else region_zones
         self._region_zones = {region: tuple(zones) for region, zones in zones_by_region.items()}
@@ -147,8 +151,15 @@ class LeaseClient:
 
     # --- acquire -----------------------------------------------------------------------
 
+    @timed("acquire")
     def acquire(self, volunteer: str, preferences: Preferences | None = None) -> Lease | None:
         """Lease one number to ``volunteer``, or ``None`` when no open region has one."""
+        lease = self._acquire(volunteer, preferences)
+        if lease is not None and self.metrics is not None:
+            self.metrics.granted.labels(lease.region).inc()
+        return lease
+
+    def _acquire(self, volunteer: str, preferences: Preferences | None) -> Lease | None:
         wanted = preferences or Preferences()
         now = self.now_ms()
         guides = {r: g for r in self._region_zones if (g := self._guide(r, wanted)) is not None}
@@ -234,6 +245,7 @@ class LeaseClient:
             raise NotLeaseHolderError(f"lease {lease_id}: unknown region")
         return region, self._keys.region(region)
 
+    @timed("renew")
     def renew(self, lease_id: str, token: str) -> int:
         """Restart the lease's countdown; returns the new deadline (epoch ms)."""
         region, keys = self._region_keys(lease_id)
@@ -249,6 +261,7 @@ class LeaseClient:
             _refuse(int(reply[0]), lease_id)
         return int(reply[1])
 
+    @timed("complete")
     def complete(
         self,
         lease_id: str,
@@ -281,6 +294,7 @@ class LeaseClient:
             _refuse(int(reply[0]), lease_id)
         return Completion(status, _text(reply[1]), _text(reply[3]))
 
+    @timed("release")
     def release(self, lease_id: str, token: str) -> None:
         """Give the number back, uncalled: front of the queue, no attempt counted."""
         _, keys = self._region_keys(lease_id)

@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from prometheus_client import CollectorRegistry, generate_latest
 
 from phonebank.core import stack
+from phonebank.core.lease_metrics import LeaseMetrics
 from phonebank.core.leases import LeaseClient
 from phonebank.core.settings import Settings, env_name
 from phonebank.demo.screen import final_table, progress_line, tally_matches
@@ -63,6 +65,7 @@ def demo_settings(settings: Settings, args: argparse.Namespace) -> Settings:
         "assigner_group": f"{namespace}-assigner",
         "reporter_group": f"{namespace}-reporter",
         "assigner_metrics_port": free_port(),
+        "ingest_metrics_port": free_port(),
         "reporter_port": args.port or free_port(),
         "volunteer_max_per_hour": max(1, int(settings.volunteer_max_per_hour * args.speed)),
     }
@@ -97,7 +100,8 @@ def load_numbers(settings: Settings, args: argparse.Namespace, folder: Path) -> 
     print(f"generated {args.count:,} numbers from the numbering plan into {numbers}")
     subprocess.run(phonebank("ingest", str(numbers), "--rejects", str(folder / "rejects.tsv"),
                              "--summary", str(folder / "summary.json"),
-                             "--checkpoint-dir", str(folder / "checkpoints")),
+                             "--checkpoint-dir", str(folder / "checkpoints"),
+                             "--metrics-out", str(folder / "ingest.metrics")),
                    env=env, check=True, stdout=subprocess.DEVNULL)
     summary = json.loads((folder / "summary.json").read_text())
     print(f"ingested into Kafka: {json.dumps(summary.get('counts', summary))[:200]}")
@@ -153,8 +157,10 @@ def fetch_report(port: int) -> dict[str, Any]:
     return report
 
 
-def save_snapshots(settings: Settings, folder: Path) -> None:
-    """Keep the final report page and each service's /metrics next to the demo's logs."""
+def save_snapshots(settings: Settings, folder: Path, volunteers: CollectorRegistry) -> None:
+    """Keep the final report page and each service's /metrics next to the demo's logs
+    (ingest wrote its own, ``ingest.metrics``, when it finished)."""
+    (folder / "volunteers.metrics").write_bytes(generate_latest(volunteers))
     pages = {
         "report.html": (settings.reporter_port, "/"),
         "reporter.metrics": (settings.reporter_port, "/metrics"),
@@ -167,10 +173,10 @@ def save_snapshots(settings: Settings, folder: Path) -> None:
     print(f"report page, /metrics of each service: {folder}")
 
 
-def call(settings: Settings, args: argparse.Namespace) -> Tally:
+def call(settings: Settings, args: argparse.Namespace, registry: CollectorRegistry) -> Tally:
     """Run the volunteers for ``--duration`` seconds, showing progress."""
     client = redis.Redis.from_url(settings.redis_url)
-    leases = LeaseClient(settings, client)
+    leases = LeaseClient(settings, client, metrics=LeaseMetrics(registry))
     tally = Tally()
     stop = threading.Event()
     crew = [Volunteer(f"volunteer-{i}", leases, speed=args.speed, tally=tally, stop=stop,
@@ -214,10 +220,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         load_numbers(settings, args, folder)
         url = start_services(settings, folder, exits)
         print(f"report page: {url}/   metrics: {url}/metrics")
-        tally = call(settings, args)
+        volunteers = CollectorRegistry()
+        tally = call(settings, args, volunteers)
         report = wait_counted(settings, tally)
         print(final_table(report))
-        save_snapshots(settings, folder)
+        save_snapshots(settings, folder, volunteers)
         matches = tally_matches(report, tally)
         print("reporter matches the volunteers' own tally: " + ("yes" if matches else "NO"))
         if args.report_out:

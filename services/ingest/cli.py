@@ -19,7 +19,9 @@ from typing import Any, TextIO
 
 import numpy as np
 import numpy.typing as npt
+from prometheus_client import CollectorRegistry
 
+from phonebank.core.metrics import start_metrics_server
 from phonebank.core.numbering import REGION_CODES, NumberingPlan, NumberingPlanError
 from phonebank.core.records import masked
 from phonebank.core.regions import UnknownRegionError, select_regions
@@ -27,6 +29,7 @@ from phonebank.core.settings import Settings
 from phonebank.ingest.checkpoint import DEFAULT_CHECKPOINT_DIR
 from phonebank.ingest.chunks import DEFAULT_CHUNK_SIZE, Chunker, IngestError, KafkaSink
 from phonebank.ingest.generate import STRATIFICATIONS, iter_generated_batches
+from phonebank.ingest.metrics import ingest_registry, write_metrics_file
 from phonebank.ingest.runner import IngestOptions, IngestRun
 from phonebank.ingest.sources import SourceError
 
@@ -64,6 +67,8 @@ def add_ingest_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
                         metavar="DIR", help="folder of per-source checkpoints")
     parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N",
                         help="numbers per Kafka record (default %(default)s)")
+    parser.add_argument("--metrics-out", type=Path, metavar="PATH",
+                        help="write the run's final /metrics exposition here (textfile)")
     parser.set_defaults(handler=cmd_ingest)
 
 
@@ -87,6 +92,14 @@ def add_generate_parser(subparsers: argparse._SubParsersAction[argparse.Argument
     parser.set_defaults(handler=cmd_generate)
 
 
+def serve_metrics(settings: Settings, registry: CollectorRegistry) -> None:
+    """Serve /metrics during the run; a port already in use only costs the live view."""
+    try:
+        start_metrics_server(settings.ingest_metrics_port, registry, settings.bind_address)
+    except OSError as exc:
+        log.warning("no live /metrics on port %d: %s", settings.ingest_metrics_port, exc)
+
+
 def _load_plan(args: argparse.Namespace, settings: Settings) -> NumberingPlan:
     if args.numbering_plan:
         return NumberingPlan.load(args.numbering_plan)
@@ -105,7 +118,13 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
                 rejects=args.rejects or (None if args.dry_run else Path("ingest-rejects.tsv")),
                 checkpoint_dir=args.checkpoint_dir, chunk_size=args.chunk_size)
             sink = None if args.dry_run else (lambda: KafkaSink(settings))
-            summary = IngestRun(settings, plan, options, sink).run()
+            run = IngestRun(settings, plan, options, sink)
+            registry = ingest_registry(run.progress)
+            if not args.dry_run:
+                serve_metrics(settings, registry)
+            summary = run.run()
+            if args.metrics_out:
+                write_metrics_file(registry, args.metrics_out)
     except (SourceError, NumberingPlanError, UnknownRegionError, OSError) as exc:
         print(f"phonebank ingest: {exc}", file=sys.stderr)
         return EXIT_USAGE

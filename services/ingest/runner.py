@@ -27,6 +27,7 @@ from phonebank.core.settings import Settings
 from phonebank.ingest.checkpoint import Checkpoint, CheckpointStore
 from phonebank.ingest.chunks import DEFAULT_CHUNK_SIZE, Chunker, ChunkSink
 from phonebank.ingest.classify import ACCEPTED, Classifier
+from phonebank.ingest.metrics import IngestProgress
 from phonebank.ingest.progress import Progress
 from phonebank.ingest.report import Tally, write_dry_run, write_rejects
 from phonebank.ingest.sources import Source, content_id, expand, read_blocks
@@ -75,6 +76,8 @@ class IngestRun:
         self.classifier = Classifier(plan, allowed)
         self.sink_factory = sink_factory
         self.results: list[SourceResult] = []
+        #: live counts for /metrics (this process's work only)
+        self.progress = IngestProgress()
         destination = f"{settings.kafka_bootstrap_servers}|{settings.numbers_topic}"
         self.store = CheckpointStore(options.checkpoint_dir,
                                      f"{destination}|{settings.campaign}")
@@ -91,8 +94,10 @@ class IngestRun:
                 rejects = stack.enter_context(self.options.rejects.open("ab"))
             for source in sources:
                 self.results.append(self._run_source(source, sink, rejects))
+                self.progress.chunks_sent += self.results[-1].chunks
             if sink is not None:
                 sink.close()
+        self.progress.finish()
         return self.summary(time.monotonic() - started)
 
     def _run_source(self, source: Source, sink: ChunkSink | None,
@@ -124,6 +129,7 @@ class IngestRun:
         lines, raw_read, last_saved, position = skip, 0, time.monotonic(), skip
         for block, result in self._classified(source, skip):
             tally.add(result)
+            self.progress.tally.add(result)
             if self.options.report is not None:
                 write_dry_run(self.options.report, source.name, block, result)
             if rejects is not None:
