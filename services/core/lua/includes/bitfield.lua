@@ -17,23 +17,26 @@ local function bitfield_batches(key, op, offsets)
     return { BAD_ARGUMENT }
   end
   local reply = { OK }
+  local replied = 1
   local position = 1
+  local setting = op == 'SET'
   for first = 1, total, OFFSETS_PER_COMMAND do
     local last = math.min(first + OFFSETS_PER_COMMAND - 1, total)
-    local args = {}
+    local args, count = {}, 0
     for _ = first, last do
       local offset
       offset, position = struct.unpack('<I4', offsets, position)
-      args[#args + 1] = op
-      args[#args + 1] = 'u1'
-      args[#args + 1] = offset
-      if op == 'SET' then
-        args[#args + 1] = 1
+      args[count + 1], args[count + 2], args[count + 3] = op, 'u1', offset
+      count = count + 3
+      if setting then
+        count = count + 1
+        args[count] = 1
       end
     end
-    local bits = redis.call('BITFIELD', key, unpack(args))
+    local bits = redis.call('BITFIELD', key, unpack(args, 1, count))
     for index = 1, #bits do
-      reply[#reply + 1] = bits[index]
+      replied = replied + 1
+      reply[replied] = bits[index]
     end
   end
   return reply
