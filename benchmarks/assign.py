@@ -82,17 +82,17 @@ def drain_assigner(settings: Settings, client: redis.Redis, total: int) -> float
     return elapsed
 
 
-def redis_bytes(client: redis.Redis, settings: Settings) -> tuple[int, int]:
-    """(bytes, queued numbers) of the ready lists and the dedupe bitmaps."""
+def redis_bytes(client: redis.Redis, settings: Settings) -> tuple[int, int, int]:
+    """(ready-list bytes, dedupe-bitmap bytes, queued numbers)."""
     scheme = KeyScheme(settings.key_prefix, settings.campaign)
-    used = queued = 0
+    lists = bitmaps = queued = 0
     for region in known_regions(client, scheme):
         ready = scheme.region(region).ready
-        used += int(client.memory_usage(ready, samples=0) or 0)
+        lists += int(client.memory_usage(ready, samples=0) or 0)
         queued += int(client.llen(ready))
     for key in client.scan_iter(match=scheme.seen("*"), count=1000):
-        used += int(client.memory_usage(key, samples=0) or 0)
-    return used, queued
+        bitmaps += int(client.memory_usage(key, samples=0) or 0)
+    return lists, bitmaps, queued
 
 
 def cleanup(settings: Settings, client: redis.Redis) -> None:
@@ -121,7 +121,7 @@ def main() -> None:
         produce(settings, args.numbers, args.seed)
         baseline_s = drain_baseline(settings, args.numbers)
         assigner_s = drain_assigner(settings, client, args.numbers)
-        used, queued = redis_bytes(client, settings)
+        lists, bitmaps, queued = redis_bytes(client, settings)
     finally:
         cleanup(settings, client)
     figures = {
@@ -131,13 +131,16 @@ def main() -> None:
         "baseline_consume_numbers_per_s": round(args.numbers / baseline_s),
         "ratio_assigner_to_baseline": round(baseline_s / assigner_s, 3),
         "queued": queued,
-        "redis_bytes_per_queued_number": round(used / max(queued, 1), 2),
+        "ready_list_bytes_per_queued_number": round(lists / max(queued, 1), 2),
+        "dedupe_bitmap_bytes": bitmaps,
+        "dedupe_bitmap_bytes_per_number_at_40m": round(bitmaps / 40_000_000, 2),
     }
     print(f"assigner (dedupe on): {figures['assigner_numbers_per_s']:,} numbers/s")
     print(f"baseline (consume + decode only): {figures['baseline_consume_numbers_per_s']:,}"
           f" numbers/s; ratio {figures['ratio_assigner_to_baseline']}")
-    print(f"Redis: {figures['redis_bytes_per_queued_number']} bytes per queued number "
-          f"({queued:,} queued, ready lists + dedupe bitmaps)")
+    print(f"Redis: {figures['ready_list_bytes_per_queued_number']} bytes per queued number "
+          f"in the ready lists ({queued:,} queued); dedupe bitmaps {bitmaps / 2**20:.1f} MiB "
+          f"(fixed, 1.25 MB per 3-digit prefix touched)")
     print(json.dumps(figures))
 
 
