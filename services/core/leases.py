@@ -137,7 +137,7 @@ class LeaseClient:
         self._policy = retry_policy or RetryPolicy()
         self._calling = CallingPolicy.from_settings(settings)
         self._scripts = Scripts(client)
-        self._secret = settings.gateway_token_secret.get_secret_value()
+        self._secret = settings.volunteer_secret.get_secret_value()
         self._ttl_ms = settings.lease_ttl_seconds * SECOND_MS
         #: test-only milliseconds added to Redis TIME inside the scripts (0 in production)
         self.clock_offset_ms = clock_offset_ms

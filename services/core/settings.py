@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     # --- services -------------------------------------------------------------------
     bind_address: str = Field(
         "127.0.0.1",
-        description="Address the HTTP servers (/metrics, reporter, gateway) listen on; "
+        description="Address the HTTP servers (/metrics, reporter) listen on; "
         "0.0.0.0 in containers.",
     )
     ingest_metrics_port: int = Field(9100, ge=0, le=65535, description="Ingest /metrics port.")
@@ -137,10 +137,10 @@ class Settings(BaseSettings):
         9101, ge=0, le=65535, description="Assigner /metrics port."
     )
     reporter_port: int = Field(9102, ge=0, le=65535, description="Reporter HTTP port.")
-    gateway_port: int = Field(8080, ge=0, le=65535, description="Gateway HTTP port.")
-    gateway_token_secret: SecretStr = Field(
+    volunteer_secret: SecretStr = Field(
         SecretStr("change-me-in-production"),
-        description="HMAC secret signing volunteer tokens (secret).",
+        description="HMAC key of volunteer hashes and lease tokens (secret; set it in "
+        "production).",
     )
     log_level: str = Field(
         "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level."

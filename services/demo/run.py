@@ -81,7 +81,7 @@ def child_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     for name, value in settings.model_dump(mode="json").items():
         env[env_name(name)] = ",".join(value) if isinstance(value, list) else str(value)
-    env[env_name("gateway_token_secret")] = settings.gateway_token_secret.get_secret_value()
+    env[env_name("volunteer_secret")] = settings.volunteer_secret.get_secret_value()
     return env
 
 

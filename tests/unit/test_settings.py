@@ -57,7 +57,7 @@ def test_masked_hides_secrets() -> None:
     settings = load_settings(redis_url="redis://user:hunter2@db:6379/0")
     shown = settings.masked()
     assert "hunter2" not in str(shown)
-    assert shown["gateway_token_secret"] == "***"
+    assert shown["volunteer_secret"] == "***"
     assert mask_dsn("redis://db:6379/0") == "redis://db:6379/0"
 
 
