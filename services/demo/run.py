@@ -30,8 +30,9 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
 from phonebank.core import stack
+from phonebank.core.calling_hours import CallingPolicy, open_regions
 from phonebank.core.lease_metrics import LeaseMetrics
-from phonebank.core.leases import LeaseClient
+from phonebank.core.leases import LeaseClient, campaign_region_zones
 from phonebank.core.settings import Settings, env_name
 from phonebank.demo.screen import final_table, progress_line, tally_matches
 from phonebank.demo.volunteers import Tally, Volunteer
@@ -71,9 +72,19 @@ def demo_settings(settings: Settings, args: argparse.Namespace) -> Settings:
     }
     if args.numbering_plan:
         update["numbering_plan"] = [str(path) for path in args.numbering_plan]
-    if args.anytime:
+    if args.anytime or not any_region_open(settings):
+        if not args.anytime:
+            print("no region is inside its calling window now: the demo simulates daytime "
+                  "(as with --anytime); real leases would wait for the window")
         update["calling_window_start"], update["calling_window_end"] = ANYTIME_WINDOW
     return Settings.model_validate({**settings.model_dump(), **update})
+
+
+def any_region_open(settings: Settings) -> bool:
+    """Whether some region of the campaign is inside its calling window now."""
+    now_ms = int(time.time() * 1000)
+    policy = CallingPolicy.from_settings(settings)
+    return bool(open_regions(campaign_region_zones(settings), policy, now_ms))
 
 
 def child_env(settings: Settings) -> dict[str, str]:
@@ -248,7 +259,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--duration", type=float, default=60.0, help="real seconds of calling")
     parser.add_argument("--seed", type=int, default=1, help="seed of numbers and outcomes")
     parser.add_argument("--anytime", action="store_true",
-                        help="ignore callee-local calling hours (for a demo at night)")
+                        help="simulate daytime everywhere (the default when no region is "
+                        "open now)")
     parser.add_argument("--namespace", help="topics and key prefix (default: a fresh one)")
     parser.add_argument("--port", type=int, help="report page port (default: a free one)")
     parser.add_argument("--report-out", metavar="PATH", help="write the final report JSON here")
