@@ -29,6 +29,10 @@ REGION_ZONES = {
     "RU-SAM": (SAMARA,),
     "RU-KGD": (KALININGRAD,),
 }
+#: only Moscow, for tests about one region
+MOSCOW_ONLY = {"RU-MOW": (MOSCOW,)}
+#: the first national number the lease tests queue
+FIRST = 9_161_000_000
 #: a Tuesday
 TEST_DATE = dt.date(2026, 3, 10)
 #: milliseconds in one second / minute / hour

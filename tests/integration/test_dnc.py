@@ -13,6 +13,8 @@ from phonebank.core.queues import enqueue_chunk
 from phonebank.core.records import Outcome
 from phonebank.core.settings import Settings
 from tests.integration.lease_helpers import (
+    FIRST,
+    MOSCOW_ONLY,
     assert_conserved,
     fill,
     lease_client,
@@ -23,8 +25,6 @@ from tests.integration.lease_helpers import (
 
 pytestmark = pytest.mark.integration
 
-FIRST = 9_161_000_000
-MOSCOW_ONLY = {"RU-MOW": ("Europe/Moscow",)}
 
 
 def moscow_or_none(number: int) -> str | None:

@@ -22,6 +22,7 @@ from phonebank.core.records import Outcome
 from phonebank.core.scripts import ReturnCode, Scripts
 from phonebank.core.settings import Settings
 from tests.integration.lease_helpers import (
+    FIRST,
     HOUR_MS,
     MINUTE_MS,
     assert_conserved,
@@ -36,7 +37,6 @@ from tests.integration.lease_helpers import (
 
 pytestmark = pytest.mark.integration
 
-FIRST = 9_161_000_000
 
 
 def stream_events(client: redis.Redis, settings: Settings, region: str) -> list[dict[str, str]]:

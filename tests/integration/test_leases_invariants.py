@@ -16,6 +16,7 @@ from phonebank.core.records import Outcome
 from phonebank.core.settings import Settings
 from tests.integration.lease_helpers import (
     MINUTE_MS,
+    MOSCOW_ONLY,
     assert_conserved,
     fill,
     lease_client,
@@ -32,7 +33,6 @@ ACQUIRERS = 200
 #: acquire → finish cycles per acquirer
 CYCLES = 5
 VOLUNTEER_OUTCOMES = [outcome for outcome in Outcome if outcome is not Outcome.EXPIRED]
-MOSCOW_ONLY = {"RU-MOW": ("Europe/Moscow",)}
 
 
 class HeldNumbers:

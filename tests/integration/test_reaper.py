@@ -9,7 +9,9 @@ import redis
 
 from phonebank.core.settings import Settings
 from tests.integration.lease_helpers import (
+    FIRST,
     MINUTE_MS,
+    MOSCOW_ONLY,
     assert_conserved,
     fill,
     lease_client,
@@ -22,8 +24,6 @@ from tests.integration.lease_helpers import (
 
 pytestmark = pytest.mark.integration
 
-FIRST = 9_161_000_000
-MOSCOW_ONLY = {"RU-MOW": ("Europe/Moscow",)}
 
 
 def test_expired_lease_goes_back_to_the_front_and_frees_the_volunteer(
