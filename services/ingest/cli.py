@@ -30,7 +30,7 @@ from phonebank.ingest.checkpoint import DEFAULT_CHECKPOINT_DIR
 from phonebank.ingest.chunks import DEFAULT_CHUNK_SIZE, Chunker, IngestError, KafkaSink
 from phonebank.ingest.generate import STRATIFICATIONS, iter_generated_batches
 from phonebank.ingest.metrics import ingest_registry, write_metrics_file
-from phonebank.ingest.runner import IngestOptions, IngestRun
+from phonebank.ingest.runner import CHECKPOINT_LINES, IngestOptions, IngestRun
 from phonebank.ingest.sources import SourceError
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,9 @@ def add_ingest_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
                         metavar="DIR", help="folder of per-source checkpoints")
     parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N",
                         help="numbers per Kafka record (default %(default)s)")
+    parser.add_argument("--checkpoint-lines", type=int, default=CHECKPOINT_LINES, metavar="N",
+                        help="lines between checkpoints (default %(default)s); a kill -9 "
+                        "re-sends at most this many")
     parser.add_argument("--metrics-out", type=Path, metavar="PATH",
                         help="write the run's final /metrics exposition here (textfile)")
     parser.set_defaults(handler=cmd_ingest)
@@ -116,7 +119,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
                 sources=args.sources, column=args.column, dry_run=args.dry_run,
                 report=report if args.dry_run else None,
                 rejects=args.rejects or (None if args.dry_run else Path("ingest-rejects.tsv")),
-                checkpoint_dir=args.checkpoint_dir, chunk_size=args.chunk_size)
+                checkpoint_dir=args.checkpoint_dir, chunk_size=args.chunk_size,
+                checkpoint_lines=args.checkpoint_lines)
             sink = None if args.dry_run else (lambda: KafkaSink(settings))
             run = IngestRun(settings, plan, options, sink)
             registry = ingest_registry(run.progress)

@@ -51,6 +51,8 @@ class IngestOptions:
     rejects: Path | None = None
     checkpoint_dir: Path = Path(".phonebank/ingest-checkpoints")
     chunk_size: int = DEFAULT_CHUNK_SIZE
+    #: lines between checkpoints (a kill -9 re-sends at most this many)
+    checkpoint_lines: int = CHECKPOINT_LINES
     progress: Progress = field(default_factory=Progress)
 
 
@@ -141,7 +143,7 @@ class IngestRun:
             accepted = result.status == ACCEPTED
             sending[0].add(result.national[accepted], result.region[accepted])
             due = time.monotonic() - last_saved > CHECKPOINT_SECONDS
-            if due or position - sending[1].position >= CHECKPOINT_LINES:
+            if due or position - sending[1].position >= self.options.checkpoint_lines:
                 self._checkpoint(*sending, position, tally, done=False)
                 last_saved = time.monotonic()
         if sending is not None:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -90,3 +95,50 @@ def ingested_counts(settings: Settings) -> Counter[str]:
     finally:
         client.close()
     return Counter({region: int(count) for region, count in counts.items()})
+
+
+def test_kill_9_mid_file_then_rerun_loses_no_line(settings: Settings, tmp_path: Path) -> None:
+    # Given a file of 400,000 numbers and a checkpoint every 20,000 lines
+    numbers = [n for _, n in iter_generated(NumberingPlan.default(), 400_000, seed=9)]
+    path = tmp_path / "numbers.txt"
+    path.write_text("".join(f"+7{n}\n" for n in numbers))
+    checkpoints = tmp_path / "ck"
+    env = {**os.environ,
+           **{f"PHONEBANK_{name.upper()}": str(getattr(settings, name))
+              for name in ("key_prefix", "numbers_topic", "numbers_partitions", "redis_url",
+                           "kafka_bootstrap_servers")},
+           "PHONEBANK_INGEST_METRICS_PORT": "0"}
+    command = [sys.executable, "-m", "phonebank.cli", "ingest", str(path),
+               "--checkpoint-dir", str(checkpoints), "--checkpoint-lines", "20000",
+               "--rejects", str(tmp_path / "rejects.tsv"),
+               "--summary", str(tmp_path / "summary.json")]
+    # When the ingest is killed with SIGKILL once it has checkpointed part of the file
+    victim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + READ_TIMEOUT_SECONDS
+    while checkpoint_position(checkpoints) == 0:
+        assert victim.poll() is None, "the ingest finished before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    killed_at = checkpoint_position(checkpoints)
+    # And run again to the end
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    # Then it resumed, and every number of the file is in Kafka
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["sources"][0]["state"] == "resumed"
+    assert 0 < killed_at < len(numbers)
+    sent = {n for _, _, chunk in read_all(settings) for n in chunk.numbers}
+    assert sent == set(numbers)
+
+
+def checkpoint_position(folder: Path) -> int:
+    """Lines the (single) checkpoint in ``folder`` has passed, 0 if none yet."""
+    for path in folder.glob("*.json"):
+        try:
+            return int(json.loads(path.read_text()).get("position", 0))
+        except (ValueError, OSError):
+            return 0
+    return 0
