@@ -23,10 +23,11 @@ STOP_TIMEOUT_SECONDS = 30.0
 
 
 def run_reporter(settings: Settings, stop: threading.Event, *, port: int | None = None,
-                 host: str = "", rebuild: bool = False) -> int:
+                 rebuild: bool = False) -> int:
     """Serve HTTP and consume outcomes until ``stop`` is set; return an exit code (0)."""
     service = ReporterService(settings, rebuild=rebuild)
-    server = serve(service.status, settings.reporter_port if port is None else port, host)
+    server = serve(service.status, settings.reporter_port if port is None else port,
+                   settings.bind_address)
     try:
         service.run(stop)
     finally:

@@ -20,7 +20,7 @@ def cmd_reporter(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    return run_reporter(settings, stop, port=args.port, host=args.host, rebuild=args.rebuild)
+    return run_reporter(settings, stop, port=args.port, rebuild=args.rebuild)
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +31,6 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                     "page), /report.json, /metrics, /healthz and /readyz.")
     parser.add_argument("--port", type=int, default=None,
                         help="HTTP port (default: PHONEBANK_REPORTER_PORT)")
-    parser.add_argument("--host", default="", help="address to listen on (default: all)")
     parser.add_argument("--rebuild", action="store_true",
                         help="drop the saved state and recount from the start of the topic")
     parser.set_defaults(handler=cmd_reporter)
