@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from phonebank import __version__
-from phonebank.assigner import dnc_cli
+from phonebank.assigner import dnc_cli, rebuild
 from phonebank.assigner import service as assigner_service
 from phonebank.core import stack
 from phonebank.core.settings import Settings, SettingsError, load_settings, markdown_table
@@ -92,6 +92,7 @@ def _service_parsers() -> list[AddParser]:
         ingest_cli.add_generate_parser,
         assigner_service.add_parser,
         dnc_cli.add_parser,
+        rebuild.add_parser,
         reporter_cli.add_parser,
         demo_run.add_parser,
     ]

@@ -48,6 +48,7 @@ def settings(local_stack: Settings) -> Iterator[Settings]:
         "key_prefix": namespace,
         "numbers_topic": f"{namespace}.numbers",
         "outcomes_topic": f"{namespace}.outcomes",
+        "dnc_topic": f"{namespace}.dnc",
         "assigner_group": f"{namespace}-assigner",
         "reporter_group": f"{namespace}-reporter",
         "numbers_partitions": 4,
@@ -71,16 +72,21 @@ def _drop_topics(settings: Settings) -> None:
 def _drop_keys(settings: Settings) -> None:
     client = redis.Redis.from_url(settings.redis_url)
     try:
-        batch = []
-        for key in client.scan_iter(match=f"{settings.key_prefix}:*", count=CLEANUP_SCAN_COUNT):
-            batch.append(key)
-            if len(batch) >= CLEANUP_SCAN_COUNT:
-                client.unlink(*batch)
-                batch.clear()
-        if batch:
-            client.unlink(*batch)
+        wipe_namespace(client, settings.key_prefix)
     finally:
         client.close()
+
+
+def wipe_namespace(client: redis.Redis, prefix: str) -> None:
+    """Delete every Redis key under ``prefix`` (a test's namespace)."""
+    batch = []
+    for key in client.scan_iter(match=f"{prefix}:*", count=CLEANUP_SCAN_COUNT):
+        batch.append(key)
+        if len(batch) >= CLEANUP_SCAN_COUNT:
+            client.unlink(*batch)
+            batch.clear()
+    if batch:
+        client.unlink(*batch)
 
 
 @pytest.fixture

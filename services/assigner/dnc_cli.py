@@ -1,6 +1,7 @@
 """``phonebank dnc add NUMBER… | import FILE | check NUMBER``: the operator's do-not-call list.
 
-Numbers are accepted in every format ingest accepts. Do-not-call is global across
+Numbers are accepted in every format ingest accepts. ``add`` and ``import`` write to the
+compacted Kafka topic ``phonebank.dnc`` first, then to Redis. Do-not-call is global across
 campaigns and final (see :mod:`phonebank.core.dnc`). Output never shows a number in
 full; ``check`` answers through its exit code too (0 listed, 1 not listed).
 """
@@ -9,17 +10,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import redis
 
 from phonebank.core import dnc
+from phonebank.core.dnc import UNPLACED_REGION, RegionOf
+from phonebank.core.kafka import DNC_PARTITIONS, DNC_TOPIC_CONFIG, ensure_topic, make_producer
 from phonebank.core.normalize import OK, REASONS, normalize_text
 from phonebank.core.numbering import NumberingPlan
-from phonebank.core.records import masked
+from phonebank.core.records import DncRecord, masked
 from phonebank.core.settings import Settings
 
+#: seconds Kafka may take to acknowledge the do-not-call records
+KAFKA_FLUSH_SECONDS = 30.0
 #: Exit code of ``check`` for a number that is not listed, and of a bad argument.
 EXIT_NOT_LISTED = 1
 EXIT_BAD_NUMBER = 2
@@ -39,16 +45,33 @@ def _lines(path: str) -> Iterator[str]:
         yield from source
 
 
+def record_in_kafka(settings: Settings, numbers: list[int], region_of: RegionOf) -> None:
+    """Write the numbers to ``phonebank.dnc`` first: Kafka is the system of record, so a
+    Redis rebuilt from Kafka (``phonebank rebuild``) still has them."""
+    ensure_topic(settings, settings.dnc_topic, DNC_PARTITIONS, DNC_TOPIC_CONFIG)
+    producer = make_producer(settings)
+    now_ms = int(time.time() * 1000)
+    try:
+        for number in numbers:
+            entry = DncRecord(number=number, region=region_of(number) or UNPLACED_REGION,
+                              added_at_ms=now_ms)
+            producer.send(settings.dnc_topic, key=str(number).encode(), value=entry.encode())
+        producer.flush(timeout=KAFKA_FLUSH_SECONDS)
+    finally:
+        producer.close()
+
+
 def cmd_dnc(args: argparse.Namespace, settings: Settings) -> int:
     """Run one do-not-call action."""
     plan = NumberingPlan.from_settings(settings.numbering_plan)
     client = redis.Redis.from_url(settings.redis_url)
     try:
         if args.action == "import":
-            result = dnc.import_lines(client, settings.key_prefix, _lines(args.file),
-                                      parse_number, plan.region_of)
+            numbers, unparseable = dnc.parse_lines(_lines(args.file), parse_number)
+            record_in_kafka(settings, numbers, plan.region_of)
+            result = dnc.add_numbers(client, settings.key_prefix, numbers, plan.region_of)
             print(f"added {result.added}, already listed {result.already_listed}, "
-                  f"unplaced {result.unplaced}, unparseable {result.unparseable}")
+                  f"unplaced {result.unplaced}, unparseable {unparseable}")
             return 0
         numbers = []
         for text in args.numbers:
@@ -59,6 +82,7 @@ def cmd_dnc(args: argparse.Namespace, settings: Settings) -> int:
                 return EXIT_BAD_NUMBER
             numbers.append(number)
         if args.action == "add":
+            record_in_kafka(settings, numbers, plan.region_of)
             result = dnc.add_numbers(client, settings.key_prefix, numbers, plan.region_of)
             print(f"added {result.added}, already listed {result.already_listed}")
             return 0

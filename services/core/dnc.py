@@ -31,12 +31,11 @@ Parse = Callable[[str], int | None]
 
 @dataclass(frozen=True)
 class DncImport:
-    """What an add or import did (counts)."""
+    """What an add did (counts)."""
 
     added: int
     already_listed: int
     unplaced: int
-    unparseable: int = 0
 
 
 def add_numbers(
@@ -59,10 +58,9 @@ def add_numbers(
     return DncImport(added=added, already_listed=offered - added, unplaced=unplaced)
 
 
-def import_lines(
-    client: redis.Redis, prefix: str, lines: Iterable[str], parse: Parse, region_of: RegionOf
-) -> DncImport:
-    """Put every number of ``lines`` (one per line, any format ``parse`` accepts) on the list."""
+def parse_lines(lines: Iterable[str], parse: Parse) -> tuple[list[int], int]:
+    """The numbers of ``lines`` (one a line, any format ``parse`` accepts), and how many
+    non-empty lines were not a number."""
     unparseable = 0
     numbers: list[int] = []
     for line in lines:
@@ -74,8 +72,7 @@ def import_lines(
             unparseable += 1
         else:
             numbers.append(number)
-    result = add_numbers(client, prefix, numbers, region_of)
-    return DncImport(result.added, result.already_listed, result.unplaced, unparseable)
+    return numbers, unparseable
 
 
 def is_listed(client: redis.Redis, prefix: str, number: int, region_of: RegionOf) -> bool:

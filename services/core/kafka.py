@@ -7,10 +7,12 @@ the broker on first use.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import TopicAlreadyExistsError
 
 from phonebank.core.partitions import partition_for_region, partition_table
@@ -29,6 +31,12 @@ PRODUCER_BATCH_BYTES = 512 * 1024
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 #: milliseconds a client waits for a broker answer
 REQUEST_TIMEOUT_MS = 30_000
+#: partitions of the do-not-call topic (a small, compacted list)
+DNC_PARTITIONS = 1
+#: Do-not-call topic config: compacted (one record per number), kept forever.
+DNC_TOPIC_CONFIG = {"cleanup.policy": "compact", "retention.ms": "-1"}
+#: milliseconds one poll of :func:`read_topic` waits
+READ_POLL_MS = 500
 #: heartbeats a consumer sends per session timeout (Kafka recommends at least 3)
 HEARTBEATS_PER_SESSION = 3
 #: Topic config: keep records forever, Kafka is the system of record.
@@ -81,13 +89,15 @@ def make_admin(settings: Settings) -> KafkaAdminClient:
     )
 
 
-def ensure_topic(settings: Settings, name: str, partitions: int) -> bool:
+def ensure_topic(settings: Settings, name: str, partitions: int,
+                 config: dict[str, str] | None = None) -> bool:
     """Create ``name`` with ``partitions`` partitions unless it exists. True if created."""
     admin = make_admin(settings)
     try:
         if name in admin.list_topics():
             return False
-        topic = NewTopic(name, partitions, replication_factor=-1, topic_configs=RETAIN_FOREVER)
+        topic = NewTopic(name, partitions, replication_factor=-1,
+                         topic_configs=config or RETAIN_FOREVER)
         try:
             admin.create_topics([topic], wait_for_metadata=True)
         except TopicAlreadyExistsError:
@@ -98,6 +108,27 @@ def ensure_topic(settings: Settings, name: str, partitions: int) -> bool:
 
 
 def ensure_topics(settings: Settings) -> None:
-    """Create phonebank's two topics if missing."""
+    """Create phonebank's topics if missing."""
     ensure_topic(settings, settings.numbers_topic, settings.numbers_partitions)
     ensure_topic(settings, settings.outcomes_topic, settings.outcomes_partitions)
+    ensure_topic(settings, settings.dnc_topic, DNC_PARTITIONS, DNC_TOPIC_CONFIG)
+
+
+def read_topic(settings: Settings, topic: str) -> Iterator[ConsumerRecord]:
+    """Every record of ``topic`` from the start to its end as of the call (no group)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                             enable_auto_commit=False, client_id="phonebank-reader",
+                             max_partition_fetch_bytes=MAX_RECORD_BYTES)
+    try:
+        partitions = [TopicPartition(topic, p)
+                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        while any(consumer.position(p) < end for p, end in ends.items()):
+            for partition, records in consumer.poll(timeout_ms=READ_POLL_MS).items():
+                yield from (record for record in records if record.offset < ends[partition])
+    finally:
+        consumer.close()

@@ -94,3 +94,26 @@ class OutcomeEvent(BaseModel):
     def decode(cls, value: bytes) -> OutcomeEvent:
         """Parse a record value; raises ``pydantic.ValidationError`` on a bad one."""
         return cls.model_validate_json(value)
+
+
+class DncRecord(BaseModel):
+    """One record of ``phonebank.dnc`` (key: the number): an operator's do-not-call entry.
+
+    Do-not-call answers given on a call travel as outcome events; this topic holds the
+    ones added by ``phonebank dnc``, so that Redis can be rebuilt from Kafka alone.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    number: int = Field(description="National significant number.")
+    region: str = Field(description="Region code, or 'unplaced'.")
+    added_at_ms: int = Field(description="Epoch milliseconds it was added.")
+
+    def encode(self) -> bytes:
+        """The record value."""
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def decode(cls, value: bytes) -> DncRecord:
+        """Parse a record value; raises ``pydantic.ValidationError`` on a bad one."""
+        return cls.model_validate_json(value)

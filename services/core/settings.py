@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     )
     numbers_topic: str = Field("phonebank.numbers", description="Topic of number chunks.")
     outcomes_topic: str = Field("phonebank.outcomes", description="Topic of outcome events.")
+    dnc_topic: str = Field(
+        "phonebank.dnc", description="Compacted topic of the operators' do-not-call numbers."
+    )
     numbers_partitions: int = Field(
         96, ge=1, le=1024,
         description="Partitions of the numbers topic (count); at least the number of "

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from phonebank.cli import main
+from phonebank.core.kafka import read_topic
+from phonebank.core.records import DncRecord
 from phonebank.core.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -16,6 +18,7 @@ pytestmark = pytest.mark.integration
 def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("PHONEBANK_KEY_PREFIX", settings.key_prefix)
     monkeypatch.setenv("PHONEBANK_REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("PHONEBANK_DNC_TOPIC", settings.dnc_topic)
     return settings
 
 
@@ -40,6 +43,9 @@ def test_import_counts_every_line(env: Settings, tmp_path: Path,
     assert main(["dnc", "import", str(listing)]) == 0
     # Then one is added, one is a repeat, one is unparseable
     assert "added 1, already listed 1, unplaced 0, unparseable 1" in capsys.readouterr().out
+    # And Kafka, the system of record, holds the number (compacted topic)
+    assert [DncRecord.decode(r.value).number for r in read_topic(env, env.dnc_topic)] == [
+        9000001234, 9000001234]
 
 
 def test_bad_number_is_a_clear_error(env: Settings, capsys: pytest.CaptureFixture[str]) -> None:

@@ -52,10 +52,11 @@ def dry_run(paths: list[Path], settings: Settings | None = None) -> tuple[list[d
     return [json.loads(line) for line in out.getvalue().splitlines()], summary
 
 
-def real_run(paths: list[Path], tmp_path: Path, sink: ListSink, chunk_size: int = 1000) -> dict:
+def real_run(paths: list[Path], tmp_path: Path, sink: ListSink, chunk_size: int = 1000,
+             checkpoint_lines: int = runner.CHECKPOINT_LINES) -> dict:
     options = IngestOptions([str(p) for p in paths], checkpoint_dir=tmp_path / "ck",
                             rejects=tmp_path / "rejects.tsv", progress=quiet(),
-                            chunk_size=chunk_size)
+                            chunk_size=chunk_size, checkpoint_lines=checkpoint_lines)
     return IngestRun(load_settings(), PLAN, options, lambda: sink).run()
 
 
@@ -133,16 +134,15 @@ def test_resume_after_a_crash_loses_no_line(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     # Given small blocks and frequent checkpoints, and a sink that dies mid-file
     monkeypatch.setattr(sources, "READ_BYTES", 4096)
-    monkeypatch.setattr(runner, "CHECKPOINT_LINES", 1000)
     path = tmp_path / "numbers.txt"
     numbers = list(range(9161000000, 9161020000))
     path.write_text("".join(f"{n}\n" for n in numbers))
     first = ListSink(fail_after=30)
     with pytest.raises(IngestError):
-        real_run([path], tmp_path, first, chunk_size=100)
+        real_run([path], tmp_path, first, chunk_size=100, checkpoint_lines=1000)
     # When run again
     second = ListSink()
-    summary = real_run([path], tmp_path, second, chunk_size=100)
+    summary = real_run([path], tmp_path, second, chunk_size=100, checkpoint_lines=1000)
     # Then every number was sent, the run resumed, and the counts cover the whole file
     sent = {n for c in first.chunks + second.chunks for n in c.numbers}
     assert sent == set(numbers)
