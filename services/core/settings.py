@@ -140,6 +140,15 @@ class Settings(BaseSettings):
         9101, ge=0, le=65535, description="Assigner /metrics port."
     )
     reporter_port: int = Field(9102, ge=0, le=65535, description="Reporter HTTP port.")
+    gateway_port: int = Field(
+        8080, ge=0, le=65535,
+        description="Gateway HTTP port (volunteer lease API, volunteer page, /metrics).",
+    )
+    volunteer_token_ttl_seconds: int = Field(
+        7 * 86_400, ge=60, le=366 * 86_400,
+        description="Seconds a volunteer bearer token minted by `phonebank gateway token` "
+        "stays valid (seconds).",
+    )
     volunteer_secret: SecretStr = Field(
         SecretStr("change-me-in-production"),
         description="HMAC key of volunteer hashes and lease tokens (secret; set it in "
