@@ -66,6 +66,8 @@ OUTCOMES_RELAYED = "phonebank_outcomes_relayed_total"
 OUTCOMES_RELAY_LAST_SUCCESS = "phonebank_outcomes_relay_last_success_timestamp_seconds"
 OUTCOMES_RELAY_PENDING = "phonebank_outcomes_relay_pending_events"
 OUTCOMES_DEAD = "phonebank_outcomes_relay_dead_events_total"
+# --- gateway ----------------------------------------------------------------------------
+GATEWAY_REQUESTS = "phonebank_gateway_requests_total"
 # --- reporter ---------------------------------------------------------------------------
 COVERAGE_INGESTED = "phonebank_coverage_ingested_numbers"
 COVERAGE_ATTEMPTED = "phonebank_coverage_attempted_numbers"
@@ -142,6 +144,9 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
      "Outcome events in Redis streams not yet relayed."),
     (OUTCOMES_DEAD, "counter", "events", "", "assigner",
      "Outcome stream entries that were not valid events (not relayed)."),
+    (GATEWAY_REQUESTS, "counter", "requests", "operation result", "gateway",
+     "HTTP requests by route (acquire, renew, …, page, metrics); result ok or the HTTP "
+     "status in words (unauthorized, not_found, …): shows token or lease-id guessing."),
     (COVERAGE_INGESTED, "gauge", "numbers", "region", "reporter",
      "Numbers ingest stored in Kafka for the campaign (queued or still in the backlog)."),
     (COVERAGE_ATTEMPTED, "gauge", "numbers", "region", "reporter",
