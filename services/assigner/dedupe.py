@@ -35,12 +35,12 @@ def _by_prefix(numbers: Sequence[int]) -> dict[int, list[int]]:
 def _bits(client: redis.Redis, scripts: Scripts, scheme: KeyScheme, operation: str,
           groups: dict[int, list[int]]) -> list[list[int]]:
     """Run ``operation`` (unseen | markseen) per prefix group; the bits per group."""
-    pipe = client.pipeline(transaction=False)
+    pipe = scripts.pipeline(client)
     for prefix, members in groups.items():
         offsets = array("I", [number % DEDUPE_BITS_PER_PREFIX for number in members])
         if sys.byteorder != "little":
             offsets.byteswap()
-        scripts.run(operation, [scheme.seen(str(prefix))], [offsets.tobytes()], client=pipe)
+        pipe.script(operation, [scheme.seen(str(prefix))], [offsets.tobytes()])
     replies = pipe.execute()
     for reply in replies:
         if reply[0] != ReturnCode.OK:

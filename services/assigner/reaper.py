@@ -105,15 +105,14 @@ class Reaper:
         )
         if not expired:
             return 0
-        pipe = self._client.pipeline(transaction=False)
+        pipe = self._scripts.pipeline(self._client)
         lease_ids = [_text(lease_id) for lease_id in cast(list[bytes], expired)]
         for lease_id in lease_ids:
-            self._scripts.run(
+            pipe.script(
                 "reap",
                 [keys.ready, keys.leases, keys.lease(lease_id), keys.holders, keys.expiries,
                  keys.parked, keys.counters, keys.outcomes],
                 [lease_id, self._max_expiries, LEASE_RETENTION_MS, self.clock_offset_ms],
-                client=pipe,
             )
         for reply in pipe.execute():
             if reply[0] != ReturnCode.OK:

@@ -122,13 +122,13 @@ class Scripts:
         operation: str,
         keys: list[str],
         args: Sequence[str | int | bytes],
-        client: Any = None,
     ) -> list[Any]:
-        """Run ``operation`` with ``keys`` and ``args``; ``client`` may be a pipeline."""
+        """Run ``operation`` with ``keys`` and ``args`` (one round trip; batches of calls go
+        through :meth:`pipeline`)."""
         source = self._sources[operation]
         if len(keys) != source.numkeys:
             raise ScriptError(f"{operation} takes {source.numkeys} keys, got {len(keys)}")
-        reply = self._registered[operation](keys=keys, args=args, client=client)
+        reply = self._registered[operation](keys=keys, args=args)
         return reply  # type: ignore[no-any-return]
 
 
@@ -142,9 +142,9 @@ class ScriptPipeline:
     def __init__(self, scripts: Scripts, client: redis.Redis) -> None:
         self._scripts = scripts
         self._pipe = client.pipeline(transaction=False)
-        self._calls: list[tuple[str, list[str], list[str | int]] | None] = []
+        self._calls: list[tuple[str, list[str], Sequence[str | int | bytes]] | None] = []
 
-    def script(self, operation: str, keys: list[str], args: list[str | int]) -> None:
+    def script(self, operation: str, keys: list[str], args: Sequence[str | int | bytes]) -> None:
         """Queue a script call."""
         source = self._scripts.source(operation)
         if len(keys) != source.numkeys:
