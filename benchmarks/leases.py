@@ -19,6 +19,7 @@ import argparse
 import datetime as dt
 import json
 import statistics
+import sys
 import threading
 import time
 import uuid
@@ -28,7 +29,7 @@ from zoneinfo import ZoneInfo
 import redis
 
 from phonebank.core.keys import KeyScheme
-from phonebank.core.leases import LeaseClient
+from phonebank.core.leases import GIL_SWITCH_INTERVAL_SECONDS, LeaseClient
 from phonebank.core.queues import enqueue_chunk
 from phonebank.core.records import Outcome
 from phonebank.core.settings import load_settings
@@ -134,7 +135,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each phase")
     parser.add_argument("--rate", type=float, default=1000.0, help="paced phase cycles/s")
     parser.add_argument("--numbers", type=int, default=400_000, help="numbers queued")
+    parser.add_argument("--switch-interval", type=float, default=GIL_SWITCH_INTERVAL_SECONDS,
+                        help="seconds; sys.setswitchinterval, as a volunteer-serving process "
+                        "sets it (CPython's default is 0.005)")
     args = parser.parse_args()
+    sys.setswitchinterval(args.switch_interval)
 
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     settings = load_settings(redis_url=args.redis_url, key_prefix=prefix,
@@ -165,6 +170,7 @@ def main() -> None:
     figures = {
         "benchmark": "leases",
         "concurrency": args.concurrency,
+        "switch_interval_s": args.switch_interval,
         "seconds_per_phase": args.seconds,
         "peak_cycles_per_s": round(peak_rate, 1),
         "peak_acquire": peak.summary("acquire"),

@@ -65,6 +65,11 @@ from phonebank.core.volunteer_limits import (
     volunteer_hash,
 )
 
+#: seconds: the GIL switch interval a process serving volunteers from many threads sets
+#: (``sys.setswitchinterval``). CPython's default, 5 ms, is also how long a thread whose
+#: Redis reply has arrived may wait for the GIL: it sets the tail of lease latency.
+GIL_SWITCH_INTERVAL_SECONDS = 0.0005
+
 #: milliseconds in one second
 SECOND_MS = 1000
 #: regions one acquire tries before answering "nothing to call"

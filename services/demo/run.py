@@ -32,7 +32,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from phonebank.core import stack
 from phonebank.core.calling_hours import CallingPolicy, open_regions
 from phonebank.core.lease_metrics import LeaseMetrics
-from phonebank.core.leases import LeaseClient, campaign_region_zones
+from phonebank.core.leases import (
+    GIL_SWITCH_INTERVAL_SECONDS,
+    LeaseClient,
+    campaign_region_zones,
+)
 from phonebank.core.settings import Settings, env_name
 from phonebank.demo.screen import final_table, progress_line, tally_matches
 from phonebank.demo.volunteers import Tally, Volunteer
@@ -186,6 +190,7 @@ def save_snapshots(settings: Settings, folder: Path, volunteers: CollectorRegist
 
 def call(settings: Settings, args: argparse.Namespace, registry: CollectorRegistry) -> Tally:
     """Run the volunteers for ``--duration`` seconds, showing progress."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
     client = redis.Redis.from_url(settings.redis_url)
     leases = LeaseClient(settings, client, metrics=LeaseMetrics(registry))
     tally = Tally()
