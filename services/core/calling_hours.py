@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from phonebank.core.settings import WEEKDAYS, Settings
+from phonebank.core.settings import WEEKDAYS, Settings, day_hours
 
 #: milliseconds in one day
 DAY_MS = 86_400_000
@@ -69,10 +69,15 @@ class CallingPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CallingPolicy:
-        """The policy of ``calling_window_start``/``_end`` on ``calling_days``."""
-        return cls.every_day(
+        """``calling_window_start``/``_end`` on ``calling_days``, with the days named in
+        ``calling_hours_by_day`` on their own hours."""
+        hours = {day: (start, end) for day, start, end in cls.every_day(
             settings.calling_window_start, settings.calling_window_end, settings.calling_days
-        )
+        ).hours}
+        for item in settings.calling_hours_by_day:
+            name, start, end = day_hours(item)
+            hours[WEEKDAYS.index(name)] = (start, end)
+        return cls(tuple((day, *hours[day]) for day in sorted(hours)))
 
     def local_hours(self, weekday: int) -> tuple[dt.time, dt.time] | None:
         """The hours of one weekday, or ``None`` when no calls are made that day."""

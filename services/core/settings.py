@@ -108,6 +108,12 @@ class Settings(BaseSettings):
         description="Callee-local weekdays on which calls are made (comma list).",
     )
 
+    calling_hours_by_day: CsvList = Field(
+        default_factory=list,
+        description="Per-weekday hours replacing the window on those days, comma list of "
+        "DAY=HH:MM-HH:MM (e.g. sat=10:00-20:00,sun=11:00-19:00).",
+    )
+
     # --- queues ---------------------------------------------------------------------
     queue_high_watermark: int = Field(
         5000, ge=1, description="Ready numbers per region the assigner fills up to (count)."
@@ -172,7 +178,7 @@ class Settings(BaseSettings):
     )
 
     @field_validator("numbering_plan", "regions_include", "regions_exclude", "calling_days",
-                     mode="before")
+                     "calling_hours_by_day", mode="before")
     @classmethod
     def _lists_from_csv(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -185,6 +191,13 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown weekday(s) {unknown}; use {', '.join(WEEKDAYS)}")
         return days
+
+    @field_validator("calling_hours_by_day")
+    @classmethod
+    def _day_hours(cls, value: list[str]) -> list[str]:
+        for item in value:
+            day_hours(item)
+        return value
 
     @field_validator("redis_url")
     @classmethod
@@ -233,6 +246,22 @@ class Settings(BaseSettings):
 
 #: Weekday names as ``calling_days`` takes them, Monday first (``date.weekday()`` order).
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def day_hours(item: str) -> tuple[str, dt.time, dt.time]:
+    """``"sat=10:00-20:00"`` → ``("sat", 10:00, 20:00)``; ValueError if malformed."""
+    day, _, hours = item.partition("=")
+    first, _, last = hours.partition("-")
+    day = day.strip().lower()[:3]
+    if day not in WEEKDAYS:
+        raise ValueError(f"{item!r}: the day must be one of {', '.join(WEEKDAYS)}")
+    try:
+        start, end = dt.time.fromisoformat(first.strip()), dt.time.fromisoformat(last.strip())
+    except ValueError:
+        raise ValueError(f"{item!r} is not DAY=HH:MM-HH:MM") from None
+    if start >= end:
+        raise ValueError(f"{item!r}: the start must be before the end")
+    return day, start, end
 
 
 def mask_dsn(dsn: str) -> str:

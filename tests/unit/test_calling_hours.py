@@ -19,7 +19,7 @@ from phonebank.core.calling_hours import (
     upcoming_windows,
     window_at,
 )
-from phonebank.core.settings import load_settings
+from phonebank.core.settings import SettingsError, load_settings
 
 NINE_TO_NINE = CallingPolicy.every_day(dt.time(9), dt.time(21))
 UTC = ZoneInfo("UTC")
@@ -102,3 +102,21 @@ def test_policy_reads_the_settings_days() -> None:
                                                        calling_window_start="10:00"))
     assert policy.local_hours(5) == (dt.time(10), dt.time(21))
     assert policy.local_hours(0) is None
+
+
+def test_hours_by_day_replace_the_window_on_those_days() -> None:
+    # Given the default window, and shorter hours on Saturday and Sunday
+    settings = load_settings(calling_hours_by_day=["sat=10:00-20:00", "Sunday=11:00-19:00"])
+    # When the policy is read from the settings
+    policy = CallingPolicy.from_settings(settings)
+    # Then weekdays keep 09-21 and the weekend has its own hours
+    assert policy.local_hours(0) == (dt.time(9), dt.time(21))
+    assert policy.local_hours(5) == (dt.time(10), dt.time(20))
+    assert policy.local_hours(6) == (dt.time(11), dt.time(19))
+
+
+@pytest.mark.parametrize("item", ["sat", "sat=10:00", "funday=10:00-20:00",
+                                  "sat=20:00-10:00"])
+def test_malformed_hours_by_day_name_the_variable(item: str) -> None:
+    with pytest.raises(SettingsError, match="PHONEBANK_CALLING_HOURS_BY_DAY"):
+        load_settings(calling_hours_by_day=[item])
