@@ -18,6 +18,7 @@ from phonebank.assigner import service as assigner_service
 from phonebank.core import stack
 from phonebank.core.settings import Settings, SettingsError, load_settings, markdown_table
 from phonebank.demo import run as demo_run
+from phonebank.gateway import service as gateway_service
 from phonebank.ingest import cli as ingest_cli
 from phonebank.reporter import cli as reporter_cli
 
@@ -95,6 +96,7 @@ def _service_parsers() -> list[AddParser]:
         rebuild.add_parser,
         reporter_cli.add_parser,
         demo_run.add_parser,
+        gateway_service.add_parser,
     ]
 
 
