@@ -41,6 +41,8 @@ MAX_BODY_BYTES = 4096
 MAX_DRAIN_BYTES = 64 * 1024
 #: seconds a connection may sit idle mid-request before it is dropped (slow clients)
 REQUEST_TIMEOUT_SECONDS = 10
+#: seconds between the serve loop's checks for shutdown (how long a stop may wait)
+SHUTDOWN_POLL_SECONDS = 0.05
 #: headers on every answer
 SECURITY_HEADERS = (
     ("Content-Security-Policy",
@@ -215,7 +217,8 @@ class GatewayHTTPServer(ThreadingHTTPServer):
 def serve(gateway: Gateway, host: str, port: int) -> GatewayHTTPServer:
     """Start serving ``gateway`` on ``host:port`` from a daemon thread; return the server."""
     server = GatewayHTTPServer((host, port), gateway)
-    thread = threading.Thread(target=server.serve_forever, name="gateway-http", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,),
+                              name="gateway-http", daemon=True)
     thread.start()
     log.info("gateway serving on %s:%d", host, server.port)
     return server

@@ -1,0 +1,187 @@
+"""The gateway's lease API over real HTTP against the real Redis: flows and refusals."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from phonebank.core.records import e164
+from phonebank.core.settings import Settings
+from tests.integration.gateway_helpers import Running, running_gateway
+from tests.integration.lease_helpers import FIRST, SECOND_MS, fill, local_instant
+
+pytestmark = pytest.mark.integration
+
+MOSCOW = "RU-MOW"
+
+
+@pytest.fixture
+def gateway(settings: Settings, redis_client: redis.Redis,
+            caplog: pytest.LogCaptureFixture) -> Iterator[Running]:
+    """A gateway at 12:00 Moscow time with two queued Moscow numbers."""
+    caplog.set_level(logging.DEBUG, logger="phonebank")
+    fill(settings, redis_client, MOSCOW, [FIRST, FIRST + 1])
+    with running_gateway(settings, redis_client, local_instant(12)) as running:
+        yield running
+
+
+def _lease(gateway: Running, volunteer: str = "alice") -> dict[str, Any]:
+    answer = gateway.acquire(volunteer)
+    assert answer.status == 201, answer.body
+    lease: dict[str, Any] = answer.json()
+    return lease
+
+
+def test_acquire_renew_complete_and_a_repeated_complete(
+    gateway: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a volunteer with a token, When she asks for a number
+    acquired = gateway.acquire("alice", {"regions": [MOSCOW], "languages": ["ru", "en"]})
+    # Then she gets the first queued number with everything needed to call it
+    assert acquired.status == 201
+    lease = acquired.json()
+    assert lease["number"] == e164(FIRST)
+    assert lease["region"] == {"code": MOSCOW, "name": "Moscow", "name_ru": "Москва"}
+    assert lease["callee_zone"] == "Europe/Moscow"
+    assert lease["callee_local_time"].startswith("2026-03-10T12:")
+    assert lease["guideline"]["ref"] == "calm-conversation@1"
+    assert lease["guideline"]["path"] == "/api/v1/guidelines/calm-conversation@1"
+    assert lease["attempt"] == 1 and lease["deadline"].endswith("Z")
+    # When she renews, completes, and completes again with the same token
+    renewed = gateway.on_lease("renew", "alice", lease)
+    done = gateway.on_lease("complete", "alice", lease, {"outcome": "no_answer"})
+    again = gateway.on_lease("complete", "alice", lease, {"outcome": "no_answer"})
+    # Then the renew restarts the countdown, the outcome is recorded once, the repeat is a 200
+    assert renewed.status == 200 and renewed.json()["deadline_ms"] >= lease["deadline_ms"]
+    assert (done.status, done.json()["status"], done.json()["next_state"]) == (
+        200, "recorded", "due")
+    assert (again.status, again.json()["status"]) == (200, "already_recorded")
+    assert again.json()["event_id"] == done.json()["event_id"]
+    # And a renew after the complete is a conflict
+    assert gateway.on_lease("renew", "alice", lease).status == 409
+    # And no log line holds the number or a token
+    assert str(FIRST) not in caplog.text and lease["lease_token"] not in caplog.text
+    assert gateway.token("alice") not in caplog.text
+
+
+def test_the_lease_token_may_travel_in_the_body(gateway: Running) -> None:
+    # Given a lease, When it is released with the lease token in the body (no header)
+    lease = _lease(gateway)
+    path = f"/api/v1/leases/{lease['lease_id']}/release"
+    released = gateway.request("POST", path, {"lease_token": lease["lease_token"]},
+                               volunteer="alice")
+    # Then it is released, the number goes back to the front, and a second release is a 404
+    assert (released.status, released.json()["status"]) == (200, "released")
+    assert _lease(gateway, "bob")["number"] == e164(FIRST)
+    assert gateway.request("POST", path, {"lease_token": lease["lease_token"]},
+                           volunteer="alice").status == 404
+    # And the lease token is required at all
+    assert gateway.request("POST", path, {}, volunteer="alice").status == 400
+
+
+@pytest.mark.parametrize("action", ["renew", "complete", "release"])
+def test_another_volunteer_cannot_touch_my_lease(gateway: Running, action: str) -> None:
+    # Given alice's lease, and bob who somehow learnt its id and even its lease token
+    lease = _lease(gateway, "alice")
+    body = {"outcome": "conversation"} if action == "complete" else {}
+    # When bob calls the action with alice's lease token, or with a made-up one
+    stolen = gateway.on_lease(action, "bob", lease, body)
+    made_up = gateway.on_lease(action, "bob", lease, body, lease_token="0" * 32 + "." + "1" * 32)
+    # Then both answer 404 exactly like a lease that does not exist
+    missing = gateway.on_lease(action, "alice", {**lease, "lease_id": "RU-MOW." + "f" * 32}, body)
+    assert stolen.status == made_up.status == missing.status == 404
+    assert stolen.json() == made_up.json() == missing.json()
+    assert e164(FIRST) not in (stolen.body + made_up.body).decode()
+    # And alice's lease is untouched: she can still renew it
+    assert gateway.on_lease("renew", "alice", lease).status == 200
+
+
+def test_a_second_lease_over_the_limit_is_409_with_retry_after(gateway: Running) -> None:
+    # Given alice holds her one allowed lease
+    _lease(gateway)
+    # When she asks for another
+    answer = gateway.acquire("alice")
+    # Then she is refused with a Retry-After and no number
+    assert answer.status == 409
+    assert answer.json()["error"] == "volunteer_limit"
+    assert int(answer.headers["retry-after"]) >= 1
+    assert "number" not in answer.json()
+
+
+def test_nothing_leasable_is_204(gateway: Running) -> None:
+    # Given both queued numbers are leased
+    _lease(gateway, "alice")
+    _lease(gateway, "bob")
+    # When carol asks, Then there is nothing for her
+    answer = gateway.acquire("carol")
+    assert (answer.status, answer.body) == (204, b"")
+
+
+def test_an_expired_lease_is_410(gateway: Running) -> None:
+    # Given a lease, and the clock moved past its deadline
+    lease = _lease(gateway)
+    gateway.leases.clock_offset_ms += gateway.settings.lease_ttl_seconds * SECOND_MS + SECOND_MS
+    # When alice renews or releases it, Then it is gone
+    assert gateway.on_lease("renew", "alice", lease).status == 410
+    assert gateway.on_lease("release", "alice", lease).json()["error"] == "lease_expired"
+
+
+def test_outside_calling_hours_is_423_with_the_next_opening(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    # Given a gateway at 03:00 Moscow time (Moscow closed) and a queued number
+    fill(settings, redis_client, MOSCOW, [FIRST])
+    with running_gateway(settings, redis_client, local_instant(3)) as gateway:
+        # When a volunteer asks for a number
+        answer = gateway.acquire("alice")
+    # Then she is told when calling opens (09:00 Moscow), and no number
+    assert answer.status == 423
+    body = answer.json()
+    assert body["error"] == "outside_calling_hours"
+    assert body["next_opening_ms"] == int(local_instant(9).timestamp() * SECOND_MS)
+    assert body["next_opening"] == "2026-03-10T06:00:00Z"
+    assert 6 * 3600 - 60 <= int(answer.headers["retry-after"]) <= 6 * 3600 + 60
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "error"), [
+    (b"{not json", "application/json", 400, "malformed_json"),
+    (b"[]", "application/json", 400, "invalid_request"),
+    (b'{"outcome": "sold"}', "application/json", 400, "invalid_request"),
+    (b'{"outcome": "expired"}', "application/json", 400, "invalid_request"),
+    (b'{"outcome": "no_answer", "extra": 1}', "application/json", 400, "invalid_request"),
+    (b'{"outcome": "callback", "callback_at": "2026-03-10T18:00:00"}', "application/json",
+     400, "invalid_request"),
+    (b'{"outcome": "busy", "callback_at": "2026-03-10T18:00:00Z"}', "application/json",
+     400, "invalid_request"),
+    (b'{"outcome": "no_answer"}', "text/plain", 415, "unsupported_media_type"),
+    (b'{"outcome": "' + b"x" * 5000 + b'"}', "application/json", 413, "body_too_large"),
+])
+def test_bad_complete_bodies_are_refused_clearly(
+    gateway: Running, body: bytes, content_type: str, status: int, error: str
+) -> None:
+    # Given a lease, When its complete is sent a bad body
+    lease = _lease(gateway)
+    answer = gateway.request("POST", f"/api/v1/leases/{lease['lease_id']}/complete", body,
+                             volunteer="alice", headers={"Content-Type": content_type,
+                                                         "X-Lease-Token": lease["lease_token"]})
+    # Then the answer is the expected JSON refusal, with no stack trace and no echo
+    assert (answer.status, answer.json()["error"]) == (status, error)
+    assert b"Traceback" not in answer.body and b"xxxx" not in answer.body
+    # And the lease is still live: the right complete works afterwards
+    assert gateway.on_lease("complete", "alice", lease, {"outcome": "busy"}).status == 200
+
+
+def test_callback_with_a_time_is_recorded(gateway: Running) -> None:
+    lease = _lease(gateway)
+    answer = gateway.on_lease("complete", "alice", lease,
+                              {"outcome": "callback", "callback_at": "2026-03-10T18:30:00+03:00"})
+    assert (answer.status, answer.json()["next_state"]) == (200, "due")
+
+
+def test_unknown_preferences_are_refused(gateway: Running) -> None:
+    assert gateway.acquire("alice", {"regions": ["XX-NOPE"]}).status == 400
+    assert gateway.acquire("alice", {"languages": []}).status == 400
