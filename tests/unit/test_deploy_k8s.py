@@ -1,0 +1,525 @@
+"""deploy/k8s, checked offline: parsed, schema-checked, and held to the services' facts.
+
+No cluster is needed: every manifest is parsed with PyYAML and compared with what the
+code says (settings fields and defaults, subcommands, ports) and with each other
+(selectors, ConfigMap, KEDA trigger, Prometheus jobs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from phonebank.cli import build_parser
+from phonebank.core.settings import Settings, env_name
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "deploy" / "k8s"
+DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
+PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
+
+#: Manifests that are deliberately not applied by `kubectl apply -k`.
+NOT_APPLIED = {"secret.template.yaml", "ops/rebuild-job.yaml", "prometheus-scrape.yaml",
+               "kustomization.yaml"}
+#: Which setting holds each component's HTTP port.
+PORT_SETTING = {
+    "ingest": "ingest_metrics_port",
+    "assigner": "assigner_metrics_port",
+    "reporter": "reporter_port",
+    "gateway": "gateway_port",
+}
+Doc = dict[str, Any]
+
+
+# --- loading ----------------------------------------------------------------------------
+
+def manifest_files() -> list[Path]:
+    return sorted(p for p in K8S.rglob("*.yaml") if p.is_file())
+
+
+def load_docs(path: Path) -> list[Doc]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def resources() -> list[Doc]:
+    """Every Kubernetes object in deploy/k8s, applied or not."""
+    found = []
+    for path in manifest_files():
+        rel = path.relative_to(K8S).as_posix()
+        if rel in {"kustomization.yaml", "prometheus-scrape.yaml"}:
+            continue
+        for doc in load_docs(path):
+            doc["_file"] = rel
+            found.append(doc)
+    return found
+
+
+def of_kind(kind: str) -> list[Doc]:
+    return [doc for doc in resources() if doc["kind"] == kind]
+
+
+def named(kind: str, name: str) -> Doc:
+    matches = [doc for doc in of_kind(kind) if doc["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind} {name}, found {len(matches)}"
+    return matches[0]
+
+
+def workloads() -> list[Doc]:
+    return of_kind("Deployment") + of_kind("Job")
+
+
+def pod_spec(workload: Doc) -> Doc:
+    spec: Doc = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def containers(workload: Doc) -> list[Doc]:
+    found: list[Doc] = pod_spec(workload)["containers"]
+    return found
+
+
+def component(workload: Doc) -> str:
+    label: str = workload["spec"]["template"]["metadata"]["labels"][
+        "app.kubernetes.io/component"]
+    return label
+
+
+def config_map() -> dict[str, str]:
+    data: dict[str, str] = named("ConfigMap", "phonebank-config")["data"]
+    return data
+
+
+def subcommands() -> set[str]:
+    parser = build_parser()
+    for action in parser._actions:
+        if action.dest == "command" and action.choices is not None:
+            return set(action.choices)
+    raise AssertionError("the phonebank parser has no subcommands")
+
+
+def setting_default(field: str) -> Any:
+    return Settings.model_fields[field].default
+
+
+def container_env(container: Doc) -> dict[str, str | None]:
+    """Env of a container: ConfigMap values (envFrom) overlaid by its own env entries."""
+    env: dict[str, str | None] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            assert source["configMapRef"]["name"] == "phonebank-config"
+            env.update(config_map())
+    for entry in container.get("env", []):
+        env[entry["name"]] = entry.get("value")
+    return env
+
+
+def expected_port(workload: Doc, container: Doc) -> int:
+    """The port the service listens on: the env the manifest sets, else the default."""
+    field = PORT_SETTING[component(workload)]
+    value = container_env(container).get(env_name(field))
+    return int(value) if value is not None else int(setting_default(field))
+
+
+def resolve_port(container: Doc, port: int | str) -> int:
+    if isinstance(port, int):
+        return port
+    by_name = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    assert port in by_name, f"named port {port!r} is not declared"
+    return int(by_name[port])
+
+
+def probes(container: Doc) -> Iterator[tuple[str, Doc]]:
+    for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+        if kind in container:
+            yield kind, container[kind]
+
+
+def probe_port(container: Doc, probe: Doc) -> int:
+    handler = probe.get("httpGet") or probe.get("tcpSocket")
+    assert handler is not None, f"probe without httpGet/tcpSocket: {probe}"
+    return resolve_port(container, handler["port"])
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def dockerfile_uid() -> int:
+    users = re.findall(r"^USER\s+(\S+)", DOCKERFILE.read_text(), flags=re.MULTILINE)
+    return int(users[-1].split(":")[0])
+
+
+# --- parsing and schema -------------------------------------------------------------------
+
+def test_every_manifest_parses_and_names_its_kind() -> None:
+    # Given every YAML file under deploy/k8s
+    files = manifest_files()
+    assert files, "no manifests found"
+    # When each is parsed
+    for path in files:
+        docs = load_docs(path)
+        # Then each holds at least one document, and every Kubernetes object says what it is
+        assert docs, f"{path} is empty"
+        if path.name in {"kustomization.yaml", "prometheus-scrape.yaml"}:
+            continue
+        for doc in docs:
+            assert {"apiVersion", "kind", "metadata"} <= set(doc), path
+            assert doc["metadata"].get("name"), path
+
+
+def test_kustomization_applies_every_manifest_but_the_deliberate_exceptions() -> None:
+    # Given the kustomization
+    kustomization = load_docs(K8S / "kustomization.yaml")[0]
+    listed = set(kustomization["resources"])
+    # When it is compared with the files on disk
+    on_disk = {p.relative_to(K8S).as_posix() for p in manifest_files()}
+    # Then every listed file exists, and nothing is left out by accident
+    assert listed <= on_disk
+    assert on_disk - listed == NOT_APPLIED
+    assert kustomization["namespace"] == named("Namespace", "phonebank")["metadata"]["name"]
+
+
+def test_objects_match_the_kubernetes_schema_strictly() -> None:
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    # Given every built-in object (the KEDA ScaledObject is a CRD: checked by hand below)
+    builtin = [doc for doc in resources() if not doc["apiVersion"].startswith("keda.sh/")]
+    assert builtin
+    for doc in builtin:
+        body = {key: value for key, value in doc.items() if key != "_file"}
+        # When it is validated against the OpenAPI schema, unknown fields rejected
+        # Then it passes (a typo such as `readinesProbe` would fail here)
+        kubernetes_validate.validate(body, "1.31.0", strict=True)
+
+
+# --- settings, secrets, commands ----------------------------------------------------------
+
+def phonebank_env_names() -> set[str]:
+    """Every PHONEBANK_* name the manifests set or read."""
+    names = set(config_map())
+    names |= set(named("Secret", "phonebank-secrets")["stringData"])
+    for workload in workloads():
+        for container in containers(workload):
+            for entry in container.get("env", []):
+                names.add(entry["name"])
+                ref = entry.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    names.add(ref["key"])
+    return {name for name in names if name.startswith("PHONEBANK_")}
+
+
+def test_every_phonebank_variable_is_a_real_setting() -> None:
+    # Given the settings fields of the code
+    known = {env_name(field) for field in Settings.model_fields}
+    # When the manifests' PHONEBANK_* names are collected
+    used = phonebank_env_names()
+    # Then each is a field (a misspelt variable would be ignored silently at run time)
+    assert used, "no PHONEBANK_ variables found"
+    assert used - known == set()
+
+
+def test_config_map_values_are_valid_settings() -> None:
+    # Given the non-secret settings of the ConfigMap
+    values = {key.removeprefix("PHONEBANK_").lower(): value
+              for key, value in config_map().items()}
+    # When the settings object is built from them
+    settings = Settings(**values)
+    # Then they validate, and services in pods listen beyond loopback
+    assert settings.bind_address == "0.0.0.0"
+
+
+def test_config_map_holds_no_secret() -> None:
+    secret_keys = set(named("Secret", "phonebank-secrets")["stringData"])
+    assert secret_keys & set(config_map()) == set()
+    assert "PHONEBANK_VOLUNTEER_SECRET" in secret_keys
+    assert "PHONEBANK_REDIS_URL" in secret_keys
+
+
+def test_secret_template_holds_placeholders_only() -> None:
+    # Given the Secret template
+    secret = named("Secret", "phonebank-secrets")
+    assert secret["_file"] == "secret.template.yaml"
+    # When its values are read
+    values = secret.get("stringData", {})
+    assert "data" not in secret, "base64 data would hide a real value"
+    # Then every secret part is an obvious <placeholder>, never a usable value
+    assert re.fullmatch(r"<[a-z-]+>", values["PHONEBANK_VOLUNTEER_SECRET"])
+    redis_url = values["PHONEBANK_REDIS_URL"]
+    assert re.fullmatch(r"rediss?://:<[a-z-]+>@[a-z0-9.-]+:\d+/\d+", redis_url), redis_url
+    Settings(redis_url=redis_url)  # the shape is a valid DSN once the password is filled
+
+
+def test_secrets_reach_containers_only_by_reference() -> None:
+    secret_names = {"PHONEBANK_VOLUNTEER_SECRET", "PHONEBANK_REDIS_URL"}
+    for workload in workloads():
+        for container in containers(workload):
+            for entry in container.get("env", []):
+                if entry["name"] in secret_names:
+                    assert "value" not in entry, f"{entry['name']} inlined in {workload['_file']}"
+                    assert entry["valueFrom"]["secretKeyRef"]["name"] == "phonebank-secrets"
+
+
+@pytest.mark.parametrize("workload", workloads(), ids=lambda w: w["metadata"]["name"])
+def test_container_commands_are_real_subcommands(workload: Doc) -> None:
+    # Given a container's arguments (the image's ENTRYPOINT is `phonebank`)
+    for container in containers(workload):
+        assert "command" not in container, "the entrypoint is the image's `phonebank`"
+        args = container["args"]
+        assert args[0] in subcommands()
+        # When the phonebank parser reads them
+        parsed = build_parser().parse_args(args)
+        # Then they parse, and name the service the workload is labelled as
+        assert parsed.command == args[0]
+        assert component(workload) == args[0]
+
+
+# --- ports and probes --------------------------------------------------------------------
+
+@pytest.mark.parametrize("workload", [w for w in workloads() if component(w) in PORT_SETTING],
+                         ids=lambda w: w["metadata"]["name"])
+def test_ports_probes_and_scrape_annotation_agree_with_the_settings(workload: Doc) -> None:
+    for container in containers(workload):
+        # Given the port the service listens on (its env, else the settings default)
+        port = expected_port(workload, container)
+        # Then the container declares it, every probe targets it, and Prometheus scrapes it
+        assert [p["containerPort"] for p in container["ports"]] == [port]
+        for kind, probe in probes(container):
+            assert probe_port(container, probe) == port, kind
+        annotations = workload["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert int(annotations["prometheus.io/port"]) == port
+        assert annotations["prometheus.io/path"] == "/metrics"
+
+
+def test_services_select_pods_and_target_their_ports() -> None:
+    # Given each Service
+    pods = {d["metadata"]["name"]: d for d in of_kind("Deployment")}
+    for service in of_kind("Service"):
+        # When the Deployments it selects are found
+        chosen = [d for d in pods.values()
+                  if selects(service["spec"]["selector"],
+                             d["spec"]["template"]["metadata"]["labels"])]
+        # Then it selects exactly one, and its targetPort is that pod's listening port
+        assert len(chosen) == 1, service["metadata"]["name"]
+        container = containers(chosen[0])[0]
+        for port in service["spec"]["ports"]:
+            assert resolve_port(container, port["targetPort"]) == expected_port(
+                chosen[0], container)
+
+
+@pytest.mark.parametrize(("name", "paths"), [
+    ("phonebank-reporter", {"readinessProbe": "/readyz", "livenessProbe": "/healthz"}),
+    ("phonebank-gateway", {"readinessProbe": "/readyz", "livenessProbe": "/healthz"}),
+])
+def test_http_services_probe_their_health_endpoints(name: str, paths: dict[str, str]) -> None:
+    container = containers(named("Deployment", name))[0]
+    for kind, path in paths.items():
+        assert container[kind]["httpGet"]["path"] == path, kind
+
+
+def test_assigner_liveness_survives_a_redis_outage() -> None:
+    # Given the assigner, which serves /metrics only, and /metrics reads Redis
+    container = containers(named("Deployment", "phonebank-assigner"))[0]
+    # Then liveness is a TCP connect (a Redis outage must not restart every worker) while
+    # readiness does fetch /metrics
+    assert "tcpSocket" in container["livenessProbe"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/metrics"
+
+
+@pytest.mark.parametrize("deployment", of_kind("Deployment"),
+                         ids=lambda d: d["metadata"]["name"])
+def test_every_deployment_has_liveness_and_readiness(deployment: Doc) -> None:
+    for container in containers(deployment):
+        assert "livenessProbe" in container
+        assert "readinessProbe" in container
+
+
+# --- resources and security ---------------------------------------------------------------
+
+@pytest.mark.parametrize("workload", workloads(), ids=lambda w: w["metadata"]["name"])
+def test_every_container_has_requests_and_limits(workload: Doc) -> None:
+    for container in containers(workload):
+        resources_ = container["resources"]
+        for bound in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(resources_[bound]), bound
+
+
+@pytest.mark.parametrize("workload", workloads(), ids=lambda w: w["metadata"]["name"])
+def test_every_pod_runs_unprivileged_as_the_image_user(workload: Doc) -> None:
+    # Given a workload's pod and container security contexts
+    pod = pod_spec(workload)["securityContext"]
+    # Then the pod runs as the Dockerfile's non-root uid, under the default seccomp profile
+    assert pod["runAsNonRoot"] is True
+    assert pod["runAsUser"] == dockerfile_uid() != 0
+    assert pod["seccompProfile"]["type"] == "RuntimeDefault"
+    assert pod_spec(workload)["automountServiceAccountToken"] is False
+    for container in containers(workload):
+        context = container["securityContext"]
+        # And no container can escalate, write its root filesystem or keep a capability
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["capabilities"]["drop"] == ["ALL"]
+        assert context.get("privileged", False) is False
+
+
+# --- the services' own rules -------------------------------------------------------------
+
+def test_reporter_runs_exactly_one_replica_replaced_by_recreate() -> None:
+    # Given the reporter, which checkpoints its whole state in one Redis value
+    reporter = named("Deployment", "phonebank-reporter")
+    # Then one replica, never two overlapping during a rollout
+    assert reporter["spec"]["replicas"] == 1
+    assert reporter["spec"]["strategy"] == {"type": "Recreate"}
+    # And nothing scales it
+    scaled = {d["spec"]["scaleTargetRef"]["name"]
+              for d in of_kind("HorizontalPodAutoscaler") + of_kind("ScaledObject")}
+    assert "phonebank-reporter" not in scaled
+
+
+def test_assigner_is_autoscaled_on_lag_within_the_partition_count() -> None:
+    # Given the assigner's ScaledObject and the configured numbers topic
+    scaled = named("ScaledObject", "phonebank-assigner")["spec"]
+    config = config_map()
+    partitions = int(config.get("PHONEBANK_NUMBERS_PARTITIONS",
+                                setting_default("numbers_partitions")))
+    # Then it scales the assigner Deployment, never above the partitions (idle consumers)
+    assert scaled["scaleTargetRef"]["name"] == "phonebank-assigner"
+    assert 1 <= scaled["minReplicaCount"] <= scaled["maxReplicaCount"] <= partitions
+    # And the lag it reads is the assigner group's on the numbers topic, on our brokers
+    (trigger,) = scaled["triggers"]
+    assert trigger["type"] == "kafka"
+    meta = trigger["metadata"]
+    assert meta["consumerGroup"] == config["PHONEBANK_ASSIGNER_GROUP"]
+    assert meta["topic"] == config["PHONEBANK_NUMBERS_TOPIC"]
+    assert meta["bootstrapServers"] == config["PHONEBANK_KAFKA_BOOTSTRAP_SERVERS"]
+    # And paused (full-region) partitions, whose lag never moves, do not add replicas
+    assert meta["excludePersistentLag"] == "true"
+    assert meta["allowIdleConsumers"] == "false"
+    assert int(meta["lagThreshold"]) > 0
+
+
+def test_assigner_never_scales_to_zero() -> None:
+    # The assigner pods also run the outcomes relay and the lease reaper.
+    assert named("ScaledObject", "phonebank-assigner")["spec"]["minReplicaCount"] >= 1
+    assert named("Deployment", "phonebank-assigner")["spec"]["replicas"] >= 1
+
+
+def test_assigner_has_time_to_finish_its_chunk_on_sigterm() -> None:
+    # Given the assigner's grace period and the consumer session timeout
+    grace = pod_spec(named("Deployment", "phonebank-assigner"))["terminationGracePeriodSeconds"]
+    session_s = int(setting_default("kafka_session_timeout_ms")) / 1000
+    # Then SIGKILL comes later than Kubernetes' default 30 s and than a session timeout
+    assert grace > 30
+    assert grace >= 2 * session_s
+
+
+def test_gateway_is_redundant_and_autoscaled_on_cpu() -> None:
+    gateway = named("Deployment", "phonebank-gateway")
+    hpa = named("HorizontalPodAutoscaler", "phonebank-gateway")["spec"]
+    assert gateway["spec"]["replicas"] >= 2
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                     "name": "phonebank-gateway"}
+    assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"]
+    (metric,) = hpa["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert "requests" in containers(gateway)[0]["resources"]  # utilisation needs requests
+
+
+@pytest.mark.parametrize(("name", "replicas_floor"), [
+    ("phonebank-assigner", 1), ("phonebank-gateway", 2)])
+def test_disruption_budgets_select_their_deployment_and_allow_progress(
+    name: str, replicas_floor: int
+) -> None:
+    # Given a PodDisruptionBudget and the Deployment it protects
+    budget = named("PodDisruptionBudget", name)["spec"]
+    labels = named("Deployment", name)["spec"]["template"]["metadata"]["labels"]
+    # Then it selects that Deployment's pods
+    assert selects(budget["selector"]["matchLabels"], labels)
+    # And a drain can always evict one pod, yet the gateway keeps one serving
+    if "maxUnavailable" in budget:
+        assert budget["maxUnavailable"] == 1
+    else:
+        assert 1 <= budget["minAvailable"] < replicas_floor
+
+
+def test_every_deployment_selector_matches_its_pod_labels() -> None:
+    for deployment in of_kind("Deployment"):
+        assert selects(deployment["spec"]["selector"]["matchLabels"],
+                       deployment["spec"]["template"]["metadata"]["labels"])
+
+
+def test_ingest_job_resumes_from_checkpoints_on_its_volume() -> None:
+    # Given the ingest Job
+    job = named("Job", "phonebank-ingest")
+    spec = pod_spec(job)
+    (container,) = spec["containers"]
+    # When its command line is parsed
+    args = build_parser().parse_args(container["args"])
+    # Then it retries in place, one pod at a time
+    assert spec["restartPolicy"] == "OnFailure"
+    assert job["spec"]["backoffLimit"] >= 1
+    assert job["spec"]["parallelism"] == 1
+    # And its checkpoints and metrics file are on the persistent volume, not in the pod
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"]
+              for v in spec["volumes"] if "persistentVolumeClaim" in v}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    persistent = [Path(path) for path, volume in mounts.items() if volume in claims]
+    for written in (args.checkpoint_dir, args.metrics_out):
+        assert any(Path(written).is_relative_to(root) for root in persistent), written
+    for claim in claims.values():
+        named("PersistentVolumeClaim", claim)
+
+
+def test_rebuild_job_never_retries_by_itself() -> None:
+    job = named("Job", "phonebank-rebuild")
+    assert job["_file"].startswith("ops/")
+    assert job["spec"]["backoffLimit"] == 0
+    assert pod_spec(job)["restartPolicy"] == "Never"
+
+
+# --- Prometheus ----------------------------------------------------------------------------
+
+def scrape_jobs() -> dict[str, Doc]:
+    config = load_docs(K8S / "prometheus-scrape.yaml")[0]
+    return {job["job_name"]: job for job in config["scrape_configs"]}
+
+
+def test_scrape_jobs_are_the_ones_the_rules_and_dashboard_expect() -> None:
+    # Given the repository's Prometheus config and the in-cluster scrape jobs
+    local = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    local_jobs = {job["job_name"] for job in local["scrape_configs"]}
+    # Then they name the same jobs (rules match job="phonebank-reporter" etc.)
+    assert set(scrape_jobs()) == local_jobs
+
+
+def test_each_scrape_job_keeps_the_pods_of_one_component() -> None:
+    annotated = {component(w) for w in workloads()
+                 if w["spec"]["template"]["metadata"].get("annotations", {})
+                 .get("prometheus.io/scrape") == "true"}
+    for name, job in scrape_jobs().items():
+        keep = job["relabel_configs"][0]
+        assert keep["action"] == "keep"
+        assert keep["source_labels"] == [
+            "__meta_kubernetes_pod_label_app_kubernetes_io_component"]
+        # The job phonebank-X keeps the pods labelled component X, and such pods exist
+        assert f"phonebank-{keep['regex']}" == name
+        assert keep["regex"] in annotated
+
+
+def test_scrape_address_uses_the_annotated_port() -> None:
+    # Given the relabel rule that rewrites the target address
+    job = scrape_jobs()["phonebank-assigner"]
+    rule = next(r for r in job["relabel_configs"] if r.get("target_label") == "__address__")
+    # When it is applied to a pod address and its prometheus.io/port annotation
+    # (Prometheus anchors the regex and joins source labels with ';')
+    joined = ";".join(["10.1.2.3:9101", "9101"])
+    match = re.fullmatch(rule["regex"], joined)
+    assert match is not None
+    address = match.expand(rule["replacement"].replace("$", "\\"))
+    # Then the target is the pod IP on the annotated port
+    assert address == "10.1.2.3:9101"
+    assert re.fullmatch(rule["regex"], "10.1.2.3;9102") is not None
