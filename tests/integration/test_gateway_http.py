@@ -1,0 +1,179 @@
+"""The gateway's HTTP surface: auth on every endpoint, the page, probes, /metrics, errors."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from phonebank.core.metrics import CATALOGUE, exposed_names
+from phonebank.core.settings import Settings
+from phonebank.gateway import server as gateway_server
+from phonebank.gateway.service import build_gateway
+from phonebank.gateway.tokens import mint
+from tests.integration.gateway_helpers import Running, running_gateway
+from tests.integration.lease_helpers import FIRST, MOSCOW_ONLY, fill, lease_client, local_instant
+
+pytestmark = pytest.mark.integration
+
+LEASE = "/api/v1/leases/RU-MOW." + "a" * 32
+#: every API endpoint with the method it takes
+ENDPOINTS = [
+    ("POST", "/api/v1/leases"),
+    ("POST", LEASE + "/renew"),
+    ("POST", LEASE + "/complete"),
+    ("POST", LEASE + "/release"),
+    ("GET", "/api/v1/guidelines/calm-conversation@1"),
+]
+#: an unused local port: nothing listens there
+CLOSED_PORT = 1
+
+
+@pytest.fixture
+def gateway(settings: Settings, redis_client: redis.Redis,
+            caplog: pytest.LogCaptureFixture) -> Iterator[Running]:
+    """A gateway at 12:00 Moscow time with one queued number."""
+    caplog.set_level(logging.DEBUG, logger="phonebank")
+    fill(settings, redis_client, "RU-MOW", [FIRST])
+    with running_gateway(settings, redis_client, local_instant(12)) as running:
+        yield running
+
+
+def _bad_bearers(gateway: Running) -> dict[str, str | None]:
+    secret = gateway.settings.volunteer_secret.get_secret_value()
+    return {
+        "missing": None,
+        "garbage": "not-a-token",
+        "forged": mint("some-other-secret", "alice", 3600),
+        "expired": mint(secret, "alice", 1, now=1_000_000_000),
+    }
+
+
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+def test_every_endpoint_refuses_a_missing_or_bad_token(
+    gateway: Running, caplog: pytest.LogCaptureFixture, method: str, path: str
+) -> None:
+    for case, bearer in _bad_bearers(gateway).items():
+        # When the endpoint is called without a valid volunteer token
+        answer = gateway.request(method, path, {} if method == "POST" else None, bearer=bearer)
+        # Then it is a 401 with a JSON error and a Bearer challenge
+        assert answer.status == 401, case
+        assert answer.json()["error"] == "unauthorized"
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+        # And the refused token is in no log line
+        assert bearer is None or bearer not in caplog.text
+    # And a non-Bearer scheme is refused the same way
+    basic = gateway.request(method, path, None, headers={"Authorization": "Basic YTpi"})
+    assert basic.status == 401
+
+
+def test_the_page_is_self_contained_and_locked_down(gateway: Running) -> None:
+    # When the page and its files are fetched (no token needed)
+    page = gateway.request("GET", "/")
+    files = {name: gateway.request("GET", f"/static/{name}")
+             for name in gateway_server.STATIC_FILES}
+    # Then they are served with a same-origin CSP and nosniff
+    for answer in (page, *files.values()):
+        assert answer.status == 200
+        assert "default-src 'self'" in answer.headers["content-security-policy"]
+        assert answer.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["content-type"].startswith("text/html")
+    # And nothing refers to another origin, runs inline, or keeps data in storage
+    text = b"".join(answer.body for answer in (page, *files.values())).decode()
+    assert re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text) == []
+    assert "localStorage" not in text and "sessionStorage" not in text
+    assert "<script>" not in page.body.decode() and "style=" not in page.body.decode()
+    assert "tel:" in files["app.js"].body.decode()
+    # And an unknown static file is a 404
+    assert gateway.request("GET", "/static/secret.py").status == 404
+
+
+def test_guideline_text_in_russian_and_english(gateway: Running) -> None:
+    answer = gateway.request("GET", "/api/v1/guidelines/calm-conversation@1", volunteer="alice")
+    assert answer.status == 200
+    texts = {text["language"]: text for text in answer.json()["texts"]}
+    assert set(texts) == {"ru", "en"}
+    assert "calm" in texts["en"]["title"].lower()
+    missing = gateway.request("GET", "/api/v1/guidelines/nope@9", volunteer="alice")
+    assert missing.status == 404
+
+
+def test_probes_and_metrics_pass_promtool(gateway: Running) -> None:
+    # Given some traffic: a grant, a refused token, an unknown path
+    assert gateway.acquire("alice").status == 201
+    assert gateway.request("POST", "/api/v1/leases", {}, bearer="x").status == 401
+    assert gateway.request("GET", "/nowhere").status == 404
+    # When the probes and /metrics are fetched
+    health = gateway.request("GET", "/healthz")
+    ready = gateway.request("GET", "/readyz")
+    metrics = gateway.request("GET", "/metrics")
+    # Then the probes are up, and the metrics count grants, latency and requests
+    assert (health.status, ready.status, metrics.status) == (200, 200, 200)
+    text = metrics.body.decode()
+    assert 'phonebank_leases_granted_total{region="RU-MOW"} 1.0' in text
+    assert 'phonebank_lease_operation_seconds_count{operation="acquire",result="ok"} 1.0' in text
+    assert ('phonebank_gateway_requests_total{operation="acquire",result="unauthorized"} 1.0'
+            in text)
+    assert exposed_names(text) <= set(CATALOGUE)
+    tool = shutil.which("promtool")
+    if tool is None:
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    check = subprocess.run([tool, "check", "metrics"], input=metrics.body, capture_output=True,
+                           check=False)
+    assert (check.returncode, check.stdout + check.stderr) == (0, b"")
+
+
+def test_readyz_fails_when_redis_is_unreachable(settings: Settings) -> None:
+    # Given a gateway whose Redis does not answer
+    unreachable = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{CLOSED_PORT}/0"})
+    client = redis.Redis.from_url(unreachable.redis_url)
+    leases = lease_client(unreachable, client, local_instant(12), MOSCOW_ONLY)
+    server = gateway_server.serve(build_gateway(unreachable, client, leases), "127.0.0.1", 0)
+    try:
+        running = Running(server, server.gateway, leases, unreachable)
+        # When it is probed and asked for a number
+        ready = running.request("GET", "/readyz")
+        acquired = running.acquire("alice")
+    finally:
+        server.shutdown()
+        server.server_close()
+        client.close()
+    # Then it is not ready, and the API says 503 rather than failing obscurely
+    assert ready.status == 503
+    assert (acquired.status, acquired.json()["error"]) == (503, "unavailable")
+
+
+def test_protocol_errors_are_clear_4xx(gateway: Running) -> None:
+    token = gateway.token("alice")
+    # Wrong method on an API route, unknown API route, method on the page
+    wrong_method = gateway.request("GET", "/api/v1/leases", bearer=token)
+    assert (wrong_method.status, wrong_method.headers["allow"]) == (405, "POST")
+    assert gateway.request("POST", "/api/v1/lists", {}, bearer=token).status == 404
+    assert gateway.request("DELETE", "/").status == 405
+    # A chunked body, a bad Content-Length
+    chunked = gateway.request("POST", "/api/v1/leases", b"2\r\n{}\r\n0\r\n\r\n", bearer=token,
+                              headers={"Transfer-Encoding": "chunked"})
+    assert chunked.status == 411
+    # A malformed lease id is just "not yours"
+    odd = gateway.request("POST", "/api/v1/leases/..%2f..%2fetc/renew", {}, bearer=token,
+                          headers={"X-Lease-Token": "a" * 32 + "." + "b" * 32})
+    assert odd.status == 404
+
+
+def test_an_unexpected_error_is_a_json_500_without_a_trace(
+    gateway: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a lease client that fails in an unforeseen way
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom at /secret/path")
+
+    monkeypatch.setattr(gateway.leases, "acquire", broken)
+    # When a number is asked for, Then the client sees a bare JSON 500
+    answer = gateway.acquire("alice")
+    assert (answer.status, answer.json()) == (
+        500, {"error": "internal_error", "message": "internal error"})
