@@ -134,7 +134,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: GatewayHTTPServer
     timeout = REQUEST_TIMEOUT_SECONDS
     server_version = "phonebank-gateway"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def do_GET(self) -> None:
         self._serve()

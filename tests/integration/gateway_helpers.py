@@ -39,12 +39,10 @@ class Answer:
 
 
 @dataclass
-class Running:
-    """A gateway serving on 127.0.0.1 and the lease client behind it."""
+class Http:
+    """A volunteer-side HTTP client of a gateway on 127.0.0.1:``port``."""
 
-    server: GatewayHTTPServer
-    gateway: Gateway
-    leases: LeaseClient
+    port: int
     settings: Settings
 
     def token(self, volunteer: str) -> str:
@@ -63,7 +61,7 @@ class Running:
         payload = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
         if payload is not None:
             sent.setdefault("Content-Type", "application/json")
-        connection = http.client.HTTPConnection("127.0.0.1", self.server.port,
+        connection = http.client.HTTPConnection("127.0.0.1", self.port,
                                                 timeout=HTTP_TIMEOUT_SECONDS)
         try:
             connection.request(method, path, body=payload, headers=sent)
@@ -86,6 +84,15 @@ class Running:
                             headers={"X-Lease-Token": token})
 
 
+@dataclass
+class Running(Http):
+    """A gateway serving in this process and the lease client behind it."""
+
+    server: GatewayHTTPServer
+    gateway: Gateway
+    leases: LeaseClient
+
+
 @contextmanager
 def running_gateway(settings: Settings, client: redis.Redis, at: dt.datetime) -> Iterator[Running]:
     """A gateway whose lease clock reads ``at`` (Moscow only), on an ephemeral port."""
@@ -93,7 +100,7 @@ def running_gateway(settings: Settings, client: redis.Redis, at: dt.datetime) ->
     gateway = build_gateway(settings, client=client, leases=leases)
     server = serve(gateway, "127.0.0.1", 0)
     try:
-        yield Running(server, gateway, leases, settings)
+        yield Running(server.port, settings, server, gateway, leases)
     finally:
         server.shutdown()
         server.server_close()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +19,7 @@ from phonebank.core.settings import Settings
 from phonebank.gateway import server as gateway_server
 from phonebank.gateway.service import build_gateway
 from phonebank.gateway.tokens import mint
-from tests.integration.gateway_helpers import Running, running_gateway
+from tests.integration.gateway_helpers import Http, Running, running_gateway
 from tests.integration.lease_helpers import FIRST, MOSCOW_ONLY, fill, lease_client, local_instant
 
 pytestmark = pytest.mark.integration
@@ -30,6 +33,8 @@ ENDPOINTS = [
     ("POST", LEASE + "/release"),
     ("GET", "/api/v1/guidelines/calm-conversation@1"),
 ]
+#: seconds the real command may take to start or to stop
+COMMAND_TIMEOUT_SECONDS = 20
 #: an unused local port: nothing listens there
 CLOSED_PORT = 1
 
@@ -135,7 +140,7 @@ def test_readyz_fails_when_redis_is_unreachable(settings: Settings) -> None:
     leases = lease_client(unreachable, client, local_instant(12), MOSCOW_ONLY)
     server = gateway_server.serve(build_gateway(unreachable, client, leases), "127.0.0.1", 0)
     try:
-        running = Running(server, server.gateway, leases, unreachable)
+        running = Running(server.port, unreachable, server, server.gateway, leases)
         # When it is probed and asked for a number
         ready = running.request("GET", "/readyz")
         acquired = running.acquire("alice")
@@ -177,3 +182,27 @@ def test_an_unexpected_error_is_a_json_500_without_a_trace(
     answer = gateway.acquire("alice")
     assert (answer.status, answer.json()) == (
         500, {"error": "internal_error", "message": "internal error"})
+
+
+def test_the_command_serves_until_sigterm(settings: Settings) -> None:
+    # Given `phonebank gateway` started for real on an ephemeral port
+    env = {**os.environ, "PHONEBANK_GATEWAY_PORT": "0", "PHONEBANK_BIND_ADDRESS": "127.0.0.1",
+           "PHONEBANK_KEY_PREFIX": settings.key_prefix, "PHONEBANK_LOG_LEVEL": "INFO"}
+    process = subprocess.Popen([sys.executable, "-m", "phonebank.cli", "gateway"], env=env,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        started = ""
+        while "gateway serving on" not in started:
+            started = process.stderr.readline()
+            assert started, "the gateway exited before serving"
+        port = int(started.rsplit(":", 1)[1])
+        # When it is probed, then sent SIGTERM
+        assert Http(port, settings).request("GET", "/healthz").status == 200
+        process.send_signal(signal.SIGTERM)
+        # Then it stops by itself with exit code 0
+        assert process.wait(timeout=COMMAND_TIMEOUT_SECONDS) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
