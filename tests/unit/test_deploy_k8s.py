@@ -7,6 +7,7 @@ code says (settings fields and defaults, subcommands, ports) and with each other
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 import yaml
 
 from phonebank.cli import build_parser
-from phonebank.core.settings import Settings, env_name
+from phonebank.core.settings import Settings, env_name, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -222,12 +223,15 @@ def test_every_phonebank_variable_is_a_real_setting() -> None:
     assert used - known == set()
 
 
-def test_config_map_values_are_valid_settings() -> None:
-    # Given the non-secret settings of the ConfigMap
-    values = {key.removeprefix("PHONEBANK_").lower(): value
-              for key, value in config_map().items()}
-    # When the settings object is built from them
-    settings = Settings(**values)
+def test_config_map_values_are_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a pod's environment: exactly the ConfigMap's non-secret settings
+    for name in os.environ:
+        if name.startswith("PHONEBANK_"):
+            monkeypatch.delenv(name)
+    for name, value in config_map().items():
+        monkeypatch.setenv(name, value)
+    # When the services load their settings from it
+    settings = load_settings()
     # Then they validate, and services in pods listen beyond loopback
     assert settings.bind_address == "0.0.0.0"
 
