@@ -160,7 +160,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(response)
 
     def _read_body(self) -> bytes:
-        """The request body, or an :class:`ApiError` (411, 400, 413, 415)."""
+        """The request body, or an :class:`ApiError` (400, 408, 411, 413, 415)."""
         if self.headers.get("Transfer-Encoding"):
             raise ApiError(HTTPStatus.LENGTH_REQUIRED, "length_required",
                            "send a Content-Length; chunked bodies are not accepted")
@@ -172,7 +172,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._drain(length)
             raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large",
                            f"the body may be at most {MAX_BODY_BYTES} bytes")
-        body = self.rfile.read(length) if length else b""
+        try:
+            body = self.rfile.read(length) if length else b""
+        except TimeoutError:
+            raise ApiError(HTTPStatus.REQUEST_TIMEOUT, "request_timeout",
+                           f"the body did not arrive within {REQUEST_TIMEOUT_SECONDS} s") from None
         if len(body) != length:
             raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "body shorter than declared")
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()

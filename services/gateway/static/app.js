@@ -15,6 +15,7 @@
     ["skipped", "Could not call"],
   ];
   const MS_PER_MINUTE = 60000;
+  const CLOCK_REFRESH_MS = 30000;
   let lease = null;
 
   const $ = (id) => document.getElementById(id);
@@ -170,6 +171,11 @@
       complete("callback", new Date(picked).toISOString());
     });
     showLease();
+    setInterval(function () {
+      if (lease !== null) {
+        $("localtime").textContent = calleeClock(lease.callee_zone);
+      }
+    }, CLOCK_REFRESH_MS);
   }
 
   document.addEventListener("DOMContentLoaded", setup);
