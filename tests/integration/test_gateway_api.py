@@ -121,13 +121,16 @@ def test_nothing_leasable_is_204(gateway: Running) -> None:
     assert (answer.status, answer.body) == (204, b"")
 
 
-def test_an_expired_lease_is_410(gateway: Running) -> None:
+def test_an_expired_lease_is_410_but_a_late_complete_is_kept(gateway: Running) -> None:
     # Given a lease, and the clock moved past its deadline
     lease = _lease(gateway)
     gateway.leases.clock_offset_ms += gateway.settings.lease_ttl_seconds * SECOND_MS + SECOND_MS
     # When alice renews or releases it, Then it is gone
     assert gateway.on_lease("renew", "alice", lease).status == 410
     assert gateway.on_lease("release", "alice", lease).json()["error"] == "lease_expired"
+    # And a late complete is still recorded, flagged late
+    late = gateway.on_lease("complete", "alice", lease, {"outcome": "conversation"})
+    assert (late.status, late.json()["status"]) == (200, "recorded_late")
 
 
 def test_outside_calling_hours_is_423_with_the_next_opening(
