@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     # --- services -------------------------------------------------------------------
     bind_address: str = Field(
         "127.0.0.1",
-        description="Address the HTTP servers (/metrics, reporter) listen on; "
+        description="Address the HTTP servers (/metrics, reporter, gateway) listen on; "
         "0.0.0.0 in containers.",
     )
     ingest_metrics_port: int = Field(9100, ge=0, le=65535, description="Ingest /metrics port.")

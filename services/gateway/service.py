@@ -20,7 +20,7 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from phonebank.core.guidelines import load_guidelines
-from phonebank.core.leases import LeaseClient
+from phonebank.core.leases import GIL_SWITCH_INTERVAL_SECONDS, LeaseClient
 from phonebank.core.settings import Settings
 from phonebank.gateway.server import Gateway, serve
 from phonebank.gateway.tokens import mint
@@ -53,6 +53,7 @@ def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
     server = serve(build_gateway(settings), settings.bind_address, settings.gateway_port)
     try:
         stop.wait()
