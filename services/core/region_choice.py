@@ -3,9 +3,10 @@
 Only regions open now (callee-local calling window) and with something leasable are
 candidates. Among them the order is a weighted random draw without replacement
 (Efraimidis–Spirakis), the weight being how far the region is behind on coverage:
-``1 - attempted / enqueued`` from the region counters, never below
-:data:`MIN_COVERAGE_WEIGHT` so that no open region starves. Queue depths are read at
-most once per :data:`STATS_TTL_MS` per client (one pipeline for all regions).
+``1 - attempted / numbers``, where numbers is what ingest stored for the region (the
+Kafka backlog included) or, if more, what was queued; never below
+:data:`MIN_COVERAGE_WEIGHT` so that no open region starves. Queue depths and ingested
+counts are read at most once per :data:`STATS_TTL_MS` per client.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ STATS_TTL_MS = 1000
 MIN_COVERAGE_WEIGHT = 0.05
 
 
-def coverage_weight(depths: QueueDepths) -> float:
+def coverage_weight(depths: QueueDepths, ingested: int = 0) -> float:
     """How far behind the region is: 1 for untouched, down to the floor when covered."""
-    enqueued = depths.counter("enqueued")
-    if enqueued <= 0:
+    numbers = max(depths.counter("enqueued"), ingested)
+    if numbers <= 0:
         return 1.0
-    covered = min(depths.counter("attempted") / enqueued, 1.0)
+    covered = min(depths.counter("attempted") / numbers, 1.0)
     return max(1.0 - covered, MIN_COVERAGE_WEIGHT)
 
 
@@ -53,6 +54,7 @@ class RegionChooser:
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._snapshot: dict[str, QueueDepths] = {}
+        self._ingested: dict[str, int] = {}
         self._snapshot_at_ms = -STATS_TTL_MS
         self._drained: set[str] = set()
 
@@ -67,13 +69,13 @@ class RegionChooser:
 
     def order(self, open_now: Mapping[str, Interval], now_ms: int) -> list[str]:
         """The open regions that have work, heaviest coverage deficit most likely first."""
-        depths = self._depths(now_ms)
+        depths, ingested = self._depths(now_ms)
         weighted = []
         for region in open_now:
             known = depths.get(region)
             if known is None or known.leasable <= 0 or region in self._drained:
                 continue
-            weight = coverage_weight(known)
+            weight = coverage_weight(known, ingested.get(region, 0))
             weighted.append((self._rng.random() ** (1.0 / weight), region))
         weighted.sort(reverse=True)
         return [region for _, region in weighted]
@@ -89,12 +91,15 @@ class RegionChooser:
             self._snapshot_at_ms = -STATS_TTL_MS
             self._drained.clear()
 
-    def _depths(self, now_ms: int) -> dict[str, QueueDepths]:
+    def _depths(self, now_ms: int) -> tuple[dict[str, QueueDepths], dict[str, int]]:
         with self._lock:
             if 0 <= now_ms - self._snapshot_at_ms < STATS_TTL_MS:
-                return self._snapshot
+                return self._snapshot, self._ingested
         fresh = queue_depths(self._client, self._keys, self._region_zones, now_ms)
+        counts = self._client.hgetall(self._keys.ingested)
+        ingested = {region if isinstance(region, str) else region.decode(): int(count)
+                    for region, count in counts.items()}
         with self._lock:
-            self._snapshot, self._snapshot_at_ms = fresh, now_ms
+            self._snapshot, self._ingested, self._snapshot_at_ms = fresh, ingested, now_ms
             self._drained.clear()
-        return fresh
+        return fresh, ingested
