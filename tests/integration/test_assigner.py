@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -18,11 +18,10 @@ from phonebank.core.kafka import ensure_topics, make_producer, partition_for_reg
 from phonebank.core.keys import KeyScheme
 from phonebank.core.records import NumberChunk
 from phonebank.core.settings import Settings
+from tests.integration.assigner_helpers import DEADLINE_SECONDS, consumed_to_end, step_until
 
 pytestmark = pytest.mark.integration
 
-#: seconds a test waits for the worker to reach the expected state
-DEADLINE_SECONDS = 120.0
 
 
 def produce(settings: Settings, chunks: list[NumberChunk]) -> None:
@@ -43,23 +42,6 @@ def chunk(region: str, seq: int, numbers: list[int], source: str = "test") -> Nu
 def ready(client: redis.Redis, settings: Settings, region: str) -> list[int]:
     keys = KeyScheme(settings.key_prefix, settings.campaign).region(region)
     return [int(n) for n in client.lrange(keys.ready, 0, -1)]
-
-
-def step_until(worker: AssignerWorker, condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, "worker did not reach the expected state"
-        worker.step()
-
-
-def consumed_to_end(worker: AssignerWorker) -> bool:
-    """Whether the worker owns every partition and has read each to its end."""
-    consumer = worker.consumer
-    assignment = consumer.assignment()
-    if len(assignment) < worker.settings.numbers_partitions:
-        return False
-    ends = consumer.end_offsets(list(assignment))
-    return all(consumer.position(partition) >= end for partition, end in ends.items())
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
 import redis
 from prometheus_client import CollectorRegistry
@@ -18,6 +15,7 @@ from phonebank.core.kafka import ensure_topics, make_producer, partition_for_reg
 from phonebank.core.records import NumberChunk, Outcome
 from phonebank.core.settings import Settings
 from tests.conftest import wipe_namespace
+from tests.integration.assigner_helpers import consumed_to_end, step_until
 from tests.integration.lease_helpers import (
     FIRST,
     MOSCOW_ONLY,
@@ -29,8 +27,6 @@ from tests.integration.lease_helpers import (
 
 pytestmark = pytest.mark.integration
 
-#: seconds to wait for a worker to reach the expected state
-DEADLINE_SECONDS = 60.0
 #: the numbers of the campaign: FIRST … FIRST + 9
 NUMBERS = [FIRST + i for i in range(10)]
 #: what the volunteers answered for the first four numbers leased
@@ -41,25 +37,9 @@ def queue_all(settings: Settings, client: redis.Redis) -> None:
     """Produce the campaign's chunk and run a worker until it is queued."""
     worker = AssignerWorker(settings, client)
     try:
-        run_until(worker, lambda: worker_done(worker))
+        step_until(worker, lambda: consumed_to_end(worker))
     finally:
         worker.consumer.close(autocommit=False)
-
-
-def worker_done(worker: AssignerWorker) -> bool:
-    consumer = worker.consumer
-    assignment = consumer.assignment()
-    if len(assignment) < worker.settings.numbers_partitions:
-        return False
-    ends = consumer.end_offsets(list(assignment))
-    return all(consumer.position(partition) >= end for partition, end in ends.items())
-
-
-def run_until(worker: AssignerWorker, condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, "worker did not reach the expected state"
-        worker.step()
 
 
 def ready(client: redis.Redis, settings: Settings) -> list[int]:
@@ -112,7 +92,7 @@ def test_rebuild_refuses_while_an_assigner_runs(settings: Settings,
     ensure_topics(settings)
     worker = AssignerWorker(settings, redis_client)
     try:
-        run_until(worker, lambda: bool(worker.consumer.assignment()))
+        step_until(worker, lambda: bool(worker.consumer.assignment()))
         # When a rebuild is asked for, Then it refuses and names the reason
         with pytest.raises(RebuildError, match="still running"):
             rebuild(settings, redis_client)
