@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import redis
 from pydantic import ValidationError
@@ -41,6 +43,9 @@ log = logging.getLogger(__name__)
 #: Dispositions after which a number is never queued again.
 FINISHED = {Disposition.DONE: "done", Disposition.RETIRE: "retired",
             Disposition.DO_NOT_CALL: "dnc"}
+
+
+Record = TypeVar("Record")
 
 
 class RebuildError(RuntimeError):
@@ -80,17 +85,22 @@ class RebuildSummary:
     states: Counter[str] = field(default_factory=Counter)
 
 
+def decoded(settings: Settings, topic: str, decode: Callable[[bytes], Record],
+            summary: RebuildSummary) -> Iterator[Record]:
+    """The valid records of a whole topic; the invalid ones are counted, not fatal."""
+    for record in read_topic(settings, topic):
+        try:
+            yield decode(record.value)
+        except ValidationError:
+            summary.invalid += 1
+
+
 def replay(settings: Settings, policy: RetryPolicy,
            summary: RebuildSummary) -> dict[int, NumberHistory]:
     """Every number's history from the outcomes topic."""
     events: list[OutcomeEvent] = []
     seen_ids: set[str] = set()
-    for record in read_topic(settings, settings.outcomes_topic):
-        try:
-            event = OutcomeEvent.decode(record.value)
-        except ValidationError:
-            summary.invalid += 1
-            continue
+    for event in decoded(settings, settings.outcomes_topic, OutcomeEvent.decode, summary):
         if event.event_id in seen_ids or event.campaign != settings.campaign:
             summary.duplicates += event.event_id in seen_ids
             continue
@@ -138,12 +148,7 @@ def restore_operator_dnc(client: redis.Redis, settings: Settings,
                          summary: RebuildSummary) -> None:
     """The do-not-call list the operators added, from ``phonebank.dnc``."""
     by_region: dict[int, str] = {}
-    for record in read_topic(settings, settings.dnc_topic):
-        try:
-            entry = DncRecord.decode(record.value)
-        except ValidationError:
-            summary.invalid += 1
-            continue
+    for entry in decoded(settings, settings.dnc_topic, DncRecord.decode, summary):
         by_region[entry.number] = entry.region
     add_numbers(client, settings.key_prefix, by_region, by_region.get)
     summary.operator_dnc = len(by_region)
