@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -25,11 +26,11 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
-from phonebank.assigner import dedupe
+from phonebank.assigner.dedupe import SeenMirror
 from phonebank.assigner.metrics import AssignerMetrics
 from phonebank.core.kafka import make_consumer
 from phonebank.core.keys import KeyScheme
-from phonebank.core.queues import enqueue_chunk
+from phonebank.core.queues import queue_numbers, queued_count
 from phonebank.core.records import NumberChunk
 from phonebank.core.scripts import Scripts
 from phonebank.core.settings import Settings
@@ -40,6 +41,14 @@ log = logging.getLogger(__name__)
 POLL_TIMEOUT_MS = 500
 #: records one poll returns at most (chunks of up to a few thousand numbers each)
 MAX_POLL_RECORDS = 50
+
+
+@dataclass(frozen=True)
+class PlannedChunk:
+    """A chunk of the current batch and its numbers not seen before."""
+
+    chunk: NumberChunk
+    fresh: list[int]
 
 
 @dataclass
@@ -72,6 +81,7 @@ class AssignerWorker:
         self.redis = client
         self.scheme = KeyScheme(settings.key_prefix, settings.campaign)
         self.scripts = Scripts(client)
+        self.seen = SeenMirror(client, self.scripts, self.scheme)
         self.metrics = metrics or AssignerMetrics(settings)
         self.stop = threading.Event()
         #: partition → region whose full queue paused it
@@ -105,43 +115,99 @@ class AssignerWorker:
         return handled
 
     def _handle_partition(self, partition: TopicPartition, records: list[ConsumerRecord]) -> int:
-        """Queue the partition's records in order; stop at a full region; commit."""
+        """Queue the partition's records in order, in batches; stop at a region that is
+        full (rewind and pause there); commit what was handled. Returns records handled."""
+        chunks = [(record, self._decode(partition, record)) for record in records]
         done = 0
-        for record in records:
-            if self.stop.is_set():
-                break
-            if not self._handle_record(partition, record):
-                break
-            done += 1
+        try:
+            while done < len(chunks) and not self.stop.is_set():
+                advanced = self._queue_round(chunks[done:])
+                if advanced == 0:  # the next chunk's region is full by its real depth
+                    record, chunk = chunks[done]
+                    self._pause_at(partition, record, chunk.region if chunk else "")
+                    break
+                done += advanced
+        except Exception:
+            self.seen.clear()  # claimed bits of numbers that may not be queued
+            raise
         if done:
             offset = OffsetAndMetadata(records[done - 1].offset + 1, "", -1)
             self.consumer.commit({partition: offset})
         return done
 
-    def _handle_record(self, partition: TopicPartition, record: ConsumerRecord) -> bool:
-        """Queue one chunk. False (partition rewound and paused) if its region is full."""
+    def _queue_round(self, chunks: list[tuple[ConsumerRecord, NumberChunk | None]]) -> int:
+        """Queue chunks from the head of ``chunks`` until one's region may be full (by the
+        depths read now plus what this round adds: an upper bound); returns how many."""
+        depths = self._ready_depths({chunk.region for _, chunk in chunks if chunk})
+        planned: list[PlannedChunk] = []
+        advanced = 0
+        for _, chunk in chunks:
+            if self.stop.is_set():
+                break
+            if chunk is not None:
+                if depths[chunk.region] >= self.settings.queue_high_watermark:
+                    break
+                fresh = self.seen.claim(chunk.numbers)
+                depths[chunk.region] += len(fresh)
+                planned.append(PlannedChunk(chunk, fresh))
+            advanced += 1
+        self._queue(planned)
+        return advanced
+
+    def _decode(self, partition: TopicPartition, record: ConsumerRecord) -> NumberChunk | None:
+        """The chunk of a record, or None (logged, counted, skipped) if malformed."""
         try:
-            chunk = NumberChunk.decode(record.value)
+            return NumberChunk.decode(record.value)
         except ValidationError:
             log.error("skipping malformed record at %s offset %d", partition, record.offset)
             self.metrics.malformed_records.inc()
-            return True
-        keys = self.scheme.region(chunk.region)
-        if self.redis.llen(keys.ready) >= self.settings.queue_high_watermark:
-            self.consumer.seek(partition, record.offset)
-            self.consumer.pause(partition)
-            self.paused[partition] = chunk.region
-            log.info("region %s full: pausing %s", chunk.region, partition)
-            return False
-        fresh = dedupe.unseen(self.redis, self.scripts, self.scheme, chunk.numbers)
-        queued = enqueue_chunk(
-            self.redis, self.scheme, chunk.region, fresh, scripts=self.scripts
-        ) if fresh else 0
-        newly_seen = dedupe.mark_seen(self.redis, self.scripts, self.scheme, fresh) if fresh else 0
-        if newly_seen:
-            self.redis.hincrby(self.scheme.queued, chunk.region, newly_seen)
-        self.metrics.chunk_done(chunk.region, len(chunk.numbers), len(fresh), queued)
-        return True
+            return None
+
+    def _ready_depths(self, regions: set[str]) -> dict[str, int]:
+        """Ready-list length of each region (one round trip)."""
+        ordered = sorted(regions)
+        pipe = self.redis.pipeline(transaction=False)
+        for region in ordered:
+            pipe.llen(self.scheme.region(region).ready)
+        return {region: int(depth) for region, depth in zip(ordered, pipe.execute(),
+                                                            strict=True)}
+
+    def _pause_at(self, partition: TopicPartition, record: ConsumerRecord, region: str) -> None:
+        """Rewind the partition to ``record`` and pause it until ``region`` drains."""
+        self.consumer.seek(partition, record.offset)
+        self.consumer.pause(partition)
+        self.paused[partition] = region
+        log.info("region %s full: pausing %s", region, partition)
+
+    def _queue(self, planned: list[PlannedChunk]) -> None:
+        """Queue the planned chunks (one round trip), then mark their numbers seen and
+        count the newly seen per region (one round trip each)."""
+        if not planned:
+            return
+        pipe = self.scripts.pipeline(self.redis)
+        calls = [queue_numbers(pipe, self.scheme, p.chunk.region, p.fresh) for p in planned]
+        for region in {p.chunk.region for p in planned}:
+            pipe.sadd(self.scheme.regions, region)
+        replies = pipe.execute()
+        new = self.seen.mark_seen([number for p in planned for number in p.fresh])
+        if not all(new):
+            log.warning("%d numbers were also queued by another worker (a rebalance overlap)",
+                        new.count(False))
+        newly_seen: Counter[str] = Counter()
+        first_reply = first_number = 0
+        for chunk_plan, count in zip(planned, calls, strict=True):
+            queued = queued_count(replies[first_reply:first_reply + count])
+            first_reply += count
+            fresh = len(chunk_plan.fresh)
+            newly_seen[chunk_plan.chunk.region] += sum(new[first_number:first_number + fresh])
+            first_number += fresh
+            self.metrics.chunk_done(chunk_plan.chunk.region, len(chunk_plan.chunk.numbers),
+                                    fresh, queued)
+        counts = self.scripts.pipeline(self.redis)
+        for region, count in newly_seen.items():
+            if count:
+                counts.hincrby(self.scheme.queued, region, count)
+        counts.execute()
 
     def _resume_drained(self) -> None:
         """Resume paused partitions whose region fell below the low-water mark."""
@@ -156,6 +222,7 @@ class AssignerWorker:
         """After a rebalance: forget revoked partitions, re-pause the still-assigned ones."""
         if not (self.rebalance.revoked or self.rebalance.assigned):
             return
+        self.seen.clear()  # another owner may have set bits of what is now ours
         assignment = self.consumer.assignment()
         for partition in list(self.paused):
             if partition not in assignment:

@@ -11,12 +11,12 @@ import hashlib
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import redis
 
 from phonebank.core.keys import KeyScheme, RegionKeys
-from phonebank.core.scripts import ReturnCode, Scripts
+from phonebank.core.scripts import ReturnCode, ScriptPipeline, Scripts
 
 #: Most numbers one ``enqueue-4.lua`` call takes (``MAX_NUMBERS`` in that script).
 ENQUEUE_BATCH = 5000
@@ -35,19 +35,33 @@ def enqueue_chunk(
     named by a hash of its numbers: the same batch offered again (a chunk redelivered
     after a crash between queueing and marking seen) queues nothing the second time.
     """
-    scripts = scripts or Scripts(client)
+    pipe = (scripts or Scripts(client)).pipeline(client)
+    calls = queue_numbers(pipe, keys, region, numbers)
+    pipe.sadd(keys.regions, region)
+    return queued_count(pipe.execute()[:calls])
+
+
+def queue_numbers(pipe: ScriptPipeline, keys: KeyScheme, region: str,
+                  numbers: Sequence[int]) -> int:
+    """Add the ``enqueue`` calls for ``numbers`` to ``pipe``; returns how many calls."""
     region_keys = keys.region(region)
     script_keys = [
         region_keys.ready, region_keys.dnc, region_keys.counters, region_keys.chunks]
-    queued = 0
+    calls = 0
     for start in range(0, len(numbers), ENQUEUE_BATCH):
         members = [int(number) for number in numbers[start : start + ENQUEUE_BATCH]]
-        batch: list[str | int] = [batch_id(members), *members]
-        reply = scripts.run("enqueue", script_keys, batch)
+        pipe.script("enqueue", script_keys, [batch_id(members), *members])
+        calls += 1
+    return calls
+
+
+def queued_count(replies: Sequence[list[Any]]) -> int:
+    """Numbers queued by these ``enqueue`` replies; raises on a refusal."""
+    queued = 0
+    for reply in replies:
         if reply[0] not in (ReturnCode.OK, ReturnCode.ALREADY_RECORDED):
             raise RuntimeError(f"enqueue refused: {ReturnCode(reply[0]).name}")
         queued += int(reply[1])
-    client.sadd(keys.regions, region)
     return queued
 
 

@@ -152,6 +152,21 @@ class ScriptPipeline:
         self._pipe.evalsha(self._scripts.sha(operation), len(keys), *keys, *args)
         self._calls.append((operation, keys, args))
 
+    def sadd(self, key: str, member: str) -> None:
+        """Queue a SADD."""
+        self._pipe.sadd(key, member)
+        self._calls.append(None)
+
+    def llen(self, key: str) -> None:
+        """Queue an LLEN."""
+        self._pipe.llen(key)
+        self._calls.append(None)
+
+    def hincrby(self, key: str, field: str, amount: int) -> None:
+        """Queue an HINCRBY."""
+        self._pipe.hincrby(key, field, amount)
+        self._calls.append(None)
+
     def zrem(self, key: str, member: str) -> None:
         """Queue a ZREM."""
         self._pipe.zrem(key, member)

@@ -105,7 +105,10 @@ def test_full_region_pauses_its_partition_until_drained(
 
 
 def test_a_killed_worker_loses_nothing(settings: Settings, redis_client: redis.Redis) -> None:
-    # Given 40 chunks of 500 numbers over 4 regions
+    # Given 40 chunks of 500 numbers over 4 regions, queues that never fill (this test is
+    # about loss and duplicates; a full region would park a redelivered chunk until the
+    # queue drains, which nobody does here)
+    settings = settings.model_copy(update={"queue_high_watermark": 100_000})
     ensure_topics(settings)
     regions = ["RU-MOW", "RU-SPE", "RU-KDA", "RU-NVS"]
     expected: dict[str, list[int]] = {r: [] for r in regions}
@@ -123,6 +126,7 @@ def test_a_killed_worker_loses_nothing(settings: Settings, redis_client: redis.R
         "numbers_partitions": settings.numbers_partitions,
         "outcomes_partitions": settings.outcomes_partitions,
         "kafka_session_timeout_ms": 6000,
+        "queue_high_watermark": settings.queue_high_watermark,
     }.items()}}
     victim = subprocess.Popen([sys.executable, "-m", "phonebank.cli", "assigner", "--no-metrics"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
