@@ -35,7 +35,6 @@ from phonebank.core.kafka import make_admin, read_topic
 from phonebank.core.keys import KeyScheme
 from phonebank.core.records import DncRecord, Outcome, OutcomeEvent
 from phonebank.core.retry_policy import Disposition, RetryPolicy
-from phonebank.core.scripts import Scripts
 from phonebank.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -141,7 +140,7 @@ def restore(client: redis.Redis, settings: Settings, histories: dict[int, Number
         if state == "dnc":
             pipe.sadd(keys.dnc, str(number))
     pipe.execute()
-    dedupe.mark_seen(client, Scripts(client), scheme, finished)
+    dedupe.mark_seen(client, scheme, finished)
 
 
 def restore_operator_dnc(client: redis.Redis, settings: Settings,
