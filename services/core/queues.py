@@ -8,6 +8,7 @@ counters, for metrics, backpressure, coverage weighting and the conservation che
 from __future__ import annotations
 
 import hashlib
+import sys
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -49,10 +50,18 @@ def queue_numbers(pipe: ScriptPipeline, keys: KeyScheme, region: str,
         region_keys.ready, region_keys.dnc, region_keys.counters, region_keys.chunks]
     calls = 0
     for start in range(0, len(numbers), ENQUEUE_BATCH):
-        members = [int(number) for number in numbers[start : start + ENQUEUE_BATCH]]
-        pipe.script("enqueue", script_keys, [batch_id(members), *members])
+        packed = pack_numbers(numbers[start : start + ENQUEUE_BATCH])
+        pipe.script("enqueue", script_keys, [batch_id(packed), packed])
         calls += 1
     return calls
+
+
+def pack_numbers(numbers: Sequence[int]) -> bytes:
+    """Numbers as ``enqueue-4.lua`` takes them: little-endian signed 64-bit integers."""
+    packed = array("q", numbers)
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return packed.tobytes()
 
 
 def queued_count(replies: Sequence[list[Any]]) -> int:
@@ -65,10 +74,9 @@ def queued_count(replies: Sequence[list[Any]]) -> int:
     return queued
 
 
-def batch_id(numbers: Sequence[int]) -> str:
-    """The content id of a batch of numbers (BLAKE2b of their 64-bit values, 96 bits)."""
-    digest = hashlib.blake2b(array("q", numbers).tobytes(), digest_size=BATCH_ID_BYTES)
-    return digest.hexdigest()
+def batch_id(packed: bytes) -> str:
+    """The content id of a packed batch of numbers (BLAKE2b, 96 bits)."""
+    return hashlib.blake2b(packed, digest_size=BATCH_ID_BYTES).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -11,23 +11,26 @@
     3 counters  HASH   region counters ("enqueued", "dnc")
     4 chunks    SET    ids of the batches already queued in this region
   ARGV
-    1     batch id (24 hex digits: BLAKE2b-96 of the numbers)
-    2..N  national numbers (10 digits), N - 1 <= 5000
+    1  batch id (24 hex digits: BLAKE2b-96 of ARGV 2)
+    2  the national numbers (10 digits) packed as little-endian signed 64-bit integers,
+       at most 5000 (one argument whatever the batch size: cheap to send and to read)
   RETURNS
     {0 OK, queued, skipped as do-not-call}
     {2 ALREADY_RECORDED, 0, 0}   this batch id was queued before
-    {-10 BAD_ARGUMENT}           more than 5000 numbers
+    {-10 BAD_ARGUMENT}           more than 5000 numbers, or a length not a multiple of 8
 ]]
 --- @include "includes/codes.lua"
 
 local MAX_NUMBERS = 5000
+--  bytes of one packed number
+local NUMBER_BYTES = 8
 --  numbers checked and pushed per command (bounds every unpack)
 local BATCH = 500
 
 local ready_key, dnc_key, counters_key, chunks_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local FIRST_NUMBER = 2
-local total = #ARGV - 1
-if total > MAX_NUMBERS then
+local packed = ARGV[2]
+local total = #packed / NUMBER_BYTES
+if total > MAX_NUMBERS or total ~= math.floor(total) then
   return { BAD_ARGUMENT }
 end
 if redis.call('SADD', chunks_key, ARGV[1]) == 0 then
@@ -35,18 +38,27 @@ if redis.call('SADD', chunks_key, ARGV[1]) == 0 then
 end
 
 local queued = 0
-for first = FIRST_NUMBER, #ARGV, BATCH do
-  local last = math.min(first + BATCH - 1, #ARGV)
-  local flags = redis.call('SMISMEMBER', dnc_key, unpack(ARGV, first, last))
-  local keep = {}
-  for index = 1, #flags do
+local position = 1
+for first = 1, total, BATCH do
+  local last = math.min(first + BATCH - 1, total)
+  local numbers, count = {}, 0
+  for _ = first, last do
+    local number
+    number, position = struct.unpack('<i8', packed, position)
+    count = count + 1
+    numbers[count] = number
+  end
+  local flags = redis.call('SMISMEMBER', dnc_key, unpack(numbers, 1, count))
+  local keep, kept = {}, 0
+  for index = 1, count do
     if flags[index] == 0 then
-      keep[#keep + 1] = ARGV[first + index - 1]
+      kept = kept + 1
+      keep[kept] = numbers[index]
     end
   end
-  if #keep > 0 then
-    redis.call('RPUSH', ready_key, unpack(keep))
-    queued = queued + #keep
+  if kept > 0 then
+    redis.call('RPUSH', ready_key, unpack(keep, 1, kept))
+    queued = queued + kept
   end
 end
 local skipped = total - queued
