@@ -20,6 +20,7 @@
     {-10 BAD_ARGUMENT}           more than 5000 numbers, or a length not a multiple of 8
 ]]
 --- @include "includes/codes.lua"
+--- @include "includes/packed.lua"
 
 local MAX_NUMBERS = 5000
 --  bytes of one packed number
@@ -29,8 +30,8 @@ local BATCH = 500
 
 local ready_key, dnc_key, counters_key, chunks_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local packed = ARGV[2]
-local total = #packed / NUMBER_BYTES
-if total > MAX_NUMBERS or total ~= math.floor(total) then
+local total = packed_count(packed, NUMBER_BYTES)
+if total == nil or total > MAX_NUMBERS then
   return { BAD_ARGUMENT }
 end
 if redis.call('SADD', chunks_key, ARGV[1]) == 0 then
@@ -40,14 +41,9 @@ end
 local queued = 0
 local position = 1
 for first = 1, total, BATCH do
-  local last = math.min(first + BATCH - 1, total)
-  local numbers, count = {}, 0
-  for _ = first, last do
-    local number
-    number, position = struct.unpack('<i8', packed, position)
-    count = count + 1
-    numbers[count] = number
-  end
+  local numbers, count
+  numbers, count, position = read_packed(packed, '<i8', position,
+    math.min(BATCH, total - first + 1))
   local flags = redis.call('SMISMEMBER', dnc_key, unpack(numbers, 1, count))
   local keep, kept = {}, 0
   for index = 1, count do
