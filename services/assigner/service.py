@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
-from types import FrameType
 
 import redis
 
@@ -23,6 +21,7 @@ from phonebank.assigner.worker import AssignerWorker
 from phonebank.core.kafka import ensure_topics, make_producer
 from phonebank.core.metrics import start_metrics_server
 from phonebank.core.settings import Settings
+from phonebank.core.shutdown import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +71,7 @@ def run_assigner(settings: Settings, stop: threading.Event, metrics_port: int | 
 
 def cmd_assigner(args: argparse.Namespace, settings: Settings) -> int:
     """``phonebank assigner``: run until SIGTERM/SIGINT."""
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: finishing the current chunk, then stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals("assigner")
     port = None if args.no_metrics else settings.assigner_metrics_port
     run_assigner(settings, stop, port)
     return 0

@@ -10,11 +10,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import signal
 import sys
-import threading
 import time
-from types import FrameType
 
 import redis
 from prometheus_client import CollectorRegistry
@@ -22,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from phonebank.core.guidelines import load_guidelines
 from phonebank.core.leases import GIL_SWITCH_INTERVAL_SECONDS, LeaseClient
 from phonebank.core.settings import Settings
+from phonebank.core.shutdown import stop_on_signals
 from phonebank.gateway.server import Gateway, serve
 from phonebank.gateway.tokens import mint
 
@@ -46,13 +44,7 @@ def build_gateway(settings: Settings, client: redis.Redis | None = None,
 
 def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
     """Serve until SIGTERM or Ctrl-C; exit code 0."""
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals("gateway")
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
     server = serve(build_gateway(settings), settings.bind_address, settings.gateway_port)
     try:

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
-from types import FrameType
 
 from phonebank.core.settings import Settings
+from phonebank.core.shutdown import stop_on_signals
 from phonebank.reporter.app import run_reporter
 
 
 def cmd_reporter(args: argparse.Namespace, settings: Settings) -> int:
     """Consume outcomes and serve the report until SIGTERM or Ctrl-C; exit code 0."""
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals("reporter")
     return run_reporter(settings, stop, port=args.port, rebuild=args.rebuild)
 
 

@@ -12,9 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from kafka import TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from phonebank.assigner.worker import AssignerWorker
-from phonebank.core.kafka import ensure_topics, make_producer, partition_for_region
+from phonebank.core.kafka import ensure_topics, make_admin, make_producer, partition_for_region
 from phonebank.core.keys import KeyScheme
 from phonebank.core.records import NumberChunk
 from phonebank.core.settings import Settings
@@ -104,22 +106,22 @@ def test_full_region_pauses_its_partition_until_drained(
         worker.consumer.close(autocommit=False)
 
 
-def test_a_killed_worker_loses_nothing(settings: Settings, redis_client: redis.Redis) -> None:
-    # Given 40 chunks of 500 numbers over 4 regions, queues that never fill (this test is
-    # about loss and duplicates; a full region would park a redelivered chunk until the
-    # queue drains, which nobody does here)
-    settings = settings.model_copy(update={"queue_high_watermark": 100_000})
-    ensure_topics(settings)
-    regions = ["RU-MOW", "RU-SPE", "RU-KDA", "RU-NVS"]
-    expected: dict[str, list[int]] = {r: [] for r in regions}
-    chunks = []
-    for seq in range(40):
-        region = regions[seq % 4]
-        numbers = [9000000000 + seq * 1000 + i for i in range(500)]
-        expected[region] += numbers
-        chunks.append(chunk(region, seq, numbers))
+#: regions of the process tests, and the chunks (of 500 numbers) they produce
+STREAM_REGIONS = ["RU-MOW", "RU-SPE", "RU-KDA", "RU-NVS"]
+STREAM_CHUNKS = 200
+
+
+def produce_stream(settings: Settings) -> list[NumberChunk]:
+    """200 chunks of 500 numbers over 4 regions, produced in order."""
+    chunks = [chunk(STREAM_REGIONS[seq % 4], seq,
+                    [9000000000 + seq * 1000 + i for i in range(500)])
+              for seq in range(STREAM_CHUNKS)]
     produce(settings, chunks)
-    # When a worker process is killed with SIGKILL in the middle of the stream
+    return chunks
+
+
+def start_assigner(settings: Settings) -> subprocess.Popen[bytes]:
+    """``phonebank assigner`` in its own process, on the test's namespace."""
     env = {**os.environ, **{f"PHONEBANK_{k.upper()}": str(v) for k, v in {
         "key_prefix": settings.key_prefix, "numbers_topic": settings.numbers_topic,
         "outcomes_topic": settings.outcomes_topic, "assigner_group": settings.assigner_group,
@@ -128,12 +130,35 @@ def test_a_killed_worker_loses_nothing(settings: Settings, redis_client: redis.R
         "kafka_session_timeout_ms": 6000,
         "queue_high_watermark": settings.queue_high_watermark,
     }.items()}}
-    victim = subprocess.Popen([sys.executable, "-m", "phonebank.cli", "assigner", "--no-metrics"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([sys.executable, "-m", "phonebank.cli", "assigner", "--no-metrics"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_queued(client: redis.Redis, settings: Settings, process: subprocess.Popen[bytes],
+                at_least: int) -> None:
+    """Poll until the process has queued ``at_least`` numbers (it must stay alive)."""
     deadline = time.monotonic() + DEADLINE_SECONDS
-    while sum(len(ready(redis_client, settings, r)) for r in regions) < 3000:
-        assert time.monotonic() < deadline and victim.poll() is None
+    while sum(len(ready(client, settings, r)) for r in STREAM_REGIONS) < at_least:
+        assert time.monotonic() < deadline and process.poll() is None
         time.sleep(0.05)
+
+
+@pytest.fixture
+def unbounded(settings: Settings) -> Settings:
+    """Queues that never fill: these tests are about loss and duplicates (a full region
+    would park a redelivered chunk until the queue drains, which nobody does here)."""
+    wide = settings.model_copy(update={"queue_high_watermark": 100_000})
+    ensure_topics(wide)
+    return wide
+
+
+def test_a_killed_worker_loses_nothing(unbounded: Settings, redis_client: redis.Redis) -> None:
+    # Given a stream of 200 chunks over 4 regions
+    settings = unbounded
+    chunks = produce_stream(settings)
+    # When a worker process is killed with SIGKILL in the middle of the stream
+    victim = start_assigner(settings)
+    wait_queued(redis_client, settings, victim, 3000)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     # And a second worker takes over the group
@@ -143,7 +168,42 @@ def test_a_killed_worker_loses_nothing(settings: Settings, redis_client: redis.R
     finally:
         survivor.consumer.close(autocommit=False)
     # Then every number is queued exactly once
-    for region in regions:
+    for region in STREAM_REGIONS:
         counts = Counter(ready(redis_client, settings, region))
-        assert sorted(counts) == sorted(expected[region])
+        assert sorted(counts) == sorted(n for c in chunks if c.region == region
+                                        for n in c.numbers)
         assert set(counts.values()) == {1}
+
+
+def test_sigterm_commits_exactly_what_was_queued(unbounded: Settings,
+                                                 redis_client: redis.Redis) -> None:
+    # Given a worker process in the middle of a stream
+    settings = unbounded
+    chunks = produce_stream(settings)
+    worker = start_assigner(settings)
+    wait_queued(redis_client, settings, worker, 3000)
+    # When it gets SIGTERM
+    worker.send_signal(signal.SIGTERM)
+    # Then it exits cleanly, soon
+    assert worker.wait(timeout=30) == 0
+    # And its committed offsets cover exactly the chunks whose numbers are queued
+    admin = make_admin(settings)
+    try:
+        committed = admin.list_group_offsets(settings.assigner_group)[settings.assigner_group]
+    finally:
+        admin.close()
+    by_partition: dict[int, list[NumberChunk]] = {}
+    for each in chunks:
+        partition = partition_for_region(each.region, settings.numbers_partitions)
+        by_partition.setdefault(partition, []).append(each)
+    expected = {n for partition, ordered in by_partition.items()
+                for each in ordered[:committed_offset(committed, settings, partition)]
+                for n in each.numbers}
+    queued = {n for region in STREAM_REGIONS for n in ready(redis_client, settings, region)}
+    assert queued == expected
+
+
+def committed_offset(committed: dict[TopicPartition, OffsetAndMetadata], settings: Settings,
+                     partition: int) -> int:
+    entry = committed.get(TopicPartition(settings.numbers_topic, partition))
+    return entry.offset if entry is not None and entry.offset >= 0 else 0
