@@ -76,8 +76,12 @@ SECOND_MS = 1000
 MAX_REGION_TRIES = 4
 #: milliseconds an ended lease hash is kept to match late and repeated answers (7 days)
 LEASE_RETENTION_MS = 7 * 24 * HOUR_MS
-#: calling windows passed to complete (``MAX_WINDOWS`` of ``lua/includes/outcome.lua``)
+#: most calling windows passed to complete (``MAX_WINDOWS`` of ``lua/includes/outcome.lua``)
 SCHEDULE_WINDOWS = 16
+#: windows passed beyond the days the longest retry delay spans (today's and a spare)
+SCHEDULE_SPARE_WINDOWS = 2
+#: milliseconds in a day
+DAY_MS = 24 * HOUR_MS
 #: milliseconds of client clock skew tolerated when choosing the windows of a schedule
 SCHEDULE_SKEW_MS = HOUR_MS
 
@@ -279,8 +283,9 @@ class LeaseClient:
         rule = self._policy.rule(Outcome(outcome))
         callback_ms = to_ms(callback_at) if callback_at is not None else 0
         anchor = max(self.now_ms(), callback_ms) - SCHEDULE_SKEW_MS
-        windows = upcoming_windows(self._region_zones[region], self._calling, anchor,
-                                   SCHEDULE_WINDOWS)
+        longest = max(rule.retry_delays_ms, default=0)
+        wanted = min(SCHEDULE_WINDOWS, -(-longest // DAY_MS) + SCHEDULE_SPARE_WINDOWS)
+        windows = upcoming_windows(self._region_zones[region], self._calling, anchor, wanted)
         schedule: list[str | int] = [len(rule.retry_delays_ms), *rule.retry_delays_ms, len(windows)]
         for window in windows:
             schedule.extend(window)
