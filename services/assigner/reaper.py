@@ -27,6 +27,7 @@ import redis
 from phonebank.core.keys import KeyScheme
 from phonebank.core.leases import LEASE_RETENTION_MS, SECOND_MS
 from phonebank.core.queues import known_regions
+from phonebank.core.replies import reply_text
 from phonebank.core.scripts import ReturnCode, Scripts
 from phonebank.core.settings import Settings
 
@@ -106,7 +107,7 @@ class Reaper:
         if not expired:
             return 0
         pipe = self._scripts.pipeline(self._client)
-        lease_ids = [_text(lease_id) for lease_id in cast(list[bytes], expired)]
+        lease_ids = [reply_text(lease_id) for lease_id in cast(list[bytes], expired)]
         for lease_id in lease_ids:
             pipe.script(
                 "reap",
@@ -118,7 +119,7 @@ class Reaper:
             if reply[0] != ReturnCode.OK:
                 continue
             totals.reaped += 1
-            totals.parked += _text(reply[1]) == "parked"
+            totals.parked += reply_text(reply[1]) == "parked"
             totals.reclaim_lag_ms = max(totals.reclaim_lag_ms, int(reply[3]))
         return len(lease_ids)
 
@@ -129,6 +130,3 @@ class Reaper:
         deadline_ms = cast(list[tuple[bytes, float]], oldest)[0][1]
         return max(0, self.now_ms() - int(deadline_ms))
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

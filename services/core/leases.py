@@ -55,6 +55,7 @@ from phonebank.core.lease_types import (
 from phonebank.core.records import Outcome
 from phonebank.core.region_choice import RegionChooser
 from phonebank.core.regions import REGIONS, select_regions
+from phonebank.core.replies import reply_text
 from phonebank.core.retry_policy import HOUR_MS, RetryPolicy
 from phonebank.core.scripts import ReturnCode, ScriptPipeline, Scripts
 from phonebank.core.settings import Settings
@@ -108,9 +109,6 @@ def campaign_region_zones(settings: Settings) -> dict[str, tuple[str, ...]]:
     chosen = select_regions(settings.regions_include, settings.regions_exclude)
     return {code: REGIONS[code].zones for code in sorted(chosen)}
 
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _refuse(code: int, lease_id: str) -> NoReturn:
@@ -302,7 +300,7 @@ class LeaseClient:
         status = _COMPLETION_STATUS.get(ReturnCode(int(reply[0])))
         if status is None:
             _refuse(int(reply[0]), lease_id)
-        return Completion(status, _text(reply[1]), _text(reply[3]))
+        return Completion(status, reply_text(reply[1]), reply_text(reply[3]))
 
     @timed("release")
     def release(self, lease_id: str, token: str) -> None:

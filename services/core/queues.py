@@ -17,6 +17,7 @@ from typing import Any, cast
 import redis
 
 from phonebank.core.keys import KeyScheme, RegionKeys
+from phonebank.core.replies import reply_text
 from phonebank.core.scripts import ReturnCode, ScriptPipeline, Scripts
 
 #: Most numbers one ``enqueue-4.lua`` call takes (``MAX_NUMBERS`` in that script).
@@ -113,7 +114,7 @@ class QueueDepths:
 def known_regions(client: redis.Redis, keys: KeyScheme) -> list[str]:
     """The regions that have ever had numbers queued, sorted."""
     members = cast(Iterable[bytes | str], client.smembers(keys.regions))
-    return sorted(_text(member) for member in members)
+    return sorted(reply_text(member) for member in members)
 
 
 def queue_depths(
@@ -136,7 +137,7 @@ def queue_depths(
             due_now=int(due_now),
             leased=int(leased),
             parked=int(parked),
-            counters={_text(name): int(value) for name, value in counters.items()},
+            counters={reply_text(name): int(value) for name, value in counters.items()},
         )
     return depths
 
@@ -149,6 +150,3 @@ def _queue_commands(pipe: redis.client.Pipeline, region: RegionKeys, now_ms: int
     pipe.scard(region.parked)
     pipe.hgetall(region.counters)
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -20,6 +20,7 @@ import redis
 from phonebank.core.calling_hours import CallingPolicy, Interval, window_at
 from phonebank.core.keys import KeyScheme
 from phonebank.core.queues import QueueDepths, queue_depths
+from phonebank.core.replies import reply_text
 
 #: milliseconds a snapshot of region queue depths is reused
 STATS_TTL_MS = 1000
@@ -97,8 +98,7 @@ class RegionChooser:
                 return self._snapshot, self._ingested
         fresh = queue_depths(self._client, self._keys, self._region_zones, now_ms)
         counts = self._client.hgetall(self._keys.ingested)
-        ingested = {region if isinstance(region, str) else region.decode(): int(count)
-                    for region, count in counts.items()}
+        ingested = {reply_text(region): int(count) for region, count in counts.items()}
         with self._lock:
             self._snapshot, self._ingested, self._snapshot_at_ms = fresh, ingested, now_ms
             self._drained.clear()

@@ -24,6 +24,7 @@ from phonebank.core.kafka import ensure_topic, make_consumer
 from phonebank.core.keys import KeyScheme, ReporterKeys
 from phonebank.core.metrics import is_code
 from phonebank.core.records import OutcomeEvent
+from phonebank.core.replies import reply_text
 from phonebank.core.settings import Settings
 from phonebank.reporter.aggregate import Aggregator
 from phonebank.reporter.checkpoint import Checkpoint, CheckpointStore
@@ -45,9 +46,6 @@ REFRESH_INTERVAL_SECONDS = 5.0
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class ReporterService:
@@ -166,7 +164,7 @@ class ReporterService:
         self._last_refresh = time.monotonic()
         try:
             raw = self.redis.hgetall(self.ingested_key)
-            self.status.ingested = {_text(k): int(v) for k, v in raw.items()}
+            self.status.ingested = {reply_text(k): int(v) for k, v in raw.items()}
             (self.status.volunteers_active_15m,
              self.status.volunteers_active_24h) = self.volunteers.counts(_now_ms())
         except redis.RedisError as exc:
