@@ -1,5 +1,8 @@
 """Lease benchmark: N concurrent simulated volunteers doing acquire → complete on Redis.
 
+Every campaign region (the full region table) has numbers queued, at noon Moscow time:
+each acquire chooses among all the regions open then, as in production.
+
 Three phases on the same Redis, in the same run, with the same client library:
 
 1. peak: N threads acquire and complete as fast as they can (cycles/s, p50/p99 per op);
@@ -29,19 +32,20 @@ from zoneinfo import ZoneInfo
 import redis
 
 from phonebank.core.keys import KeyScheme
-from phonebank.core.leases import GIL_SWITCH_INTERVAL_SECONDS, LeaseClient
+from phonebank.core.leases import GIL_SWITCH_INTERVAL_SECONDS, LeaseClient, campaign_region_zones
 from phonebank.core.queues import enqueue_chunk
 from phonebank.core.records import Outcome
 from phonebank.core.settings import load_settings
 
-#: the benchmark's region and its callee zone
-REGION = "RU-MOW"
+#: the zone whose noon the benchmark runs at (most regions are open then)
 ZONE = "Europe/Moscow"
 #: first national number queued
 FIRST_NUMBER = 9_160_000_000
 #: cycles one simulated volunteer id runs before the next takes over (under the hourly cap)
 CYCLES_PER_VOLUNTEER = 500
 SECOND_MS = 1000
+#: numbers per enqueue call while filling the queues
+QUEUE_BATCH = 5000
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -146,12 +150,17 @@ def main() -> None:
                              volunteer_max_per_hour=1000)
     client = redis.Redis.from_url(args.redis_url, max_connections=args.concurrency * 2 + 4)
     keys = KeyScheme(prefix, settings.campaign)
-    numbers = list(range(FIRST_NUMBER, FIRST_NUMBER + args.numbers))
-    for start in range(0, len(numbers), 5000):
-        enqueue_chunk(client, keys, REGION, numbers[start : start + 5000])
+    region_zones = campaign_region_zones(settings)
+    share = args.numbers // len(region_zones)
+    for index, region in enumerate(region_zones):
+        first = FIRST_NUMBER + index * share
+        last = first + share
+        for start in range(first, last, QUEUE_BATCH):
+            enqueue_chunk(client, keys, region, range(start, min(start + QUEUE_BATCH, last)))
     noon = dt.datetime.combine(dt.date(2026, 3, 10), dt.time(12), tzinfo=ZoneInfo(ZONE))
     offset_ms = int(noon.timestamp() * SECOND_MS) - int(time.time() * SECOND_MS)
-    leases = LeaseClient(settings, client, {REGION: (ZONE,)}, clock_offset_ms=offset_ms)
+    leases = LeaseClient(settings, client, region_zones, clock_offset_ms=offset_ms)
+    open_regions = len(leases.calendar.open_now(leases.now_ms()))
     try:
         peak, peak_s = run_threads(
             lambda i, stop, rec: volunteer_loop(leases, i, stop, rec, 0.0),
@@ -170,6 +179,8 @@ def main() -> None:
     figures = {
         "benchmark": "leases",
         "concurrency": args.concurrency,
+        "regions": len(region_zones),
+        "regions_open": open_regions,
         "switch_interval_s": args.switch_interval,
         "seconds_per_phase": args.seconds,
         "peak_cycles_per_s": round(peak_rate, 1),

@@ -26,15 +26,13 @@ from typing import Any, NoReturn
 
 import redis
 
+from phonebank.core.calling_calendar import CallingCalendar
 from phonebank.core.calling_hours import (
     CallingPolicy,
     Interval,
     effective_zones,
     from_ms,
-    next_opening,
     to_ms,
-    upcoming_windows,
-    window_at,
 )
 from phonebank.core.guidelines import Guideline, GuidelineLibrary, load_guidelines
 from phonebank.core.keys import KeyScheme, RegionKeys
@@ -73,6 +71,8 @@ GIL_SWITCH_INTERVAL_SECONDS = 0.0005
 
 #: milliseconds in one second
 SECOND_MS = 1000
+#: distinct volunteer preferences whose guideline choice is cached (then forgotten at once)
+GUIDE_CACHE_ENTRIES = 1024
 #: regions one acquire tries before answering "nothing to call"
 MAX_REGION_TRIES = 4
 #: milliseconds an ended lease hash is kept to match late and repeated answers (7 days)
@@ -143,6 +143,10 @@ class LeaseClient:
         self._guidelines = guidelines or load_guidelines()
         self._policy = retry_policy or RetryPolicy()
         self._calling = CallingPolicy.from_settings(settings)
+        #: every campaign region's calling windows, computed ahead
+        self.calendar = CallingCalendar(self._region_zones, self._calling)
+        #: the guideline per allowed region, by volunteer preferences (bounded; see _guides)
+        self._guides_by_preferences: dict[Preferences, dict[str, Guideline]] = {}
         self._scripts = Scripts(client)
         self._secret = settings.volunteer_secret.get_secret_value()
         self._ttl_ms = settings.lease_ttl_seconds * SECOND_MS
@@ -150,7 +154,7 @@ class LeaseClient:
         self.clock_offset_ms = clock_offset_ms
         self._limits = VolunteerLimits(self._keys, settings.volunteer_max_leases,
                                        settings.volunteer_max_per_hour, self._ttl_ms)
-        self.chooser = RegionChooser(client, self._keys, self._region_zones, self._calling, rng)
+        self.chooser = RegionChooser(client, self._keys, self._region_zones, rng)
 
     def now_ms(self) -> int:
         """The client's estimate of script time: its clock plus the offset."""
@@ -167,12 +171,12 @@ class LeaseClient:
         return lease
 
     def _acquire(self, volunteer: str, preferences: Preferences | None) -> Lease | None:
-        wanted = preferences or Preferences()
         now = self.now_ms()
-        guides = {r: g for r in self._region_zones if (g := self._guide(r, wanted)) is not None}
-        open_now = self.chooser.open_windows(sorted(guides), now)
+        guides = self._guides(preferences or Preferences())
+        open_now = {region: window for region, window in self.calendar.open_now(now).items()
+                    if region in guides}
         if not open_now:
-            opening = self._opening(guides, now)
+            opening = self.calendar.next_opening(guides, now)
             raise OutsideCallingHoursError("no region you may call is open now", opening)
         ordered = self.chooser.order(open_now, now)[:MAX_REGION_TRIES]
         if not ordered:
@@ -200,15 +204,20 @@ class LeaseClient:
             batch.execute()
         return lease
 
-    def _guide(self, region: str, preferences: Preferences) -> Guideline | None:
-        if not preferences.allows(region):
-            return None
-        return self._guidelines.pick(region, preferences.languages)
-
-    def _opening(self, regions: Mapping[str, Guideline], now: int) -> int | None:
-        openings = [next_opening(self._region_zones[r], self._calling, now) for r in regions]
-        known = [opening for opening in openings if opening is not None]
-        return min(known) if known else None
+    def _guides(self, preferences: Preferences) -> dict[str, Guideline]:
+        """The guideline of every campaign region ``preferences`` allow (regions with
+        none in the volunteer's languages are left out), cached per preferences."""
+        guides = self._guides_by_preferences.get(preferences)
+        if guides is None:
+            guides = {}
+            for region in self._region_zones:
+                guide = self._guidelines.pick(region, preferences.languages)
+                if preferences.allows(region) and guide is not None:
+                    guides[region] = guide
+            if len(self._guides_by_preferences) >= GUIDE_CACHE_ENTRIES:
+                self._guides_by_preferences.clear()
+            self._guides_by_preferences[preferences] = guides
+        return guides
 
     def _queue_acquire(self, batch: ScriptPipeline, region: str, window: Interval,
                        guides: Mapping[str, Guideline], token: str) -> str:
@@ -257,7 +266,7 @@ class LeaseClient:
         """Restart the lease's countdown; returns the new deadline (epoch ms)."""
         region, keys = self._region_keys(lease_id)
         now = self.now_ms()
-        window = window_at(self._region_zones[region], self._calling, now)
+        window = self.calendar.window_at(region, now)
         window_end = window.end_ms if window is not None else 0
         batch = self._scripts.pipeline(self._client)
         batch.script("renew", [keys.leases, keys.lease(lease_id)],
@@ -283,7 +292,7 @@ class LeaseClient:
         anchor = max(self.now_ms(), callback_ms) - SCHEDULE_SKEW_MS
         longest = max(rule.retry_delays_ms, default=0)
         wanted = min(SCHEDULE_WINDOWS, -(-longest // DAY_MS) + SCHEDULE_SPARE_WINDOWS)
-        windows = upcoming_windows(self._region_zones[region], self._calling, anchor, wanted)
+        windows = self.calendar.upcoming(region, anchor, wanted)
         schedule: list[str | int] = [len(rule.retry_delays_ms), *rule.retry_delays_ms, len(windows)]
         for window in windows:
             schedule.extend(window)

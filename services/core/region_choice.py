@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import redis
 
-from phonebank.core.calling_hours import CallingPolicy, Interval, window_at
+from phonebank.core.calling_hours import Interval
 from phonebank.core.keys import KeyScheme
 from phonebank.core.queues import QueueDepths, queue_depths
 from phonebank.core.replies import reply_text
@@ -38,68 +38,70 @@ def coverage_weight(depths: QueueDepths, ingested: int = 0) -> float:
 
 
 class RegionChooser:
-    """Orders the open regions with work for one acquire; thread-safe."""
+    """Orders the open regions with work for one acquire; thread-safe.
+
+    The draw weights are computed once per snapshot of the queues. When a snapshot is
+    stale, one caller reads the queues again while the others keep drawing from the
+    old one (only the very first snapshot is waited for).
+    """
 
     def __init__(
         self,
         client: redis.Redis,
         keys: KeyScheme,
         region_zones: Mapping[str, Sequence[str]],
-        policy: CallingPolicy,
         rng: random.Random | None = None,
     ) -> None:
         self._client = client
         self._keys = keys
         self._region_zones = region_zones
-        self._policy = policy
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
-        self._snapshot: dict[str, QueueDepths] = {}
-        self._ingested: dict[str, int] = {}
-        self._snapshot_at_ms = -STATS_TTL_MS
+        self._refreshing = threading.Lock()
+        #: region with leasable numbers → 1 / its coverage weight (the draw exponent)
+        self._exponents: dict[str, float] = {}
+        self._snapshot_at_ms: int | None = None
         self._drained: set[str] = set()
 
-    def open_windows(self, regions: Sequence[str], now_ms: int) -> dict[str, Interval]:
-        """The regions of ``regions`` open at ``now_ms``, with their current window."""
-        windows = {}
-        for region in regions:
-            window = window_at(self._region_zones[region], self._policy, now_ms)
-            if window is not None:
-                windows[region] = window
-        return windows
-
     def order(self, open_now: Mapping[str, Interval], now_ms: int) -> list[str]:
-        """The open regions that have work, heaviest coverage deficit most likely first."""
-        depths, ingested = self._depths(now_ms)
-        weighted = []
-        for region in open_now:
-            known = depths.get(region)
-            if known is None or known.leasable <= 0 or region in self._drained:
-                continue
-            weight = coverage_weight(known, ingested.get(region, 0))
-            weighted.append((self._rng.random() ** (1.0 / weight), region))
+        """The open regions that have work, heaviest coverage deficit most likely first
+        (Efraimidis–Spirakis: the largest ``random() ** (1 / weight)`` first)."""
+        exponents = self._current(now_ms)
+        draw = self._rng.random
+        drained = self._drained
+        weighted = [(draw() ** exponents[region], region) for region in open_now
+                    if region in exponents and region not in drained]
         weighted.sort(reverse=True)
         return [region for _, region in weighted]
 
     def mark_drained(self, region: str) -> None:
         """An acquire found ``region`` empty: skip it until the next snapshot."""
         with self._lock:
-            self._drained.add(region)
+            self._drained = self._drained | {region}
 
     def invalidate(self) -> None:
         """Forget the snapshot: the next :meth:`order` reads the queues again."""
         with self._lock:
-            self._snapshot_at_ms = -STATS_TTL_MS
-            self._drained.clear()
+            self._snapshot_at_ms = None
+            self._drained = set()
 
-    def _depths(self, now_ms: int) -> tuple[dict[str, QueueDepths], dict[str, int]]:
-        with self._lock:
-            if 0 <= now_ms - self._snapshot_at_ms < STATS_TTL_MS:
-                return self._snapshot, self._ingested
-        fresh = queue_depths(self._client, self._keys, self._region_zones, now_ms)
+    def _current(self, now_ms: int) -> dict[str, float]:
+        taken = self._snapshot_at_ms
+        if taken is not None and 0 <= now_ms - taken < STATS_TTL_MS:
+            return self._exponents
+        if not self._refreshing.acquire(blocking=taken is None):
+            return self._exponents  # another caller is reading the queues
+        try:
+            exponents = self._read_exponents(now_ms)
+            with self._lock:
+                self._exponents, self._snapshot_at_ms, self._drained = exponents, now_ms, set()
+        finally:
+            self._refreshing.release()
+        return exponents
+
+    def _read_exponents(self, now_ms: int) -> dict[str, float]:
+        depths = queue_depths(self._client, self._keys, self._region_zones, now_ms)
         counts = self._client.hgetall(self._keys.ingested)
         ingested = {reply_text(region): int(count) for region, count in counts.items()}
-        with self._lock:
-            self._snapshot, self._ingested, self._snapshot_at_ms = fresh, ingested, now_ms
-            self._drained.clear()
-        return fresh, ingested
+        return {region: 1.0 / coverage_weight(known, ingested.get(region, 0))
+                for region, known in depths.items() if known.leasable > 0}

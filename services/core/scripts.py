@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
+import hiredis
 import redis
 
 #: Folder of the scripts shipped with the package.
@@ -27,6 +28,20 @@ LUA_FOLDER = Path(__file__).with_name("lua")
 SCRIPT_NAME = re.compile(r"^(?P<operation>[a-z]+)-(?P<numkeys>\d+)\.lua$")
 #: ``--- @include "includes/time.lua"``
 INCLUDE_LINE = re.compile(r'^---\s*@include\s+"(?P<path>[^"]+)"\s*$')
+
+#: one command as Redis protocol bytes (hiredis's encoder; its stub types the command
+#: as a one-element tuple, though it takes any length)
+pack_command = cast(Callable[[tuple[str | int | bytes, ...]], bytes], hiredis.pack_command)
+
+
+class _Connection(Protocol):
+    """The part of a pooled redis-py connection a batch uses (redis-py leaves it untyped)."""
+
+    def send_packed_command(self, command: list[bytes]) -> None: ...
+
+    def read_response(self) -> Any: ...
+
+    def disconnect(self) -> None: ...
 
 
 class ReturnCode(IntEnum):
@@ -135,13 +150,21 @@ class Scripts:
 class ScriptPipeline:
     """Script calls and plain commands sent in ONE round trip (no transaction).
 
-    Unlike redis-py's script pipelining this sends no ``SCRIPT EXISTS`` first: a call
-    refused with NOSCRIPT (after a Redis restart) is replayed alone, which loads it.
+    The batch is written on one pooled connection and its replies read back in order,
+    through redis-py's connection API (``send_packed_command``/``read_response``, packed
+    by hiredis) rather than
+    its ``Pipeline`` object, whose per-command bookkeeping cost more client CPU than
+    the round trip itself on the lease path (``benchmarks/leases.py``). Replies are
+    raw RESP values (integers, not booleans). Unlike redis-py's script pipelining this
+    sends no ``SCRIPT EXISTS`` first: a call refused with NOSCRIPT (after a Redis
+    restart) is replayed alone, which loads it. A connection error is raised, never
+    retried: a script that may have run once must not run twice unasked.
     """
 
     def __init__(self, scripts: Scripts, client: redis.Redis) -> None:
         self._scripts = scripts
-        self._pipe = client.pipeline(transaction=False)
+        self._pool = client.connection_pool
+        self._commands: list[tuple[str | int | bytes, ...]] = []
         self._calls: list[tuple[str, list[str], Sequence[str | int | bytes]] | None] = []
 
     def script(self, operation: str, keys: list[str], args: Sequence[str | int | bytes]) -> None:
@@ -149,47 +172,68 @@ class ScriptPipeline:
         source = self._scripts.source(operation)
         if len(keys) != source.numkeys:
             raise ScriptError(f"{operation} takes {source.numkeys} keys, got {len(keys)}")
-        self._pipe.evalsha(self._scripts.sha(operation), len(keys), *keys, *args)
+        self._commands.append(("EVALSHA", self._scripts.sha(operation), source.numkeys,
+                               *keys, *args))
         self._calls.append((operation, keys, args))
+
+    def _command(self, *command: str | int | bytes) -> None:
+        self._commands.append(command)
+        self._calls.append(None)
 
     def sadd(self, key: str, member: str) -> None:
         """Queue a SADD."""
-        self._pipe.sadd(key, member)
-        self._calls.append(None)
+        self._command("SADD", key, member)
 
     def llen(self, key: str) -> None:
         """Queue an LLEN."""
-        self._pipe.llen(key)
-        self._calls.append(None)
+        self._command("LLEN", key)
 
     def hincrby(self, key: str, field: str, amount: int) -> None:
         """Queue an HINCRBY."""
-        self._pipe.hincrby(key, field, amount)
-        self._calls.append(None)
+        self._command("HINCRBY", key, field, amount)
 
     def zrem(self, key: str, member: str) -> None:
         """Queue a ZREM."""
-        self._pipe.zrem(key, member)
-        self._calls.append(None)
+        self._command("ZREM", key, member)
 
     def zadd_existing(self, key: str, member: str, score: int) -> None:
         """Queue a ZADD XX (update the score of a member that is there)."""
-        self._pipe.zadd(key, {member: score}, xx=True)
-        self._calls.append(None)
+        self._command("ZADD", key, "XX", score, member)
 
     def pexpire(self, key: str, milliseconds: int) -> None:
         """Queue a PEXPIRE."""
-        self._pipe.pexpire(key, milliseconds)
-        self._calls.append(None)
+        self._command("PEXPIRE", key, milliseconds)
 
     def execute(self) -> list[Any]:
         """Send everything; replies in order. Errors other than NOSCRIPT are raised."""
-        replies = self._pipe.execute(raise_on_error=False)
+        if not self._commands:
+            return []
+        replies = self._round_trip()
         for index, (reply, call) in enumerate(zip(replies, self._calls, strict=True)):
             if isinstance(reply, redis.exceptions.NoScriptError) and call is not None:
                 replies[index] = self._scripts.run(*call)
             elif isinstance(reply, Exception):
                 raise reply
+        return replies
+
+    def _round_trip(self) -> list[Any]:
+        """Write the batch, read one reply per command (an error reply is kept as its
+        exception, so that every reply is read and the connection stays in step)."""
+        pooled = self._pool.get_connection()
+        connection = cast(_Connection, pooled)
+        try:
+            connection.send_packed_command([b"".join(map(pack_command, self._commands))])
+            replies: list[Any] = []
+            for _ in self._commands:
+                try:
+                    replies.append(connection.read_response())
+                except redis.exceptions.ResponseError as error:
+                    replies.append(error)
+        except BaseException:
+            connection.disconnect()  # replies may be left unread: never reuse it as is
+            raise
+        finally:
+            self._pool.release(pooled)
         return replies
 
 
