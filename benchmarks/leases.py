@@ -3,12 +3,16 @@
 Every campaign region (the full region table) has numbers queued, at noon Moscow time:
 each acquire chooses among all the regions open then, as in production.
 
-Three phases on the same Redis, in the same run, with the same client library:
+Four phases on the same Redis, in the same run, with the same client library:
 
 1. peak: N threads acquire and complete as fast as they can (cycles/s, p50/p99 per op);
 2. paced: the same at a fixed total rate (default 1,000 cycles/s), for latency under
    a realistic load (the issue's target: p99 acquire <= 5 ms at 1,000 cycles/s);
-3. ping: N threads sending PING as fast as they can: the raw round-trip rate.
+3. ping: N threads sending PING as fast as they can, each PING one batch of the lease
+   client's own transport (pooled connection, hiredis packing): the raw round-trip rate
+   of the same client, which the ratio is taken against;
+4. redis-py ping: the same through ``redis.Redis.ping()`` (redis-py's command path,
+   which costs more client CPU per round trip), printed as a second ratio.
 
 It prints a table and ends with one JSON line of the figures. Keys live under a
 throwaway prefix, deleted at the end. Usage::
@@ -35,6 +39,7 @@ from phonebank.core.keys import KeyScheme
 from phonebank.core.leases import GIL_SWITCH_INTERVAL_SECONDS, LeaseClient, campaign_region_zones
 from phonebank.core.queues import enqueue_chunk
 from phonebank.core.records import Outcome
+from phonebank.core.scripts import Scripts
 from phonebank.core.settings import load_settings
 
 #: the zone whose noon the benchmark runs at (most regions are open then)
@@ -103,16 +108,25 @@ def volunteer_loop(leases: LeaseClient, worker: int, stop: threading.Event, reco
     recorder.add(local, cycles)
 
 
-def ping_loop(client: redis.Redis, stop: threading.Event, recorder: Recorder) -> None:
+def ping_loop(send_ping: Callable[[], object], stop: threading.Event, recorder: Recorder) -> None:
     """PING until ``stop``."""
     local: dict[str, list[float]] = {"ping": []}
     count = 0
     while not stop.is_set():
         started = time.perf_counter()
-        client.ping()
+        send_ping()
         local["ping"].append((time.perf_counter() - started) * SECOND_MS)
         count += 1
     recorder.add(local, count)
+
+
+def lease_path_ping(scripts: Scripts, client: redis.Redis) -> Callable[[], object]:
+    """A PING sent the way the lease client sends its batches (one round trip)."""
+    def send_ping() -> object:
+        batch = scripts.pipeline(client)
+        batch.ping()
+        return batch.execute()
+    return send_ping
 
 
 def run_threads(target: Callable[[int, threading.Event, Recorder], None], concurrency: int,
@@ -161,6 +175,7 @@ def main() -> None:
     offset_ms = int(noon.timestamp() * SECOND_MS) - int(time.time() * SECOND_MS)
     leases = LeaseClient(settings, client, region_zones, clock_offset_ms=offset_ms)
     open_regions = len(leases.calendar.open_now(leases.now_ms()))
+    scripts = Scripts(client)
     try:
         peak, peak_s = run_threads(
             lambda i, stop, rec: volunteer_loop(leases, i, stop, rec, 0.0),
@@ -169,13 +184,17 @@ def main() -> None:
         paced, paced_s = run_threads(
             lambda i, stop, rec: volunteer_loop(leases, 10_000 + i, stop, rec, interval),
             args.concurrency, args.seconds)
-        ping, ping_s = run_threads(lambda _, stop, rec: ping_loop(client, stop, rec),
+        send_ping = lease_path_ping(scripts, client)
+        ping, ping_s = run_threads(lambda _, stop, rec: ping_loop(send_ping, stop, rec),
                                    args.concurrency, args.seconds)
+        api_ping, api_ping_s = run_threads(
+            lambda _, stop, rec: ping_loop(client.ping, stop, rec), args.concurrency, args.seconds)
     finally:
         for key in client.scan_iter(match=f"{prefix}:*", count=1000):
             client.unlink(key)
     peak_rate = peak.cycles / peak_s
     ping_rate = ping.cycles / ping_s
+    api_ping_rate = api_ping.cycles / api_ping_s
     figures = {
         "benchmark": "leases",
         "concurrency": args.concurrency,
@@ -192,15 +211,21 @@ def main() -> None:
         "paced_complete": paced.summary("complete"),
         "ping_per_s": round(ping_rate, 1),
         "ping": ping.summary("ping"),
+        "redis_py_ping_per_s": round(api_ping_rate, 1),
+        "redis_py_ping": api_ping.summary("ping"),
         "cycles_to_ping_ratio": round(peak_rate / ping_rate, 3),
+        "cycles_to_redis_py_ping_ratio": round(peak_rate / api_ping_rate, 3),
         "round_trips_per_cycle": 2,
     }
     print(f"peak   {peak_rate:10.1f} cycles/s  acquire {figures['peak_acquire']}  "
           f"complete {figures['peak_complete']}")
     print(f"paced  {figures['paced_cycles_per_s']:10.1f} cycles/s  acquire "
           f"{figures['paced_acquire']}  complete {figures['paced_complete']}")
-    print(f"ping   {ping_rate:10.1f} /s        {figures['ping']}")
-    print(f"ratio  {figures['cycles_to_ping_ratio']} (a cycle is 2 round trips, 3 Lua scripts)")
+    print(f"ping   {ping_rate:10.1f} /s        {figures['ping']}  (the lease client's path)")
+    print(f"ping   {api_ping_rate:10.1f} /s        {figures['redis_py_ping']}  (redis-py ping())")
+    print(f"ratio  {figures['cycles_to_ping_ratio']} to the lease path's PING, "
+          f"{figures['cycles_to_redis_py_ping_ratio']} to redis-py's "
+          "(a cycle is 2 round trips, 3 Lua scripts)")
     print(json.dumps(figures))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -94,7 +94,14 @@ def to_ms(instant: dt.datetime) -> int:
 
 def from_ms(instant_ms: int, zone: str = "UTC") -> dt.datetime:
     """Epoch milliseconds as an aware datetime in ``zone``."""
-    return dt.datetime.fromtimestamp(instant_ms / 1000, tz=ZoneInfo(zone))
+    return dt.datetime.fromtimestamp(instant_ms / 1000, tz=zone_info(zone))
+
+
+@cache
+def zone_info(zone: str) -> ZoneInfo:
+    """The time zone named ``zone``, loaded once per process (``ZoneInfo`` itself keeps
+    only the last 8 strongly: with Russia's 11 zones in turn it would read files again)."""
+    return ZoneInfo(zone)
 
 
 def effective_zones(zones: Sequence[str]) -> tuple[str, ...]:
@@ -104,7 +111,7 @@ def effective_zones(zones: Sequence[str]) -> tuple[str, ...]:
 
 def zone_windows(zone: str, policy: CallingPolicy, from_ms: int, until_ms: int) -> list[Interval]:
     """One zone's windows overlapping ``[from_ms, until_ms)``, ascending."""
-    tz = ZoneInfo(zone)
+    tz = zone_info(zone)
     first = from_ms_date(from_ms, tz) - dt.timedelta(days=1)
     last = from_ms_date(until_ms, tz) + dt.timedelta(days=1)
     windows = []

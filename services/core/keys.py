@@ -18,7 +18,8 @@ do-not-call (see docs/lease-protocol.md, "Conservation").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 #: Digits of the national-number prefix that selects a dedupe bitmap (916 of 9161234567).
 DEDUPE_PREFIX_DIGITS = 3
@@ -52,17 +53,17 @@ class RegionKeys:
     def _key(self, name: str) -> str:
         return f"{self.prefix}:c:{self.campaign}:{region_tag(self.region)}:{name}"
 
-    @property
+    @cached_property
     def ready(self) -> str:
         """LIST of national numbers waiting to be leased; the head (left) is leased first."""
         return self._key("ready")
 
-    @property
+    @cached_property
     def due(self) -> str:
         """ZSET national number → epoch milliseconds when a retry or callback is due."""
         return self._key("due")
 
-    @property
+    @cached_property
     def leases(self) -> str:
         """ZSET live lease id → deadline (epoch milliseconds)."""
         return self._key("leases")
@@ -71,42 +72,42 @@ class RegionKeys:
         """HASH of one lease: number, token, volunteer hash, attempt, times, state, outcome."""
         return self._key(f"lease:{lease_id}")
 
-    @property
+    @cached_property
     def holders(self) -> str:
         """HASH national number → id of the live lease holding it (exclusivity)."""
         return self._key("holders")
 
-    @property
+    @cached_property
     def attempts(self) -> str:
         """HASH national number → completed attempts so far (numbers still in play)."""
         return self._key("attempts")
 
-    @property
+    @cached_property
     def expiries(self) -> str:
         """HASH national number → leases of it that expired (numbers still in play)."""
         return self._key("expiries")
 
-    @property
+    @cached_property
     def chunks(self) -> str:
         """SET of the ids of the number chunks already queued here (idempotent enqueue)."""
         return self._key("chunks")
 
-    @property
+    @cached_property
     def parked(self) -> str:
         """SET of numbers parked after too many lease expiries."""
         return self._key("parked")
 
-    @property
+    @cached_property
     def outcomes(self) -> str:
         """STREAM of outcome events, relayed to Kafka ``phonebank.outcomes``."""
         return self._key("outcomes")
 
-    @property
+    @cached_property
     def counters(self) -> str:
         """HASH of per-region counters: see :data:`REGION_COUNTERS` for the fields."""
         return self._key("counters")
 
-    @property
+    @cached_property
     def dnc(self) -> str:
         """SET of do-not-call national numbers of this region, for every campaign."""
         return dnc_key(self.prefix, self.region)
@@ -156,9 +157,16 @@ class KeyScheme:
     prefix: str
     campaign: str
 
+    #: region code → its keys, built once (their names are cached on them)
+    _regions: dict[str, RegionKeys] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False)
+
     def region(self, region: str) -> RegionKeys:
         """The keys of one region."""
-        return RegionKeys(self.prefix, self.campaign, region)
+        keys = self._regions.get(region)
+        if keys is None:
+            keys = self._regions.setdefault(region, RegionKeys(self.prefix, self.campaign, region))
+        return keys
 
     def volunteer(self, volunteer_hash: str) -> VolunteerKeys:
         """The keys of one volunteer, by keyed hash of the volunteer id."""

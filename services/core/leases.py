@@ -147,6 +147,9 @@ class LeaseClient:
         self.calendar = CallingCalendar(self._region_zones, self._calling)
         #: the guideline per allowed region, by volunteer preferences (bounded; see _guides)
         self._guides_by_preferences: dict[Preferences, dict[str, Guideline]] = {}
+        #: the last open set, guides, and the open regions among them (see _open_among)
+        self._open_cache: tuple[Mapping[str, Interval], Mapping[str, Guideline],
+                                Mapping[str, Interval]] | None = None
         self._scripts = Scripts(client)
         self._secret = settings.volunteer_secret.get_secret_value()
         self._ttl_ms = settings.lease_ttl_seconds * SECOND_MS
@@ -154,7 +157,7 @@ class LeaseClient:
         self.clock_offset_ms = clock_offset_ms
         self._limits = VolunteerLimits(self._keys, settings.volunteer_max_leases,
                                        settings.volunteer_max_per_hour, self._ttl_ms)
-        self.chooser = RegionChooser(client, self._keys, self._region_zones, rng)
+        self.chooser = RegionChooser(client, self._keys, self._region_zones, rng, self._scripts)
 
     def now_ms(self) -> int:
         """The client's estimate of script time: its clock plus the offset."""
@@ -173,12 +176,11 @@ class LeaseClient:
     def _acquire(self, volunteer: str, preferences: Preferences | None) -> Lease | None:
         now = self.now_ms()
         guides = self._guides(preferences or Preferences())
-        open_now = {region: window for region, window in self.calendar.open_now(now).items()
-                    if region in guides}
+        open_now = self._open_among(guides, now)
         if not open_now:
             opening = self.calendar.next_opening(guides, now)
             raise OutsideCallingHoursError("no region you may call is open now", opening)
-        ordered = self.chooser.order(open_now, now)[:MAX_REGION_TRIES]
+        ordered = self.chooser.pick(open_now, now, MAX_REGION_TRIES)
         if not ordered:
             return None
         token = new_token(volunteer_hash(self._secret, volunteer))
@@ -203,6 +205,17 @@ class LeaseClient:
             self._limits.unreserve(batch, token)
             batch.execute()
         return lease
+
+    def _open_among(self, guides: Mapping[str, Guideline], now: int) -> Mapping[str, Interval]:
+        """The regions of ``guides`` open at ``now``: the same object while neither the
+        open set nor ``guides`` changes (the chooser keeps its draw table per object)."""
+        open_now = self.calendar.open_now(now)
+        cached = self._open_cache
+        if cached is not None and cached[0] is open_now and cached[1] is guides:
+            return cached[2]
+        allowed = {region: window for region, window in open_now.items() if region in guides}
+        self._open_cache = (open_now, guides, allowed)
+        return allowed
 
     def _guides(self, preferences: Preferences) -> dict[str, Guideline]:
         """The guideline of every campaign region ``preferences`` allow (regions with

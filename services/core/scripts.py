@@ -180,6 +180,10 @@ class ScriptPipeline:
         self._commands.append(command)
         self._calls.append(None)
 
+    def ping(self) -> None:
+        """Queue a PING (the bare round trip, for comparison in benchmarks/leases.py)."""
+        self._command("PING")
+
     def sadd(self, key: str, member: str) -> None:
         """Queue a SADD."""
         self._command("SADD", key, member)
@@ -187,6 +191,18 @@ class ScriptPipeline:
     def llen(self, key: str) -> None:
         """Queue an LLEN."""
         self._command("LLEN", key)
+
+    def zcount(self, key: str, low: str | int, high: str | int) -> None:
+        """Queue a ZCOUNT."""
+        self._command("ZCOUNT", key, low, high)
+
+    def hmget(self, key: str, *fields: str) -> None:
+        """Queue an HMGET (reply: one value or None per field)."""
+        self._command("HMGET", key, *fields)
+
+    def hgetall(self, key: str) -> None:
+        """Queue an HGETALL (reply: the flat field, value, … list of RESP2)."""
+        self._command("HGETALL", key)
 
     def hincrby(self, key: str, field: str, amount: int) -> None:
         """Queue an HINCRBY."""

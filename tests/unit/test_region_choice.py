@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from phonebank.core.queues import QueueDepths
 from phonebank.core.region_choice import MIN_COVERAGE_WEIGHT, coverage_weight
-
-
-def depths(enqueued: int, attempted: int) -> QueueDepths:
-    return QueueDepths(region="RU-MOW", ready=1, due=0, due_now=0, leased=0, parked=0,
-                       counters={"enqueued": enqueued, "attempted": attempted})
 
 
 @pytest.mark.parametrize(("enqueued", "attempted", "ingested", "weight"), [
@@ -22,11 +16,10 @@ def depths(enqueued: int, attempted: int) -> QueueDepths:
 ])
 def test_weight_is_the_coverage_deficit(enqueued: int, attempted: int, ingested: int,
                                         weight: float) -> None:
-    assert coverage_weight(depths(enqueued, attempted), ingested) == pytest.approx(weight)
+    assert coverage_weight(enqueued, attempted, ingested) == pytest.approx(weight)
 
 
 def test_a_region_with_its_backlog_in_kafka_is_further_behind() -> None:
     # Given two regions with the same queue and calls, one with a large backlog in Kafka
-    small, big = depths(5_000, 500), depths(5_000, 500)
     # Then the one with more numbers left is weighted higher
-    assert coverage_weight(big, 200_000) > coverage_weight(small, 5_000)
+    assert coverage_weight(5_000, 500, 200_000) > coverage_weight(5_000, 500, 5_000)
