@@ -9,7 +9,7 @@ owner sets those bits; it is dropped at every rebalance, when ownership moves.
 
 Order matters for conservation. The worker reads the bits (:meth:`SeenMirror.unseen`),
 queues the unseen numbers (idempotent per batch, ``enqueue-4.lua``), and only then sets
-them in Redis (``markseen-1.lua``, one call per prefix, one pipeline per chunk),
+them in Redis (one ``BITFIELD`` per prefix of a chunk, one pipeline per batch),
 counting the bits that flipped. A worker that dies between queueing and marking
 redelivers the chunk to a successor, whose fresh mirror still sees the numbers unseen;
 the batch id makes the second enqueue queue nothing. A test-and-set before queueing
@@ -23,12 +23,12 @@ import numpy.typing as npt
 import redis
 
 from phonebank.core.keys import DEDUPE_BITS_PER_PREFIX, KeyScheme
-from phonebank.core.scripts import ReturnCode, Scripts
+from phonebank.core.scripts import Scripts
 
 #: bytes of one prefix's bitmap when every bit exists (10^7 bits)
 BITMAP_BYTES = DEDUPE_BITS_PER_PREFIX // 8
-#: offsets one ``markseen-1.lua`` call takes at most (``MAX_OFFSETS`` in its include)
-MARKSEEN_MAX_OFFSETS = 5000
+#: offsets one ``BITFIELD`` call sets at most (four arguments each: bounds one command)
+BITFIELD_MAX_OFFSETS = 5000
 #: bits in a byte
 BYTE_BITS = 8
 
@@ -43,9 +43,9 @@ def _bit_positions(numbers: Numbers) -> tuple[Numbers, npt.NDArray[np.uint8]]:
 
 
 def _batches(positions: Numbers) -> list[Numbers]:
-    """``positions`` cut into runs a ``markseen`` call takes."""
-    return [positions[start:start + MARKSEEN_MAX_OFFSETS]
-            for start in range(0, len(positions), MARKSEEN_MAX_OFFSETS)]
+    """``positions`` cut into runs one ``BITFIELD`` call sets."""
+    return [positions[start:start + BITFIELD_MAX_OFFSETS]
+            for start in range(0, len(positions), BITFIELD_MAX_OFFSETS)]
 
 
 def _set_bits(bitmap: npt.NDArray[np.uint8], numbers: Numbers) -> None:
@@ -124,13 +124,10 @@ class SeenMirror:
                   for part in _batches(positions[prefixes == prefix])]
         pipe = self.scripts.pipeline(self.redis)
         for prefix, where in groups:
-            offsets = (chunk[where] % DEDUPE_BITS_PER_PREFIX).astype("<u4")
-            pipe.script("markseen", [self.scheme.seen(str(prefix))], [offsets.tobytes()])
+            pipe.set_bits(self.scheme.seen(str(prefix)), chunk[where] % DEDUPE_BITS_PER_PREFIX)
         new = np.zeros(len(chunk), dtype=bool)
         for (prefix, where), reply in zip(groups, pipe.execute(), strict=True):
-            if reply[0] != ReturnCode.OK:
-                raise ValueError(f"markseen refused: {ReturnCode(reply[0]).name}")
-            new[where] = np.asarray(reply[1:]) == 0
+            new[where] = np.asarray(reply) == 0
             bitmap = self._bitmaps.get(prefix)
             if bitmap is not None:  # a bitmap not loaded yet will be read with these bits
                 _set_bits(bitmap, chunk[where])

@@ -8,16 +8,16 @@ counters, for metrics, backpressure, coverage weighting and the conservation che
 from __future__ import annotations
 
 import hashlib
-import sys
-from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import numpy as np
 import redis
 
 from phonebank.core.keys import KeyScheme, RegionKeys
 from phonebank.core.replies import reply_text
+from phonebank.core.resp import Integers
 from phonebank.core.scripts import ReturnCode, ScriptPipeline, Scripts
 
 #: Most numbers one ``enqueue-4.lua`` call takes (``MAX_NUMBERS`` in that script).
@@ -51,18 +51,15 @@ def queue_numbers(pipe: ScriptPipeline, keys: KeyScheme, region: str,
         region_keys.ready, region_keys.dnc, region_keys.counters, region_keys.chunks]
     calls = 0
     for start in range(0, len(numbers), ENQUEUE_BATCH):
-        packed = pack_numbers(numbers[start : start + ENQUEUE_BATCH])
-        pipe.script("enqueue", script_keys, [batch_id(packed), packed])
+        batch = np.asarray(numbers[start : start + ENQUEUE_BATCH], dtype=np.int64)
+        pipe.script("enqueue", script_keys, [batch_id(pack_numbers(batch))], batch)
         calls += 1
     return calls
 
 
-def pack_numbers(numbers: Sequence[int]) -> bytes:
-    """Numbers as ``enqueue-4.lua`` takes them: little-endian signed 64-bit integers."""
-    packed = array("q", numbers)
-    if sys.byteorder != "little":
-        packed.byteswap()
-    return packed.tobytes()
+def pack_numbers(numbers: Sequence[int] | Integers) -> bytes:
+    """Numbers as the batch id hashes them: little-endian signed 64-bit integers."""
+    return np.asarray(numbers, dtype="<i8").tobytes()
 
 
 def queued_count(replies: Sequence[list[Any]]) -> int:

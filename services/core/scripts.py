@@ -22,6 +22,8 @@ from typing import Any, Protocol, cast
 import hiredis
 import redis
 
+from phonebank.core.resp import Integers, pack_with_integers
+
 #: Folder of the scripts shipped with the package.
 LUA_FOLDER = Path(__file__).with_name("lua")
 #: ``acquire-9.lua`` → operation ``acquire``, 9 keys.
@@ -151,33 +153,39 @@ class ScriptPipeline:
     """Script calls and plain commands sent in ONE round trip (no transaction).
 
     The batch is written on one pooled connection and its replies read back in order,
-    through redis-py's connection API (``send_packed_command``/``read_response``, packed
-    by hiredis) rather than
-    its ``Pipeline`` object, whose per-command bookkeeping cost more client CPU than
-    the round trip itself on the lease path (``benchmarks/leases.py``). Replies are
-    raw RESP values (integers, not booleans). Unlike redis-py's script pipelining this
-    sends no ``SCRIPT EXISTS`` first: a call refused with NOSCRIPT (after a Redis
-    restart) is replayed alone, which loads it. A connection error is raised, never
-    retried: a script that may have run once must not run twice unasked.
+    through redis-py's connection API (``send_packed_command``/``read_response``) rather
+    than its ``Pipeline`` object, whose per-command bookkeeping cost more client CPU than
+    the round trip itself on the lease path (``benchmarks/leases.py``). Each command is
+    encoded when queued (hiredis; long runs of integers by :mod:`phonebank.core.resp`).
+    Replies are raw RESP values (integers, not booleans). Unlike redis-py's script
+    pipelining this sends no ``SCRIPT EXISTS`` first: a call refused with NOSCRIPT
+    (after a Redis restart) is replayed alone, which loads it. A connection error is
+    raised, never retried: a script that may have run once must not run twice unasked.
     """
 
     def __init__(self, scripts: Scripts, client: redis.Redis) -> None:
         self._scripts = scripts
         self._pool = client.connection_pool
-        self._commands: list[tuple[str | int | bytes, ...]] = []
+        self._packed: list[bytes] = []
+        #: per command, the script call to replay on NOSCRIPT (None: not a script)
         self._calls: list[tuple[str, list[str], Sequence[str | int | bytes]] | None] = []
 
-    def script(self, operation: str, keys: list[str], args: Sequence[str | int | bytes]) -> None:
-        """Queue a script call."""
+    def script(self, operation: str, keys: list[str], args: Sequence[str | int | bytes],
+               integers: Integers | None = None) -> None:
+        """Queue a script call; ``integers`` (non-negative), if given, follow ``args``."""
         source = self._scripts.source(operation)
         if len(keys) != source.numkeys:
             raise ScriptError(f"{operation} takes {source.numkeys} keys, got {len(keys)}")
-        self._commands.append(("EVALSHA", self._scripts.sha(operation), source.numkeys,
-                               *keys, *args))
-        self._calls.append((operation, keys, args))
+        head = ("EVALSHA", self._scripts.sha(operation), source.numkeys, *keys, *args)
+        if integers is None:
+            self._packed.append(pack_command(head))
+            self._calls.append((operation, keys, args))
+        else:
+            self._packed.append(pack_with_integers(head, integers))
+            self._calls.append((operation, keys, [*args, *integers.tolist()]))
 
     def _command(self, *command: str | int | bytes) -> None:
-        self._commands.append(command)
+        self._packed.append(pack_command(command))
         self._calls.append(None)
 
     def ping(self) -> None:
@@ -191,6 +199,12 @@ class ScriptPipeline:
     def llen(self, key: str) -> None:
         """Queue an LLEN."""
         self._command("LLEN", key)
+
+    def set_bits(self, key: str, offsets: Integers) -> None:
+        """Queue one ``BITFIELD key SET u1 offset 1 …`` over every offset (reply: each
+        bit's value before, in order)."""
+        self._packed.append(pack_with_integers(("BITFIELD", key), offsets, ("SET", "u1"), (1,)))
+        self._calls.append(None)
 
     def zcount(self, key: str, low: str | int, high: str | int) -> None:
         """Queue a ZCOUNT."""
@@ -222,7 +236,7 @@ class ScriptPipeline:
 
     def execute(self) -> list[Any]:
         """Send everything; replies in order. Errors other than NOSCRIPT are raised."""
-        if not self._commands:
+        if not self._packed:
             return []
         replies = self._round_trip()
         for index, (reply, call) in enumerate(zip(replies, self._calls, strict=True)):
@@ -238,9 +252,9 @@ class ScriptPipeline:
         pooled = self._pool.get_connection()
         connection = cast(_Connection, pooled)
         try:
-            connection.send_packed_command([b"".join(map(pack_command, self._commands))])
+            connection.send_packed_command([b"".join(self._packed)])
             replies: list[Any] = []
-            for _ in self._commands:
+            for _ in self._packed:
                 try:
                     replies.append(connection.read_response())
                 except redis.exceptions.ResponseError as error:

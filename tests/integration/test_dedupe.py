@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from phonebank.assigner.dedupe import MARKSEEN_MAX_OFFSETS, SeenMirror
+from phonebank.assigner.dedupe import BITFIELD_MAX_OFFSETS, SeenMirror
 from phonebank.core.keys import KeyScheme
 from phonebank.core.scripts import Scripts
 from phonebank.core.settings import Settings
@@ -64,10 +64,10 @@ def test_a_race_with_another_owner_is_reported(settings: Settings,
     assert (one.races, other.races) == (0, 1)
 
 
-def test_more_numbers_than_one_script_call_takes(settings: Settings,
+def test_more_numbers_than_one_bitfield_call_sets(settings: Settings,
                                                  redis_client: redis.Redis) -> None:
-    # Given more numbers of one prefix than one markseen call accepts
-    numbers = [9_160_000_000 + 3 * i for i in range(MARKSEEN_MAX_OFFSETS + 10)]
+    # Given more numbers of one prefix than one BITFIELD call sets
+    numbers = [9_160_000_000 + 3 * i for i in range(BITFIELD_MAX_OFFSETS + 10)]
     seen = mirror(settings, redis_client)
     # When they are claimed and marked, Then all are new and all are then seen
     assert seen.mark_seen(seen.claim(numbers)) == [True] * len(numbers)

@@ -11,50 +11,57 @@
     3 counters  HASH   region counters ("enqueued", "dnc")
     4 chunks    SET    ids of the batches already queued in this region
   ARGV
-    1  batch id (24 hex digits: BLAKE2b-96 of ARGV 2)
-    2  the national numbers (10 digits) packed as little-endian signed 64-bit integers,
-       at most 5000 (one argument whatever the batch size: cheap to send and to read)
+    1   batch id (24 hex digits: BLAKE2b-96 of the numbers as little-endian int64)
+    2…  the national numbers (10 digits, decimal), at most 5000
   RETURNS
     {0 OK, queued, skipped as do-not-call}
     {2 ALREADY_RECORDED, 0, 0}   this batch id was queued before
-    {-10 BAD_ARGUMENT}           more than 5000 numbers, or a length not a multiple of 8
+    {-10 BAD_ARGUMENT}           no numbers, or more than 5000
 ]]
 --- @include "includes/codes.lua"
---- @include "includes/packed.lua"
 
 local MAX_NUMBERS = 5000
---  bytes of one packed number
-local NUMBER_BYTES = 8
 --  numbers checked and pushed per command (bounds every unpack)
 local BATCH = 500
+--  ARGV index of the first number
+local FIRST_NUMBER = 2
 
 local ready_key, dnc_key, counters_key, chunks_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local packed = ARGV[2]
-local total = packed_count(packed, NUMBER_BYTES)
-if total == nil or total > MAX_NUMBERS then
+local last_number = #ARGV
+local total = last_number - FIRST_NUMBER + 1
+if total < 1 or total > MAX_NUMBERS then
   return { BAD_ARGUMENT }
 end
 if redis.call('SADD', chunks_key, ARGV[1]) == 0 then
   return { ALREADY_RECORDED, 0, 0 }
 end
 
-local queued = 0
-local position = 1
-for first = 1, total, BATCH do
-  local numbers, count
-  numbers, count, position = read_packed(packed, '<i8', position,
-    math.min(BATCH, total - first + 1))
-  local flags = redis.call('SMISMEMBER', dnc_key, unpack(numbers, 1, count))
+-- Push the numbers of ARGV[first..last] that are not on the do-not-call list.
+local function push_allowed(first, last)
+  local flags = redis.call('SMISMEMBER', dnc_key, unpack(ARGV, first, last))
   local keep, kept = {}, 0
-  for index = 1, count do
+  for index = 1, last - first + 1 do
     if flags[index] == 0 then
       kept = kept + 1
-      keep[kept] = numbers[index]
+      keep[kept] = ARGV[first + index - 1]
     end
   end
   if kept > 0 then
     redis.call('RPUSH', ready_key, unpack(keep, 1, kept))
-    queued = queued + kept
+  end
+  return kept
+end
+
+-- an empty do-not-call set (the usual case) needs no per-number check
+local screened = redis.call('SCARD', dnc_key) > 0
+local queued = 0
+for first = FIRST_NUMBER, last_number, BATCH do
+  local last = math.min(first + BATCH - 1, last_number)
+  if screened then
+    queued = queued + push_allowed(first, last)
+  else
+    redis.call('RPUSH', ready_key, unpack(ARGV, first, last))
+    queued = queued + last - first + 1
   end
 end
 local skipped = total - queued
