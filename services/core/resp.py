@@ -54,45 +54,37 @@ def pack_with_integers(
     values = np.asarray(values, dtype=np.int64)
     if values.size and int(values.min()) < 0:
         raise ValueError("pack_with_integers takes non-negative values")
-    group = len(before) + 1 + len(after)
-    header = b"*%d\r\n" % (len(head) + group * len(values)) + b"".join(map(bulk, head))
+    group_size = len(before) + 1 + len(after)
+    header = b"*%d\r\n" % (len(head) + group_size * len(values)) + b"".join(map(bulk, head))
     if not values.size:
         return header
-    digits = _digit_counts(values)
+    lead = np.frombuffer(b"".join(map(bulk, before)) + b"$", dtype=np.uint8)
+    tail = np.frombuffer(CRLF + b"".join(map(bulk, after)), dtype=np.uint8)
+    digits = np.searchsorted(TENS, values, side="right") + 1
     width = int(digits.max())
-    length_width = len(str(width))
-    prefix = np.frombuffer(b"".join(map(bulk, before)) + b"$", dtype=np.uint8)
-    suffix = np.frombuffer(CRLF + b"".join(map(bulk, after)), dtype=np.uint8)
-    # one row per value: prefix | length digits | CRLF | value digits | suffix, with the
-    # unused leading digit cells masked out
-    columns = len(prefix) + length_width + 2 + width + len(suffix)
-    rows = np.empty((len(values), columns), dtype=np.uint8)
-    keep = np.ones((len(values), columns), dtype=bool)
-    at = len(prefix)
-    rows[:, :at] = prefix
-    _write_digits(rows, keep, at, length_width, values=digits, digits=_digit_counts(digits))
-    at += length_width
-    rows[:, at:at + 2] = np.frombuffer(CRLF, dtype=np.uint8)
-    at += 2
-    _write_digits(rows, keep, at, width, values=values, digits=digits)
-    rows[:, at + width:] = suffix
+    # one row per value: lead | digit count (2 cells) | CRLF | digits (width cells) | tail;
+    # the cells left of a number's first digit are masked out
+    count_at = len(lead)
+    digits_at = count_at + 2 + len(CRLF)
+    rows = np.empty((len(values), digits_at + width + len(tail)), dtype=np.uint8)
+    keep = np.ones(rows.shape, dtype=bool)
+    rows[:, :count_at] = lead
+    rows[:, count_at] = digits // 10 + ASCII_ZERO
+    keep[:, count_at] = digits >= 10
+    rows[:, count_at + 1] = digits % 10 + ASCII_ZERO
+    rows[:, count_at + 2:digits_at] = np.frombuffer(CRLF, dtype=np.uint8)
+    rows[:, digits_at:digits_at + width] = _decimal_text(values, width)
+    keep[:, digits_at:digits_at + width] = np.arange(width) >= (width - digits)[:, None]
+    rows[:, digits_at + width:] = tail
     return header + rows[keep].tobytes()
 
 
-def _digit_counts(values: npt.NDArray[np.integer]) -> Integers:
-    """Decimal digits of each non-negative value (1 for 0)."""
-    return np.searchsorted(TENS, values, side="right").astype(np.int64) + 1
-
-
-def _write_digits(rows: npt.NDArray[np.uint8], keep: npt.NDArray[np.bool_], at: int, width: int, *,
-                  values: Integers, digits: Integers) -> None:
-    """Right-align the decimal digits of ``values`` in columns ``[at, at + width)``,
-    unmarking the cells left of each value's first digit."""
+def _decimal_text(values: Integers, width: int) -> npt.NDArray[np.uint8]:
+    """The last ``width`` decimal digits of each value, zero-padded, as ASCII rows."""
     groups = -(-width // GROUP_DIGITS)
-    spread = np.empty((len(values), groups * GROUP_DIGITS), dtype=np.uint8)
+    text = np.empty((len(values), groups * GROUP_DIGITS), dtype=np.uint8)
     remaining = values
     for group in range(groups - 1, -1, -1):
         remaining, low = np.divmod(remaining, GROUP_SPAN)
-        spread[:, group * GROUP_DIGITS:(group + 1) * GROUP_DIGITS] = GROUP_TEXT[low]
-    rows[:, at:at + width] = spread[:, groups * GROUP_DIGITS - width:]
-    keep[:, at:at + width] = np.arange(width) >= (width - digits)[:, None]
+        text[:, group * GROUP_DIGITS:(group + 1) * GROUP_DIGITS] = GROUP_TEXT[low]
+    return text[:, groups * GROUP_DIGITS - width:]
