@@ -55,11 +55,12 @@ def settings(local_stack: Settings) -> Iterator[Settings]:
         "outcomes_partitions": 2,
     })
     yield isolated
-    _drop_topics(isolated)
-    _drop_keys(isolated)
+    drop_topics(isolated)
+    drop_keys(isolated)
 
 
-def _drop_topics(settings: Settings) -> None:
+def drop_topics(settings: Settings) -> None:
+    """Delete every Kafka topic named ``<key_prefix>.…`` (a test's namespace)."""
     admin = make_admin(settings)
     try:
         mine = [t for t in admin.list_topics() if t.startswith(settings.key_prefix + ".")]
@@ -69,7 +70,8 @@ def _drop_topics(settings: Settings) -> None:
         admin.close()
 
 
-def _drop_keys(settings: Settings) -> None:
+def drop_keys(settings: Settings) -> None:
+    """Delete every Redis key of the namespace ``key_prefix``."""
     client = redis.Redis.from_url(settings.redis_url)
     try:
         wipe_namespace(client, settings.key_prefix)

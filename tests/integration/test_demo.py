@@ -7,12 +7,14 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from phonebank.core.metrics import CATALOGUE, exposed_names, referenced_names
 from phonebank.core.settings import Settings
+from tests.conftest import drop_keys, drop_topics
 
 pytestmark = pytest.mark.integration
 
@@ -24,10 +26,20 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory, local_stack: Settings) -> Path:
-    """One short demo run (small count, time compressed), its files kept."""
+def demo_run(tmp_path_factory: pytest.TempPathFactory, local_stack: Settings) -> Iterator[Path]:
+    """One short demo run (small count, time compressed), its files kept; its topics and
+    Redis keys are removed after the module."""
     folder = tmp_path_factory.mktemp("demo")
     namespace = f"tdemo{uuid.uuid4().hex[:8]}"
+    try:
+        yield _run_demo(folder, namespace, local_stack)
+    finally:
+        cleanup = local_stack.model_copy(update={"key_prefix": namespace})
+        drop_topics(cleanup)
+        drop_keys(cleanup)
+
+
+def _run_demo(folder: Path, namespace: str, local_stack: Settings) -> Path:
     result = subprocess.run(
         [sys.executable, "-m", "phonebank.cli", "demo", "--count", "3000", "--duration", "8",
          "--speed", "300", "--volunteers", "6", "--anytime", "--no-wait",
