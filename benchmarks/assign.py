@@ -21,18 +21,18 @@ import uuid
 import redis
 
 from phonebank.assigner.worker import AssignerWorker
-from phonebank.core.kafka import (
+from phonebank.domain.numbering import NumberingPlan
+from phonebank.domain.records import NumberChunk
+from phonebank.infra.kafka import (
     ensure_topics,
     make_admin,
     make_consumer,
     make_producer,
     partition_for_region,
 )
-from phonebank.core.keys import KeyScheme
-from phonebank.core.numbering import NumberingPlan
-from phonebank.core.queues import known_regions
-from phonebank.core.records import NumberChunk
-from phonebank.core.settings import Settings, load_settings
+from phonebank.leases.keys import KeyScheme
+from phonebank.leases.queues import known_regions
+from phonebank.settings import Settings, load_settings
 
 #: numbers per chunk, as ingest produces them
 CHUNK_NUMBERS = 1000

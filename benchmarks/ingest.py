@@ -31,15 +31,15 @@ import numpy as np
 import phonenumbers
 from phonenumbers import geocoder
 
-from phonebank.core.kafka import make_admin
-from phonebank.core.numbering import NumberingPlan
-from phonebank.core.regions import REGIONS
-from phonebank.core.settings import load_settings
+from phonebank.domain.numbering import NumberingPlan
+from phonebank.domain.regions import REGIONS
+from phonebank.infra.kafka import make_admin
 from phonebank.ingest.chunks import KafkaSink
 from phonebank.ingest.classify import Classifier
 from phonebank.ingest.progress import Progress
 from phonebank.ingest.runner import IngestOptions, IngestRun
 from phonebank.ingest.sources import expand, read_blocks
+from phonebank.settings import load_settings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared/data/numbering-plan/DEF-9xx.csv"
 JUNK = ["abc", "916123", "8 800 555 35 35", "", "+380 50 123 45 67", "тел. нет"]

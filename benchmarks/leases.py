@@ -41,12 +41,12 @@ from zoneinfo import ZoneInfo
 
 import redis
 
-from phonebank.core.keys import KeyScheme
-from phonebank.core.leases import GIL_SWITCH_INTERVAL_SECONDS, LeaseClient, campaign_region_zones
-from phonebank.core.queues import enqueue_chunk
-from phonebank.core.records import Outcome
-from phonebank.core.scripts import Scripts
-from phonebank.core.settings import load_settings
+from phonebank.domain.records import Outcome
+from phonebank.leases.client import GIL_SWITCH_INTERVAL_SECONDS, LeaseClient, campaign_region_zones
+from phonebank.leases.keys import KeyScheme
+from phonebank.leases.queues import enqueue_chunk
+from phonebank.leases.scripts import Scripts
+from phonebank.settings import load_settings
 
 #: the zone whose noon the benchmark runs at (most regions are open then)
 ZONE = "Europe/Moscow"

@@ -20,12 +20,12 @@ import uuid
 
 import redis
 
-from phonebank.core.records import Outcome, OutcomeEvent
-from phonebank.core.settings import load_settings
+from phonebank.domain.records import Outcome, OutcomeEvent
 from phonebank.reporter.aggregate import Aggregator
 from phonebank.reporter.checkpoint import Checkpoint, encode
 from phonebank.reporter.exporter import make_registry, render_metrics
 from phonebank.reporter.status import ReporterStatus
+from phonebank.settings import load_settings
 
 #: regions and outcomes of the /metrics target shape
 REGIONS = 100

@@ -13,14 +13,15 @@ import sys
 from collections.abc import Callable, Sequence
 
 from phonebank import __version__
-from phonebank.assigner import dnc_cli, rebuild
-from phonebank.assigner import service as assigner_service
-from phonebank.core import stack
-from phonebank.core.settings import Settings, SettingsError, load_settings, markdown_table
-from phonebank.demo import run as demo_run
-from phonebank.gateway import service as gateway_service
+from phonebank.assigner import app as assigner_service
+from phonebank.gateway import cli as gateway_service
 from phonebank.ingest import cli as ingest_cli
+from phonebank.local import demo as demo_run
+from phonebank.local import stack
+from phonebank.ops import dnc as dnc_cli
+from phonebank.ops import rebuild
 from phonebank.reporter import cli as reporter_cli
+from phonebank.settings import Settings, SettingsError, load_settings, markdown_table
 
 #: A service's hook that adds its subcommand(s) to the ``phonebank`` parser.
 AddParser = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from phonebank.core import stack
-from phonebank.core.kafka import make_admin
-from phonebank.core.settings import Settings, load_settings
+from phonebank.infra.kafka import make_admin
+from phonebank.local import stack
+from phonebank.settings import Settings, load_settings
 
 #: Root of the repository (tests read ../shared from here).
 REPO = Path(__file__).resolve().parents[1]

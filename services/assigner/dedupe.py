@@ -22,8 +22,8 @@ import numpy as np
 import numpy.typing as npt
 import redis
 
-from phonebank.core.keys import DEDUPE_BITS_PER_PREFIX, KeyScheme
-from phonebank.core.scripts import Scripts
+from phonebank.leases.keys import DEDUPE_BITS_PER_PREFIX, KeyScheme
+from phonebank.leases.scripts import Scripts
 
 #: bytes of one prefix's bitmap when every bit exists (10^7 bits)
 BITMAP_BYTES = DEDUPE_BITS_PER_PREFIX // 8

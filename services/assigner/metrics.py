@@ -16,12 +16,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from phonebank.core import metrics as names
-from phonebank.core.calling_hours import CallingPolicy, is_open
-from phonebank.core.keys import KeyScheme
-from phonebank.core.leases import campaign_region_zones
-from phonebank.core.queues import known_regions, queue_depths
-from phonebank.core.settings import Settings
+from phonebank.domain.calling_hours import CallingPolicy, is_open
+from phonebank.infra import metrics as names
+from phonebank.leases.client import campaign_region_zones
+from phonebank.leases.keys import KeyScheme
+from phonebank.leases.queues import known_regions, queue_depths
+from phonebank.settings import Settings
 
 #: seconds between two consumer-lag measurements (each asks the broker for end offsets)
 LAG_INTERVAL_SECONDS = 5.0

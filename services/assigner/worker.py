@@ -28,12 +28,12 @@ from pydantic import ValidationError
 
 from phonebank.assigner.dedupe import SeenMirror
 from phonebank.assigner.metrics import AssignerMetrics
-from phonebank.core.kafka import make_consumer
-from phonebank.core.keys import KeyScheme
-from phonebank.core.queues import queue_numbers, queued_count
-from phonebank.core.records import NumberChunk
-from phonebank.core.scripts import Scripts
-from phonebank.core.settings import Settings
+from phonebank.domain.records import NumberChunk
+from phonebank.infra.kafka import make_consumer
+from phonebank.leases.keys import KeyScheme
+from phonebank.leases.queues import queue_numbers, queued_count
+from phonebank.leases.scripts import Scripts
+from phonebank.settings import Settings
 
 log = logging.getLogger(__name__)
 

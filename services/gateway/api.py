@@ -3,7 +3,7 @@
 Every ``/api/v1/`` call needs a valid volunteer bearer token (checked before the body
 is read). Calls on a lease also need the lease token (``X-Lease-Token`` header or
 ``lease_token`` in the body), and the lease token must have been made for the caller:
-it starts with the caller's volunteer hash (:mod:`phonebank.core.volunteer_limits`), so
+it starts with the caller's volunteer hash (:mod:`phonebank.leases.limits`), so
 another volunteer's lease answers 404 exactly like a lease that does not exist.
 No route lists anything; the only number ever answered is the caller's leased one.
 """
@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 import redis
 from pydantic import BaseModel, ValidationError
 
-from phonebank.core.guidelines import GuidelineLibrary
-from phonebank.core.lease_types import (
+from phonebank.domain.guidelines import GuidelineLibrary
+from phonebank.domain.lease_types import (
     AlreadyCompletedError,
     LeaseExpiredError,
     NotLeaseHolderError,
@@ -32,11 +32,11 @@ from phonebank.core.lease_types import (
     Preferences,
     VolunteerLimitReachedError,
 )
-from phonebank.core.leases import LeaseClient
-from phonebank.core.records import Outcome
-from phonebank.core.volunteer_limits import token_owner, volunteer_hash
+from phonebank.domain.records import Outcome
 from phonebank.gateway import models
 from phonebank.gateway.tokens import TokenError, VolunteerToken, verify
+from phonebank.leases.client import LeaseClient
+from phonebank.leases.limits import token_owner, volunteer_hash
 
 log = logging.getLogger(__name__)
 

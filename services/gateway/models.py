@@ -13,11 +13,11 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from phonebank.core.calling_hours import from_ms
-from phonebank.core.guidelines import Guideline
-from phonebank.core.lease_types import Completion, Lease
-from phonebank.core.records import Outcome
-from phonebank.core.regions import REGIONS
+from phonebank.domain.calling_hours import from_ms
+from phonebank.domain.guidelines import Guideline
+from phonebank.domain.lease_types import Completion, Lease
+from phonebank.domain.records import Outcome
+from phonebank.domain.regions import REGIONS
 
 #: regions a volunteer may narrow an acquire to (count)
 MAX_PREFERRED_REGIONS = 100

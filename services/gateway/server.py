@@ -26,11 +26,11 @@ from urllib.parse import urlsplit
 import redis
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
-from phonebank.core import metrics as names
-from phonebank.core.guidelines import GuidelineLibrary
-from phonebank.core.lease_metrics import LeaseMetrics
-from phonebank.core.leases import LeaseClient
+from phonebank.domain.guidelines import GuidelineLibrary
 from phonebank.gateway.api import ApiError, ApiRequest, LeaseApi, Response, json_response
+from phonebank.infra import metrics as names
+from phonebank.leases.client import LeaseClient
+from phonebank.leases.metrics import LeaseMetrics
 
 log = logging.getLogger(__name__)
 

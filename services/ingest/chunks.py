@@ -6,7 +6,7 @@ the end of a source). Chunks carry the campaign, region, source id and a sequenc
 that counts up across the source, also across resumes.
 
 The :class:`KafkaSink` sends them keyed by region to the partition of the stable
-region→partition table (:func:`phonebank.core.kafka.partition_for_region`), through the
+region→partition table (:func:`phonebank.infra.kafka.partition_for_region`), through the
 shared idempotent ``acks=all`` producer, and raises on :meth:`KafkaSink.flush` if any
 send failed, so no checkpoint is written past a lost chunk. Numbers Kafka stored are
 counted per region in Redis (:attr:`KeyScheme.ingested`, the coverage denominator): a
@@ -24,11 +24,11 @@ import numpy as np
 import numpy.typing as npt
 import redis
 
-from phonebank.core.kafka import ensure_topic, make_producer, partition_for_region
-from phonebank.core.keys import KeyScheme
-from phonebank.core.numbering import REGION_CODES
-from phonebank.core.records import NumberChunk
-from phonebank.core.settings import Settings
+from phonebank.domain.numbering import REGION_CODES
+from phonebank.domain.records import NumberChunk
+from phonebank.infra.kafka import ensure_topic, make_producer, partition_for_region
+from phonebank.leases.keys import KeyScheme
+from phonebank.settings import Settings
 
 log = logging.getLogger(__name__)
 

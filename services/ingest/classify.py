@@ -1,6 +1,6 @@
 """Classify blocks of lines: accepted (with region), duplicate, or rejected with a reason.
 
-Builds on the bulk normaliser (:mod:`phonebank.core.normalize`) and the numbering plan:
+Builds on the bulk normaliser (:mod:`phonebank.domain.normalize`) and the numbering plan:
 a normalised candidate without a range is ``unallocated``, one outside the campaign's
 regions ``excluded_region``, and an acceptable number already accepted earlier in this
 run a ``duplicate``. Only acceptable numbers take part in dedupe, so a repeated bad
@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from phonebank.core.normalize import (
+from phonebank.domain.normalize import (
     EXCLUDED_REGION,
     OK,
     UNALLOCATED,
     UNPARSEABLE,
     normalize_block,
 )
-from phonebank.core.numbering import NO_REGION, REGION_CODES, NumberingPlan
+from phonebank.domain.numbering import NO_REGION, REGION_CODES, NumberingPlan
 
 #: Status codes per line.
 ACCEPTED, DUPLICATE, REJECTED = 0, 1, 2

@@ -21,17 +21,17 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry
 
-from phonebank.core.metrics import start_metrics_server
-from phonebank.core.numbering import REGION_CODES, NumberingPlan, NumberingPlanError
-from phonebank.core.records import masked
-from phonebank.core.regions import UnknownRegionError, select_regions
-from phonebank.core.settings import Settings
+from phonebank.domain.numbering import REGION_CODES, NumberingPlan, NumberingPlanError
+from phonebank.domain.records import masked
+from phonebank.domain.regions import UnknownRegionError, select_regions
+from phonebank.infra.metrics import start_metrics_server
 from phonebank.ingest.checkpoint import DEFAULT_CHECKPOINT_DIR
 from phonebank.ingest.chunks import DEFAULT_CHUNK_SIZE, Chunker, IngestError, KafkaSink
 from phonebank.ingest.generate import STRATIFICATIONS, iter_generated_batches
 from phonebank.ingest.metrics import ingest_registry, write_metrics_file
 from phonebank.ingest.runner import CHECKPOINT_LINES, IngestOptions, IngestRun
 from phonebank.ingest.sources import SourceError
+from phonebank.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from phonebank.core.numbering import NumberingPlan
+from phonebank.domain.numbering import NumberingPlan
 
 #: numbers generated per batch (bounds memory whatever the count)
 BATCH = 65_536

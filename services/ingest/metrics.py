@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry, write_to_textfile
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from phonebank.core import metrics as names
-from phonebank.core.normalize import REASONS
+from phonebank.domain.normalize import REASONS
+from phonebank.infra import metrics as names
 from phonebank.ingest.classify import REJECTED, STATUSES
 from phonebank.ingest.report import Tally
 

@@ -22,9 +22,9 @@ from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
-from phonebank.core.normalize import REASONS, line_bounds
-from phonebank.core.numbering import NO_REGION, REGION_CODES
-from phonebank.core.regions import REGIONS
+from phonebank.domain.normalize import REASONS, line_bounds
+from phonebank.domain.numbering import NO_REGION, REGION_CODES
+from phonebank.domain.regions import REGIONS
 from phonebank.ingest.classify import REJECTED, STATUSES, ClassifiedBlock
 from phonebank.ingest.sources import MAX_LINE_BYTES, Block
 

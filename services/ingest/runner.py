@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from phonebank.core.numbering import NumberingPlan
-from phonebank.core.regions import select_regions
-from phonebank.core.settings import Settings
+from phonebank.domain.numbering import NumberingPlan
+from phonebank.domain.regions import select_regions
 from phonebank.ingest.checkpoint import Checkpoint, CheckpointStore
 from phonebank.ingest.chunks import DEFAULT_CHUNK_SIZE, Chunker, ChunkSink
 from phonebank.ingest.classify import ACCEPTED, Classifier
@@ -31,6 +30,7 @@ from phonebank.ingest.metrics import IngestProgress
 from phonebank.ingest.progress import Progress
 from phonebank.ingest.report import Tally, write_dry_run, write_rejects
 from phonebank.ingest.sources import Source, content_id, expand, read_blocks
+from phonebank.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The reporter's pure core: outcome events in, per-region coverage tallies out.
 
 No I/O here: the consumer loop feeds :class:`Aggregator` decoded
-:class:`~phonebank.core.records.OutcomeEvent` objects, the report and metrics modules
+:class:`~phonebank.domain.records.OutcomeEvent` objects, the report and metrics modules
 read its tallies, the checkpoint module saves :meth:`Aggregator.to_state`.
 
 Definitions (DESIGN.md, "Outcomes and retries"):
@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from phonebank.core.records import Outcome, OutcomeEvent
+from phonebank.domain.records import Outcome, OutcomeEvent
 
 #: milliseconds in one hour (width of a calls-per-hour bucket)
 MS_PER_HOUR = 3_600_000

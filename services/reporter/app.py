@@ -12,9 +12,9 @@ import logging
 import threading
 from typing import Any
 
-from phonebank.core.settings import Settings
+from phonebank.reporter.consumer import ReporterService
 from phonebank.reporter.server import ReporterHTTPServer, serve
-from phonebank.reporter.service import ReporterService
+from phonebank.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from phonebank.core.keys import ReporterKeys
+from phonebank.leases.keys import ReporterKeys
 from phonebank.reporter.aggregate import Aggregator
 
 #: format version of the checkpoint document; a different one is ignored (rebuild)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from phonebank.core.settings import Settings
-from phonebank.core.shutdown import stop_on_signals
+from phonebank.infra.shutdown import stop_on_signals
 from phonebank.reporter.app import run_reporter
+from phonebank.settings import Settings
 
 
 def cmd_reporter(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,7 +1,7 @@
 """The reporter's ``/metrics``: one collector that renders the report document as metrics.
 
 Drawn from the same document as ``/report.json`` so the two never disagree. Names are
-the constants of :mod:`phonebank.core.metrics`; labels are region, outcome and result
+the constants of :mod:`phonebank.infra.metrics`; labels are region, outcome and result
 only. Guideline rates, the attempts-per-number distribution and the per-hour history
 stay out of Prometheus (see docs/metrics.md).
 """
@@ -19,7 +19,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from phonebank.core import metrics as names
+from phonebank.infra import metrics as names
 from phonebank.reporter.report import MS_PER_DAY
 from phonebank.reporter.status import ReporterStatus
 

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from phonebank.core.records import Outcome
-from phonebank.core.regions import REGIONS
+from phonebank.domain.records import Outcome
+from phonebank.domain.regions import REGIONS
 from phonebank.reporter.aggregate import (
     ATTEMPTS_BUCKET_CAP,
     MS_PER_HOUR,

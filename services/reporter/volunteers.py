@@ -14,8 +14,8 @@ from collections.abc import Iterable
 
 import redis
 
-from phonebank.core.keys import ReporterKeys
-from phonebank.core.records import OutcomeEvent
+from phonebank.domain.records import OutcomeEvent
+from phonebank.leases.keys import ReporterKeys
 
 #: milliseconds in one minute / one hour (bucket widths)
 MS_PER_MINUTE = 60_000

@@ -12,11 +12,11 @@ from typing import Any
 
 import redis
 
-from phonebank.core.leases import LeaseClient
-from phonebank.core.settings import Settings
+from phonebank.gateway.cli import build_gateway
 from phonebank.gateway.server import Gateway, GatewayHTTPServer, serve
-from phonebank.gateway.service import build_gateway
 from phonebank.gateway.tokens import mint
+from phonebank.leases.client import LeaseClient
+from phonebank.settings import Settings
 from tests.integration.lease_helpers import MOSCOW_ONLY, lease_client
 
 #: seconds a test request may take

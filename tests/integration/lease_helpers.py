@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 
 import redis
 
-from phonebank.assigner.reaper import Reaper
-from phonebank.core.keys import KeyScheme, RegionKeys
-from phonebank.core.leases import LeaseClient
-from phonebank.core.queues import enqueue_chunk, queue_depths
-from phonebank.core.settings import Settings
+from phonebank.leases.client import LeaseClient
+from phonebank.leases.keys import KeyScheme, RegionKeys
+from phonebank.leases.queues import enqueue_chunk, queue_depths
+from phonebank.leases.reaper import Reaper
+from phonebank.settings import Settings
 
 MOSCOW = "Europe/Moscow"
 SAMARA = "Europe/Samara"

@@ -16,10 +16,10 @@ from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from phonebank.assigner.worker import AssignerWorker
-from phonebank.core.kafka import ensure_topics, make_admin, make_producer, partition_for_region
-from phonebank.core.keys import KeyScheme
-from phonebank.core.records import NumberChunk
-from phonebank.core.settings import Settings
+from phonebank.domain.records import NumberChunk
+from phonebank.infra.kafka import ensure_topics, make_admin, make_producer, partition_for_region
+from phonebank.leases.keys import KeyScheme
+from phonebank.settings import Settings
 from tests.integration.assigner_helpers import DEADLINE_SECONDS, consumed_to_end, step_until
 
 pytestmark = pytest.mark.integration

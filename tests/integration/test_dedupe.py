@@ -6,9 +6,9 @@ import pytest
 import redis
 
 from phonebank.assigner.dedupe import BITFIELD_MAX_OFFSETS, SeenMirror
-from phonebank.core.keys import KeyScheme
-from phonebank.core.scripts import Scripts
-from phonebank.core.settings import Settings
+from phonebank.leases.keys import KeyScheme
+from phonebank.leases.scripts import Scripts
+from phonebank.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from phonebank.core.metrics import CATALOGUE, exposed_names, referenced_names
-from phonebank.core.settings import Settings
+from phonebank.infra.metrics import CATALOGUE, exposed_names, referenced_names
+from phonebank.settings import Settings
 from tests.conftest import drop_keys, drop_topics
 
 pytestmark = pytest.mark.integration

@@ -7,11 +7,11 @@ from typing import cast
 import pytest
 import redis
 
-from phonebank.core import dnc
-from phonebank.core.lease_types import CompletionStatus
-from phonebank.core.queues import enqueue_chunk
-from phonebank.core.records import Outcome
-from phonebank.core.settings import Settings
+from phonebank.domain.lease_types import CompletionStatus
+from phonebank.domain.records import Outcome
+from phonebank.leases import dnc
+from phonebank.leases.queues import enqueue_chunk
+from phonebank.settings import Settings
 from tests.integration.lease_helpers import (
     FIRST,
     MOSCOW_ONLY,

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from phonebank.cli import main
-from phonebank.core.kafka import read_topic
-from phonebank.core.records import DncRecord
-from phonebank.core.settings import Settings
+from phonebank.domain.records import DncRecord
+from phonebank.infra.kafka import read_topic
+from phonebank.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,10 @@ from typing import cast
 import pytest
 import redis
 
-from phonebank.core import dnc
-from phonebank.core.queues import batch_id, enqueue_chunk, pack_numbers
-from phonebank.core.scripts import ReturnCode, Scripts
-from phonebank.core.settings import Settings
+from phonebank.leases import dnc
+from phonebank.leases.queues import batch_id, enqueue_chunk, pack_numbers
+from phonebank.leases.scripts import ReturnCode, Scripts
+from phonebank.settings import Settings
 from tests.integration.lease_helpers import FIRST, numbers_from, scheme
 
 pytestmark = pytest.mark.integration

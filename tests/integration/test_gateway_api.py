@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import redis
 
-from phonebank.core.records import e164
-from phonebank.core.settings import Settings
+from phonebank.domain.records import e164
+from phonebank.settings import Settings
 from tests.integration.gateway_helpers import Running, running_gateway
 from tests.integration.lease_helpers import FIRST, SECOND_MS, fill, local_instant
 

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from phonebank.core.metrics import CATALOGUE, exposed_names
-from phonebank.core.settings import Settings
 from phonebank.gateway import server as gateway_server
-from phonebank.gateway.service import build_gateway
+from phonebank.gateway.cli import build_gateway
 from phonebank.gateway.tokens import mint
+from phonebank.infra.metrics import CATALOGUE, exposed_names
+from phonebank.settings import Settings
 from tests.integration.gateway_helpers import Http, Running, running_gateway
 from tests.integration.lease_helpers import FIRST, MOSCOW_ONLY, fill, lease_client, local_instant
 

@@ -16,15 +16,15 @@ import pytest
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
-from phonebank.core.kafka import partition_for_region
-from phonebank.core.keys import KeyScheme
-from phonebank.core.numbering import NumberingPlan
-from phonebank.core.records import NumberChunk
-from phonebank.core.settings import Settings
+from phonebank.domain.numbering import NumberingPlan
+from phonebank.domain.records import NumberChunk
+from phonebank.infra.kafka import partition_for_region
 from phonebank.ingest.chunks import KafkaSink
 from phonebank.ingest.generate import iter_generated
 from phonebank.ingest.progress import Progress
 from phonebank.ingest.runner import IngestOptions, IngestRun
+from phonebank.leases.keys import KeyScheme
+from phonebank.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -6,10 +6,10 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
-from phonebank.core.lease_metrics import LeaseMetrics
-from phonebank.core.lease_types import NotLeaseHolderError, OutsideCallingHoursError
-from phonebank.core.records import Outcome
-from phonebank.core.settings import Settings
+from phonebank.domain.lease_types import NotLeaseHolderError, OutsideCallingHoursError
+from phonebank.domain.records import Outcome
+from phonebank.leases.metrics import LeaseMetrics
+from phonebank.settings import Settings
 from tests.integration.lease_helpers import fill, lease_client, local_instant
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from typing import cast
 import pytest
 import redis
 
-from phonebank.core.calling_hours import to_ms
-from phonebank.core.lease_types import (
+from phonebank.domain.calling_hours import to_ms
+from phonebank.domain.lease_types import (
     AlreadyCompletedError,
     CompletionStatus,
     LeaseExpiredError,
@@ -18,9 +18,9 @@ from phonebank.core.lease_types import (
     Preferences,
     VolunteerLimitReachedError,
 )
-from phonebank.core.records import Outcome
-from phonebank.core.scripts import ReturnCode, Scripts
-from phonebank.core.settings import Settings
+from phonebank.domain.records import Outcome
+from phonebank.leases.scripts import ReturnCode, Scripts
+from phonebank.settings import Settings
 from tests.integration.lease_helpers import (
     FIRST,
     HOUR_MS,

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from phonebank.core.lease_types import Lease, LeaseError
-from phonebank.core.leases import LeaseClient
-from phonebank.core.queues import queue_depths
-from phonebank.core.records import Outcome
-from phonebank.core.settings import Settings
+from phonebank.domain.lease_types import Lease, LeaseError
+from phonebank.domain.records import Outcome
+from phonebank.leases.client import LeaseClient
+from phonebank.leases.queues import queue_depths
+from phonebank.settings import Settings
 from tests.integration.lease_helpers import (
     MINUTE_MS,
     MOSCOW_ONLY,

@@ -7,7 +7,7 @@ from typing import cast
 import pytest
 import redis
 
-from phonebank.core.settings import Settings
+from phonebank.settings import Settings
 from tests.integration.lease_helpers import (
     FIRST,
     MINUTE_MS,

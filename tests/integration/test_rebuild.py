@@ -6,14 +6,14 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
-from phonebank.assigner.dnc_cli import record_in_kafka
-from phonebank.assigner.rebuild import RebuildError, rebuild
-from phonebank.assigner.relay import OutcomeRelay, RelayMetrics
 from phonebank.assigner.worker import AssignerWorker
-from phonebank.core import dnc
-from phonebank.core.kafka import ensure_topics, make_producer, partition_for_region
-from phonebank.core.records import NumberChunk, Outcome
-from phonebank.core.settings import Settings
+from phonebank.domain.records import NumberChunk, Outcome
+from phonebank.infra.kafka import ensure_topics, make_producer, partition_for_region
+from phonebank.leases import dnc
+from phonebank.leases.relay import OutcomeRelay, RelayMetrics
+from phonebank.ops.dnc import record_in_kafka
+from phonebank.ops.rebuild import RebuildError, rebuild
+from phonebank.settings import Settings
 from tests.conftest import wipe_namespace
 from tests.integration.assigner_helpers import consumed_to_end, step_until
 from tests.integration.lease_helpers import (

@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 import redis
 
-from phonebank.core.leases import LeaseClient
-from phonebank.core.records import Outcome
-from phonebank.core.settings import Settings
+from phonebank.domain.records import Outcome
+from phonebank.leases.client import LeaseClient
+from phonebank.settings import Settings
 from tests.integration.lease_helpers import (
     FIRST,
     REGION_ZONES,

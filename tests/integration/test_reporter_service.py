@@ -14,13 +14,13 @@ import pytest
 import redis
 from kafka import KafkaConsumer
 
-from phonebank.core.kafka import ensure_topic, make_producer
-from phonebank.core.keys import KeyScheme
-from phonebank.core.metrics import CATALOGUE, exposed_names
-from phonebank.core.records import Outcome, OutcomeEvent
-from phonebank.core.settings import Settings
+from phonebank.domain.records import Outcome, OutcomeEvent
+from phonebank.infra.kafka import ensure_topic, make_producer
+from phonebank.infra.metrics import CATALOGUE, exposed_names
+from phonebank.leases.keys import KeyScheme
 from phonebank.reporter.app import Reporter
-from phonebank.reporter.service import ReporterService
+from phonebank.reporter.consumer import ReporterService
+from phonebank.settings import Settings
 
 pytestmark = pytest.mark.integration
 

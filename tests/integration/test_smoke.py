@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from phonebank.core.kafka import ensure_topic, make_consumer, make_producer
-from phonebank.core.settings import Settings
+from phonebank.infra.kafka import ensure_topic, make_consumer, make_producer
+from phonebank.settings import Settings
 
 #: milliseconds to wait for the record to come back
 POLL_TIMEOUT_MS = 15_000

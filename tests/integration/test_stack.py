@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from phonebank.core import stack
-from phonebank.core.settings import Settings
+from phonebank.local import stack
+from phonebank.settings import Settings
 
 #: Ports of the private stack, away from the session stack's.
 PRIVATE_PORTS = {"stack_kafka_port": 29092, "stack_controller_port": 29093,

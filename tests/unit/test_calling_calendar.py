@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phonebank.core.calling_calendar import CALENDAR_REFRESH_MS, CallingCalendar
-from phonebank.core.calling_hours import (
+from phonebank.domain.calling_calendar import CALENDAR_REFRESH_MS, CallingCalendar
+from phonebank.domain.calling_hours import (
     DAY_MS,
     CallingPolicy,
     next_opening,

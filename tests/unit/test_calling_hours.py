@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from phonebank.core.calling_hours import (
+from phonebank.domain.calling_hours import (
     RUSSIAN_ZONES,
     CallingPolicy,
     Interval,
@@ -19,7 +19,7 @@ from phonebank.core.calling_hours import (
     upcoming_windows,
     window_at,
 )
-from phonebank.core.settings import SettingsError, load_settings
+from phonebank.settings import SettingsError, load_settings
 
 NINE_TO_NINE = CallingPolicy.every_day(dt.time(9), dt.time(21))
 UTC = ZoneInfo("UTC")

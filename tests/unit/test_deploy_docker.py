@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from phonebank.cli import build_parser
-from phonebank.core import guidelines
-from phonebank.core.settings import Settings, env_name
+from phonebank.domain import guidelines
+from phonebank.settings import Settings, env_name
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "deploy" / "docker"
@@ -133,7 +133,7 @@ def test_guidelines_are_copied_where_the_installed_package_looks() -> None:
     runs = " ".join(rest for keyword, rest in steps if keyword == "RUN")
     # Then it asks the installed package for DEFAULT_FOLDER rather than guessing a path,
     # and the build fails unless load_guidelines() finds them there
-    assert "from phonebank.core.guidelines import DEFAULT_FOLDER" in runs
+    assert "from phonebank.domain.guidelines import DEFAULT_FOLDER" in runs
     assert "load_guidelines()" in runs
 
 

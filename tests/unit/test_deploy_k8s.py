@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from phonebank.cli import build_parser
-from phonebank.core.settings import Settings, env_name, load_settings
+from phonebank.settings import Settings, env_name, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phonebank.core.numbering import NumberingPlan
+from phonebank.domain.numbering import NumberingPlan
 from phonebank.ingest.generate import FeistelPermutation, iter_generated, quotas
 
 PLAN = NumberingPlan.default()

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from phonebank.core.numbering import NumberingPlan
-from phonebank.core.records import NumberChunk
-from phonebank.core.settings import Settings, load_settings
+from phonebank.domain.numbering import NumberingPlan
+from phonebank.domain.records import NumberChunk
 from phonebank.ingest import runner, sources
 from phonebank.ingest.chunks import IngestError
 from phonebank.ingest.progress import Progress
 from phonebank.ingest.runner import IngestOptions, IngestRun
+from phonebank.settings import Settings, load_settings
 
 PLAN = NumberingPlan.default()
 CONTRACT_KEYS = ["source", "line", "status", "reason", "e164", "region", "tz"]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phonebank.core.normalize import REASONS, normalize_block, normalize_text
+from phonebank.domain.normalize import REASONS, normalize_block, normalize_text
 
 
 def normalize_line(line: str | bytes) -> tuple[int, str]:

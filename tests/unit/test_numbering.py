@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from phonebank.core.numbering import NumberingPlan, NumberingPlanError
-from phonebank.core.region_names import region_code
-from phonebank.core.regions import REGIONS, UnknownRegionError, select_regions
+from phonebank.domain.numbering import NumberingPlan, NumberingPlanError
+from phonebank.domain.region_names import region_code
+from phonebank.domain.regions import REGIONS, UnknownRegionError, select_regions
 
 HEADER = "АВС/ DEF;От;До;Емкость;Оператор;Регион;Территория ГАР;ИНН"
 

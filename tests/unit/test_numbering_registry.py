@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from phonebank.core.numbering import REGION_CODES, NumberingPlan
-from phonebank.core.regions import COMBINED_CODES, REGIONS
+from phonebank.domain.numbering import REGION_CODES, NumberingPlan
+from phonebank.domain.regions import COMBINED_CODES, REGIONS
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared/data/numbering-plan/DEF-9xx.csv"
 

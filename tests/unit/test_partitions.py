@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from phonebank.core.partitions import PARTITION_ORDER, partition_for_region
-from phonebank.core.regions import REGIONS
+from phonebank.domain.partitions import PARTITION_ORDER, partition_for_region
+from phonebank.domain.regions import REGIONS
 
 
 def test_every_region_is_in_the_table() -> None:

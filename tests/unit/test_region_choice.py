@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from phonebank.core.region_choice import MIN_COVERAGE_WEIGHT, coverage_weight
+from phonebank.leases.region_choice import MIN_COVERAGE_WEIGHT, coverage_weight
 
 
 @pytest.mark.parametrize(("enqueued", "attempted", "ingested", "weight"), [

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phonebank.core.records import REACHED, Outcome, OutcomeEvent
+from phonebank.domain.records import REACHED, Outcome, OutcomeEvent
 from phonebank.reporter.aggregate import Aggregator
 from phonebank.reporter.report import ReportInputs, build_report
 

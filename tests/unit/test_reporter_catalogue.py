@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from phonebank.core import metrics
+from phonebank.infra import metrics
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "deploy" / "grafana" / "phonebank.json"

@@ -6,8 +6,8 @@ import re
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from phonebank.core import metrics
-from phonebank.core.records import Outcome
+from phonebank.domain.records import Outcome
+from phonebank.infra import metrics
 from phonebank.reporter.aggregate import Aggregator
 from phonebank.reporter.exporter import make_registry, render_metrics
 from phonebank.reporter.page import render_page

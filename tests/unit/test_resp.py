@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from phonebank.core.resp import pack_with_integers
+from phonebank.leases.resp import pack_with_integers
 
 values = st.lists(st.integers(min_value=0, max_value=2**63 - 1), max_size=60)
 arguments = st.lists(st.one_of(st.text(max_size=12), st.binary(max_size=12),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from phonebank.core.records import Outcome
-from phonebank.core.retry_policy import (
+from phonebank.domain.records import Outcome
+from phonebank.domain.retry_policy import (
     FIRST_RETRY_DELAY_MS,
     HOUR_MS,
     Disposition,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from phonebank.core.settings import (
+from phonebank.settings import (
     Settings,
     SettingsError,
     load_settings,

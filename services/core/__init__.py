@@ -1,1 +1,0 @@
-"""What every phonebank service shares: settings, numbering plan, records, keys, Lua, Kafka."""

@@ -1,1 +1,0 @@
-"""`phonebank demo`: the whole pipeline on the local stack, with simulated volunteers."""

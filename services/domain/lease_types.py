@@ -1,0 +1,130 @@
+"""What the lease client hands out and the answers it raises.
+
+:class:`Lease` reveals one number and nothing else about the database. Its ``repr``
+masks the number, so a logged lease never shows it in full.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from phonebank.domain.records import e164, masked
+
+#: Separates the region from the random part in a lease id (``RU-MOW.3f2a…``).
+LEASE_ID_SEPARATOR = "."
+
+
+def lease_id_for(region: str, reservation: str) -> str:
+    """The lease id of ``reservation`` in ``region``: the id carries its region."""
+    return f"{region}{LEASE_ID_SEPARATOR}{reservation}"
+
+
+def split_lease_id(lease_id: str) -> tuple[str, str]:
+    """``(region, reservation)`` of a lease id; :class:`NotLeaseHolderError` if malformed."""
+    region, separator, reservation = lease_id.rpartition(LEASE_ID_SEPARATOR)
+    if not separator or not region or not reservation:
+        raise NotLeaseHolderError(f"malformed lease id {lease_id!r}")
+    return region, reservation
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """What a volunteer narrows the choice to: regions (empty = any) and languages."""
+
+    regions: frozenset[str] = frozenset()
+    #: languages the volunteer reads guidelines in, most preferred first
+    languages: tuple[str, ...] = ("ru",)
+
+    def allows(self, region: str) -> bool:
+        """Whether ``region`` is acceptable to the volunteer."""
+        return not self.regions or region in self.regions
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One number leased to one volunteer until ``deadline_ms``."""
+
+    lease_id: str
+    token: str = field(repr=False)
+    national_number: int = field(repr=False)
+    region: str
+    #: the callee's time zone (the first of the region's zones when it has several)
+    zone: str
+    #: the callee's local time when the lease was granted
+    callee_local_time: dt.datetime
+    #: guideline ``id@version`` the volunteer was given
+    guideline: str
+    guideline_language: str
+    #: epoch milliseconds (Redis time) the lease was granted
+    leased_at_ms: int
+    #: epoch milliseconds (Redis time) the lease ends unless renewed
+    deadline_ms: int
+    #: the attempt this call is (1-based)
+    attempt: int
+
+    @property
+    def number(self) -> str:
+        """The number to call, E.164."""
+        return e164(self.national_number)
+
+    @property
+    def masked_number(self) -> str:
+        """The number fit for a log line."""
+        return masked(self.national_number)
+
+
+class CompletionStatus(StrEnum):
+    """How a complete was taken."""
+
+    RECORDED = "recorded"
+    #: after the lease had expired or been released: recorded, flagged late
+    RECORDED_LATE = "recorded_late"
+    #: a repeat with the same token: nothing changed, the first answer stands
+    ALREADY_RECORDED = "already_recorded"
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The answer to a complete."""
+
+    status: CompletionStatus
+    #: id of the outcome event (the first one's on a repeat)
+    event_id: str
+    #: where the number went: ready, due, done, retired, dnc, or unchanged
+    next_state: str
+
+
+class LeaseError(Exception):
+    """A lease operation was refused."""
+
+
+class NotLeaseHolderError(LeaseError):
+    """No such lease, the token is not its token, or it was released."""
+
+
+class LeaseExpiredError(LeaseError):
+    """The lease's deadline has passed; it can no longer be renewed or released."""
+
+
+class AlreadyCompletedError(LeaseError):
+    """The lease was completed; it can no longer be renewed or released."""
+
+
+class VolunteerLimitReachedError(LeaseError):
+    """The volunteer holds the most leases allowed, or used the hour's quota."""
+
+    def __init__(self, message: str, retry_after_ms: int) -> None:
+        super().__init__(message)
+        #: milliseconds until a lease could be granted again
+        self.retry_after_ms = retry_after_ms
+
+
+class OutsideCallingHoursError(LeaseError):
+    """No region the volunteer may call is inside its calling window now."""
+
+    def __init__(self, message: str, next_opening_ms: int | None) -> None:
+        super().__init__(message)
+        #: epoch milliseconds the first of those regions opens (None: not within two weeks)
+        self.next_opening_ms = next_opening_ms

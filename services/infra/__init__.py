@@ -1,0 +1,1 @@
+"""Adapters without phonebank rules: Kafka, the metric catalogue and /metrics server, shutdown."""

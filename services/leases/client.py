@@ -1,0 +1,337 @@
+"""The lease client: acquire, renew, complete and release, each an atomic Lua call.
+
+The volunteer's limits live in the volunteer's own Cluster slot (``{v:…}``), the
+number in the region's (``{r:…}``), and no script may touch two slots. So acquire is
+two atomic steps sent in one round trip: ``reserve`` takes one slot of both limits on
+the volunteer's keys (refusing atomically when either is used up) and ``acquire`` leases
+a number on the region's keys. If the reservation was refused, a lease granted
+meanwhile is released at once; if no region yields a number, ``unreserve`` gives the
+slot back (docs/lease-protocol.md, "Volunteer limits"). A client
+that dies in between leaves a reservation that frees itself at its deadline (one lease
+time to live). complete / release end the reservation; renew extends it.
+
+Time inside every script is Redis ``TIME`` plus ``clock_offset_ms`` (0 in production;
+tests move the clock with it). The client's own clock only picks which calling window
+to pass; the script refuses a lease outside it by Redis time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+import redis
+
+from phonebank.domain.calling_calendar import CallingCalendar
+from phonebank.domain.calling_hours import (
+    CallingPolicy,
+    Interval,
+    effective_zones,
+    from_ms,
+    to_ms,
+)
+from phonebank.domain.guidelines import Guideline, GuidelineLibrary, load_guidelines
+from phonebank.domain.lease_types import (
+    AlreadyCompletedError,
+    Completion,
+    CompletionStatus,
+    Lease,
+    LeaseExpiredError,
+    NotLeaseHolderError,
+    OutsideCallingHoursError,
+    Preferences,
+    VolunteerLimitReachedError,
+    lease_id_for,
+    split_lease_id,
+)
+from phonebank.domain.records import Outcome
+from phonebank.domain.regions import REGIONS, select_regions
+from phonebank.domain.retry_policy import HOUR_MS, RetryPolicy
+from phonebank.infra.replies import reply_text
+from phonebank.leases.keys import KeyScheme, RegionKeys
+from phonebank.leases.limits import (
+    VolunteerLimits,
+    new_token,
+    token_owner,
+    volunteer_hash,
+)
+from phonebank.leases.metrics import LeaseMetrics, timed
+from phonebank.leases.region_choice import RegionChooser
+from phonebank.leases.scripts import ReturnCode, ScriptPipeline, Scripts
+from phonebank.settings import Settings
+
+#: seconds: the GIL switch interval a process serving volunteers from many threads sets
+#: (``sys.setswitchinterval``). CPython's default, 5 ms, is also how long a thread whose
+#: Redis reply has arrived may wait for the GIL: it sets the tail of lease latency.
+GIL_SWITCH_INTERVAL_SECONDS = 0.0005
+
+#: milliseconds in one second
+SECOND_MS = 1000
+#: distinct volunteer preferences whose guideline choice is cached (then forgotten at once)
+GUIDE_CACHE_ENTRIES = 1024
+#: regions one acquire tries before answering "nothing to call"
+MAX_REGION_TRIES = 4
+#: milliseconds an ended lease hash is kept to match late and repeated answers (7 days)
+LEASE_RETENTION_MS = 7 * 24 * HOUR_MS
+#: most calling windows passed to complete (``MAX_WINDOWS`` of ``lua/includes/outcome.lua``)
+SCHEDULE_WINDOWS = 16
+#: windows passed beyond the days the longest retry delay spans (today's and a spare)
+SCHEDULE_SPARE_WINDOWS = 2
+#: milliseconds in a day
+DAY_MS = 24 * HOUR_MS
+#: milliseconds of client clock skew tolerated when choosing the windows of a schedule
+SCHEDULE_SKEW_MS = HOUR_MS
+
+_REFUSALS: dict[int, type[Exception]] = {
+    ReturnCode.NOT_FOUND: NotLeaseHolderError,
+    ReturnCode.NOT_HOLDER: NotLeaseHolderError,
+    ReturnCode.RELEASED: NotLeaseHolderError,
+    ReturnCode.EXPIRED: LeaseExpiredError,
+    ReturnCode.ALREADY_COMPLETED: AlreadyCompletedError,
+}
+_LIMITS = {
+    ReturnCode.CONCURRENT_LIMIT: "too many leases open at once",
+    ReturnCode.HOURLY_LIMIT: "hourly lease quota used up",
+}
+_COMPLETION_STATUS = {
+    ReturnCode.OK: CompletionStatus.RECORDED,
+    ReturnCode.RECORDED_LATE: CompletionStatus.RECORDED_LATE,
+    ReturnCode.ALREADY_RECORDED: CompletionStatus.ALREADY_RECORDED,
+}
+
+
+def campaign_region_zones(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """The zones of every region the campaign calls (``regions_include``/``_exclude``)."""
+    chosen = select_regions(settings.regions_include, settings.regions_exclude)
+    return {code: REGIONS[code].zones for code in sorted(chosen)}
+
+
+
+def _refuse(code: int, lease_id: str) -> NoReturn:
+    error = _REFUSALS.get(code)
+    if error is None:
+        raise RuntimeError(f"unexpected reply {code} for lease {lease_id}")
+    raise error(f"lease {lease_id}: {ReturnCode(code).name.lower().replace('_', ' ')}")
+
+
+class LeaseClient:
+    """Leases numbers to volunteers; safe to share between threads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: redis.Redis,
+        region_zones: Mapping[str, Sequence[str]] | None = None,
+        *,
+        guidelines: GuidelineLibrary | None = None,
+        retry_policy: RetryPolicy | None = None,
+        clock_offset_ms: int = 0,
+        rng: random.Random | None = None,
+        metrics: LeaseMetrics | None = None,
+    ) -> None:
+        self._client = client
+        self._settings = settings
+        #: latency and grant counters, when the process serving volunteers exposes them
+        self.metrics = metrics
+        self._keys = KeyScheme(settings.key_prefix, settings.campaign)
+        zones_by_region = campaign_region_zones(settings) if region_zones is None else region_zones
+        self._region_zones = {region: tuple(zones) for region, zones in zones_by_region.items()}
+        self._guidelines = guidelines or load_guidelines()
+        self._policy = retry_policy or RetryPolicy()
+        self._calling = CallingPolicy.from_settings(settings)
+        #: every campaign region's calling windows, computed ahead
+        self.calendar = CallingCalendar(self._region_zones, self._calling)
+        #: the guideline per allowed region, by volunteer preferences (bounded; see _guides)
+        self._guides_by_preferences: dict[Preferences, dict[str, Guideline]] = {}
+        #: the last open set, guides, and the open regions among them (see _open_among)
+        self._open_cache: tuple[Mapping[str, Interval], Mapping[str, Guideline],
+                                Mapping[str, Interval]] | None = None
+        self._scripts = Scripts(client)
+        self._secret = settings.volunteer_secret.get_secret_value()
+        self._ttl_ms = settings.lease_ttl_seconds * SECOND_MS
+        #: test-only milliseconds added to Redis TIME inside the scripts (0 in production)
+        self.clock_offset_ms = clock_offset_ms
+        self._limits = VolunteerLimits(self._keys, settings.volunteer_max_leases,
+                                       settings.volunteer_max_per_hour, self._ttl_ms)
+        self.chooser = RegionChooser(client, self._keys, self._region_zones, rng, self._scripts)
+
+    def now_ms(self) -> int:
+        """The client's estimate of script time: its clock plus the offset."""
+        return int(time.time() * SECOND_MS) + self.clock_offset_ms
+
+    # --- acquire -----------------------------------------------------------------------
+
+    @timed("acquire")
+    def acquire(self, volunteer: str, preferences: Preferences | None = None) -> Lease | None:
+        """Lease one number to ``volunteer``, or ``None`` when no open region has one."""
+        lease = self._acquire(volunteer, preferences)
+        if lease is not None and self.metrics is not None:
+            self.metrics.granted.labels(lease.region).inc()
+        return lease
+
+    def _acquire(self, volunteer: str, preferences: Preferences | None) -> Lease | None:
+        now = self.now_ms()
+        guides = self._guides(preferences or Preferences())
+        open_now = self._open_among(guides, now)
+        if not open_now:
+            opening = self.calendar.next_opening(guides, now)
+            raise OutsideCallingHoursError("no region you may call is open now", opening)
+        ordered = self.chooser.pick(open_now, now, MAX_REGION_TRIES)
+        if not ordered:
+            return None
+        token = new_token(volunteer_hash(self._secret, volunteer))
+        # One round trip: reserve on the volunteer's slot, acquire in the first region.
+        batch = self._scripts.pipeline(self._client)
+        self._limits.reserve(batch, token, self.clock_offset_ms)
+        first = self._queue_acquire(batch, ordered[0], open_now[ordered[0]], guides, token)
+        reserved, acquired = batch.execute()
+        if reserved[0] != ReturnCode.OK:
+            self._undo(first, acquired, token)
+            refusal = _LIMITS[ReturnCode(int(reserved[0]))]
+            raise VolunteerLimitReachedError(refusal, int(reserved[1]))
+        lease = self._lease(first, guides[ordered[0]], token, acquired)
+        for region in ordered[1:]:
+            if lease is not None:
+                return lease
+            batch = self._scripts.pipeline(self._client)
+            lease_id = self._queue_acquire(batch, region, open_now[region], guides, token)
+            lease = self._lease(lease_id, guides[region], token, batch.execute()[0])
+        if lease is None:
+            batch = self._scripts.pipeline(self._client)
+            self._limits.unreserve(batch, token)
+            batch.execute()
+        return lease
+
+    def _open_among(self, guides: Mapping[str, Guideline], now: int) -> Mapping[str, Interval]:
+        """The regions of ``guides`` open at ``now``: the same object while neither the
+        open set nor ``guides`` changes (the chooser keeps its draw table per object)."""
+        open_now = self.calendar.open_now(now)
+        cached = self._open_cache
+        if cached is not None and cached[0] is open_now and cached[1] is guides:
+            return cached[2]
+        allowed = {region: window for region, window in open_now.items() if region in guides}
+        self._open_cache = (open_now, guides, allowed)
+        return allowed
+
+    def _guides(self, preferences: Preferences) -> dict[str, Guideline]:
+        """The guideline of every campaign region ``preferences`` allow (regions with
+        none in the volunteer's languages are left out), cached per preferences."""
+        guides = self._guides_by_preferences.get(preferences)
+        if guides is None:
+            guides = {}
+            for region in self._region_zones:
+                guide = self._guidelines.pick(region, preferences.languages)
+                if preferences.allows(region) and guide is not None:
+                    guides[region] = guide
+            if len(self._guides_by_preferences) >= GUIDE_CACHE_ENTRIES:
+                self._guides_by_preferences.clear()
+            self._guides_by_preferences[preferences] = guides
+        return guides
+
+    def _queue_acquire(self, batch: ScriptPipeline, region: str, window: Interval,
+                       guides: Mapping[str, Guideline], token: str) -> str:
+        keys = self._keys.region(region)
+        lease_id = lease_id_for(region, uuid.uuid4().hex)
+        batch.script(
+            "acquire",
+            [keys.ready, keys.due, keys.leases, keys.lease(lease_id), keys.holders,
+             keys.attempts, keys.expiries, keys.counters, keys.dnc],
+            [lease_id, token, token_owner(token) or "", self._ttl_ms, window.start_ms,
+             window.end_ms, guides[region].ref, self._settings.campaign, region,
+             self.clock_offset_ms],
+        )
+        return lease_id
+
+    def _undo(self, lease_id: str, acquired: list[Any], token: str) -> None:
+        """The volunteer was over a limit but the region granted a lease: give it back."""
+        if acquired[0] == ReturnCode.OK:
+            self.release(lease_id, token)
+
+    def _lease(self, lease_id: str, guide: Guideline, token: str, reply: list[Any]) -> Lease | None:
+        region, _ = split_lease_id(lease_id)
+        if reply[0] == ReturnCode.EMPTY:
+            self.chooser.mark_drained(region)
+        if reply[0] != ReturnCode.OK:
+            return None
+        _, number, attempt, deadline_ms, now_ms = reply
+        zone = effective_zones(self._region_zones[region])[0]
+        return Lease(
+            lease_id=lease_id, token=token, national_number=int(number), region=region,
+            zone=zone, callee_local_time=from_ms(int(now_ms), zone), guideline=guide.ref,
+            guideline_language=guide.language, leased_at_ms=int(now_ms),
+            deadline_ms=int(deadline_ms), attempt=int(attempt),
+        )
+
+    # --- renew, complete, release --------------------------------------------------------
+
+    def _region_keys(self, lease_id: str) -> tuple[str, RegionKeys]:
+        region, _ = split_lease_id(lease_id)
+        if region not in self._region_zones:
+            raise NotLeaseHolderError(f"lease {lease_id}: unknown region")
+        return region, self._keys.region(region)
+
+    @timed("renew")
+    def renew(self, lease_id: str, token: str) -> int:
+        """Restart the lease's countdown; returns the new deadline (epoch ms)."""
+        region, keys = self._region_keys(lease_id)
+        now = self.now_ms()
+        window = self.calendar.window_at(region, now)
+        window_end = window.end_ms if window is not None else 0
+        batch = self._scripts.pipeline(self._client)
+        batch.script("renew", [keys.leases, keys.lease(lease_id)],
+                     [lease_id, token, self._ttl_ms, window_end, self.clock_offset_ms])
+        self._limits.extend(batch, token, min(now + self._ttl_ms, window_end))
+        reply = batch.execute()[0]
+        if reply[0] != ReturnCode.OK:
+            _refuse(int(reply[0]), lease_id)
+        return int(reply[1])
+
+    @timed("complete")
+    def complete(
+        self,
+        lease_id: str,
+        token: str,
+        outcome: Outcome,
+        callback_at: dt.datetime | None = None,
+    ) -> Completion:
+        """Record the outcome of the call (``callback_at``: aware datetime, for callbacks)."""
+        region, keys = self._region_keys(lease_id)
+        rule = self._policy.rule(Outcome(outcome))
+        callback_ms = to_ms(callback_at) if callback_at is not None else 0
+        anchor = max(self.now_ms(), callback_ms) - SCHEDULE_SKEW_MS
+        longest = max(rule.retry_delays_ms, default=0)
+        wanted = min(SCHEDULE_WINDOWS, -(-longest // DAY_MS) + SCHEDULE_SPARE_WINDOWS)
+        windows = self.calendar.upcoming(region, anchor, wanted)
+        schedule: list[str | int] = [len(rule.retry_delays_ms), *rule.retry_delays_ms, len(windows)]
+        for window in windows:
+            schedule.extend(window)
+        batch = self._scripts.pipeline(self._client)
+        batch.script(
+            "complete",
+            [keys.ready, keys.due, keys.leases, keys.lease(lease_id), keys.holders,
+             keys.attempts, keys.expiries, keys.parked, keys.counters, keys.dnc, keys.outcomes],
+            [lease_id, token, Outcome(outcome).value, *rule.script_args(), callback_ms,
+             LEASE_RETENTION_MS, self.clock_offset_ms, *schedule],
+        )
+        self._limits.end(batch, token)
+        reply = batch.execute()[0]
+        status = _COMPLETION_STATUS.get(ReturnCode(int(reply[0])))
+        if status is None:
+            _refuse(int(reply[0]), lease_id)
+        return Completion(status, reply_text(reply[1]), reply_text(reply[3]))
+
+    @timed("release")
+    def release(self, lease_id: str, token: str) -> None:
+        """Give the number back, uncalled: front of the queue, no attempt counted."""
+        _, keys = self._region_keys(lease_id)
+        batch = self._scripts.pipeline(self._client)
+        batch.script("release", [keys.ready, keys.leases, keys.lease(lease_id), keys.holders],
+                     [lease_id, token, LEASE_RETENTION_MS, self.clock_offset_ms])
+        self._limits.end(batch, token)
+        reply = batch.execute()[0]
+        if reply[0] != ReturnCode.OK:
+            _refuse(int(reply[0]), lease_id)

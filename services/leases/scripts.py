@@ -1,0 +1,284 @@
+"""The Lua script loader: reads ``lua/<operation>-<numkeys>.lua``, inlines includes, registers.
+
+A line ``--- @include "includes/<name>.lua"`` is replaced by that file's text (once per
+script, BullMQ style). The rendered text is what runs on Redis; other clients (a Node.js
+or Go frontend) can take it from :func:`render_all` or from
+``python -m phonebank.leases.scripts OUTPUT_FOLDER``.
+
+Return codes shared by the scripts are mirrored in :class:`ReturnCode`.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+import hiredis
+import redis
+
+from phonebank.leases.resp import Integers, pack_with_integers
+
+#: Folder of the scripts shipped with the package.
+LUA_FOLDER = Path(__file__).with_name("lua")
+#: ``acquire-9.lua`` → operation ``acquire``, 9 keys.
+SCRIPT_NAME = re.compile(r"^(?P<operation>[a-z]+)-(?P<numkeys>\d+)\.lua$")
+#: ``--- @include "includes/time.lua"``
+INCLUDE_LINE = re.compile(r'^---\s*@include\s+"(?P<path>[^"]+)"\s*$')
+
+#: one command as Redis protocol bytes (hiredis's encoder; its stub types the command
+#: as a one-element tuple, though it takes any length)
+pack_command = cast(Callable[[tuple[str | int | bytes, ...]], bytes], hiredis.pack_command)
+
+
+class _Connection(Protocol):
+    """The part of a pooled redis-py connection a batch uses (redis-py leaves it untyped)."""
+
+    def send_packed_command(self, command: list[bytes]) -> None: ...
+
+    def read_response(self) -> Any: ...
+
+    def disconnect(self) -> None: ...
+
+
+class ReturnCode(IntEnum):
+    """The first element of every script reply (``lua/includes/codes.lua``)."""
+
+    OK = 0
+    RECORDED_LATE = 1
+    ALREADY_RECORDED = 2
+    NOT_FOUND = -1
+    NOT_HOLDER = -2
+    EXPIRED = -3
+    ALREADY_COMPLETED = -4
+    RELEASED = -5
+    EMPTY = -6
+    CLOSED = -7
+    CONCURRENT_LIMIT = -8
+    HOURLY_LIMIT = -9
+    BAD_ARGUMENT = -10
+    NOT_DUE = -11
+
+
+class ScriptError(RuntimeError):
+    """A script file is malformed, or was called with the wrong number of keys."""
+
+
+def render(path: Path) -> str:
+    """The text of one script with every include inlined (each include at most once)."""
+    seen: set[Path] = set()
+    return _render(path, seen)
+
+
+def _render(path: Path, seen: set[Path]) -> str:
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        include = INCLUDE_LINE.match(line)
+        if include is None:
+            lines.append(line)
+            continue
+        target = (LUA_FOLDER / include["path"]).resolve()
+        if target.parent != (LUA_FOLDER / "includes").resolve() or not target.is_file():
+            raise ScriptError(f"{path.name}: include {include['path']!r} not found")
+        if target not in seen:
+            seen.add(target)
+            lines.append(_render(target, seen))
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class ScriptSource:
+    """One operation's rendered script."""
+
+    operation: str
+    numkeys: int
+    text: str
+
+
+@lru_cache(maxsize=4)
+def render_all(folder: Path = LUA_FOLDER) -> dict[str, ScriptSource]:
+    """Every operation in ``folder``, by operation name."""
+    sources: dict[str, ScriptSource] = {}
+    for path in sorted(folder.glob("*.lua")):
+        match = SCRIPT_NAME.match(path.name)
+        if match is None:
+            raise ScriptError(f"{path.name}: script names are <operation>-<numkeys>.lua")
+        operation = match["operation"]
+        sources[operation] = ScriptSource(operation, int(match["numkeys"]), render(path))
+    return sources
+
+
+class Scripts:
+    """The scripts registered with one redis-py client (EVALSHA, EVAL on NOSCRIPT)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._sources = render_all()
+        self._registered = {
+            name: client.register_script(source.text) for name, source in self._sources.items()
+        }
+
+    def source(self, operation: str) -> ScriptSource:
+        """The rendered source of ``operation``."""
+        return self._sources[operation]
+
+    def sha(self, operation: str) -> str:
+        """The SHA1 Redis knows ``operation`` by."""
+        return str(self._registered[operation].sha)
+
+    def pipeline(self, client: redis.Redis) -> ScriptPipeline:
+        """A one-round-trip batch of script calls and commands."""
+        return ScriptPipeline(self, client)
+
+    def run(
+        self,
+        operation: str,
+        keys: list[str],
+        args: Sequence[str | int | bytes],
+    ) -> list[Any]:
+        """Run ``operation`` with ``keys`` and ``args`` (one round trip; batches of calls go
+        through :meth:`pipeline`)."""
+        source = self._sources[operation]
+        if len(keys) != source.numkeys:
+            raise ScriptError(f"{operation} takes {source.numkeys} keys, got {len(keys)}")
+        reply = self._registered[operation](keys=keys, args=args)
+        return reply  # type: ignore[no-any-return]
+
+
+class ScriptPipeline:
+    """Script calls and plain commands sent in ONE round trip (no transaction).
+
+    The batch is written on one pooled connection and its replies read back in order,
+    through redis-py's connection API (``send_packed_command``/``read_response``) rather
+    than its ``Pipeline`` object, whose per-command bookkeeping cost more client CPU than
+    the round trip itself on the lease path (``benchmarks/leases.py``). Each command is
+    encoded when queued (hiredis; long runs of integers by :mod:`phonebank.leases.resp`).
+    Replies are raw RESP values (integers, not booleans). Unlike redis-py's script
+    pipelining this sends no ``SCRIPT EXISTS`` first: a call refused with NOSCRIPT
+    (after a Redis restart) is replayed alone, which loads it. A connection error is
+    raised, never retried: a script that may have run once must not run twice unasked.
+    """
+
+    def __init__(self, scripts: Scripts, client: redis.Redis) -> None:
+        self._scripts = scripts
+        self._pool = client.connection_pool
+        self._packed: list[bytes] = []
+        #: per command, the script call to replay on NOSCRIPT (None: not a script)
+        self._calls: list[tuple[str, list[str], Sequence[str | int | bytes]] | None] = []
+
+    def script(self, operation: str, keys: list[str], args: Sequence[str | int | bytes],
+               integers: Integers | None = None) -> None:
+        """Queue a script call; ``integers`` (non-negative), if given, follow ``args``."""
+        source = self._scripts.source(operation)
+        if len(keys) != source.numkeys:
+            raise ScriptError(f"{operation} takes {source.numkeys} keys, got {len(keys)}")
+        head = ("EVALSHA", self._scripts.sha(operation), source.numkeys, *keys, *args)
+        if integers is None:
+            self._packed.append(pack_command(head))
+            self._calls.append((operation, keys, args))
+        else:
+            self._packed.append(pack_with_integers(head, integers))
+            self._calls.append((operation, keys, [*args, *integers.tolist()]))
+
+    def _command(self, *command: str | int | bytes) -> None:
+        self._packed.append(pack_command(command))
+        self._calls.append(None)
+
+    def ping(self) -> None:
+        """Queue a PING (the bare round trip, for comparison in benchmarks/leases.py)."""
+        self._command("PING")
+
+    def sadd(self, key: str, member: str) -> None:
+        """Queue a SADD."""
+        self._command("SADD", key, member)
+
+    def llen(self, key: str) -> None:
+        """Queue an LLEN."""
+        self._command("LLEN", key)
+
+    def set_bits(self, key: str, offsets: Integers) -> None:
+        """Queue one ``BITFIELD key SET u1 offset 1 …`` over every offset (reply: each
+        bit's value before, in order)."""
+        self._packed.append(pack_with_integers(("BITFIELD", key), offsets, ("SET", "u1"), (1,)))
+        self._calls.append(None)
+
+    def zcount(self, key: str, low: str | int, high: str | int) -> None:
+        """Queue a ZCOUNT."""
+        self._command("ZCOUNT", key, low, high)
+
+    def hmget(self, key: str, *fields: str) -> None:
+        """Queue an HMGET (reply: one value or None per field)."""
+        self._command("HMGET", key, *fields)
+
+    def hgetall(self, key: str) -> None:
+        """Queue an HGETALL (reply: the flat field, value, … list of RESP2)."""
+        self._command("HGETALL", key)
+
+    def hincrby(self, key: str, field: str, amount: int) -> None:
+        """Queue an HINCRBY."""
+        self._command("HINCRBY", key, field, amount)
+
+    def zrem(self, key: str, member: str) -> None:
+        """Queue a ZREM."""
+        self._command("ZREM", key, member)
+
+    def zadd_existing(self, key: str, member: str, score: int) -> None:
+        """Queue a ZADD XX (update the score of a member that is there)."""
+        self._command("ZADD", key, "XX", score, member)
+
+    def pexpire(self, key: str, milliseconds: int) -> None:
+        """Queue a PEXPIRE."""
+        self._command("PEXPIRE", key, milliseconds)
+
+    def execute(self) -> list[Any]:
+        """Send everything; replies in order. Errors other than NOSCRIPT are raised."""
+        if not self._packed:
+            return []
+        replies = self._round_trip()
+        for index, (reply, call) in enumerate(zip(replies, self._calls, strict=True)):
+            if isinstance(reply, redis.exceptions.NoScriptError) and call is not None:
+                replies[index] = self._scripts.run(*call)
+            elif isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def _round_trip(self) -> list[Any]:
+        """Write the batch, read one reply per command (an error reply is kept as its
+        exception, so that every reply is read and the connection stays in step)."""
+        pooled = self._pool.get_connection()
+        connection = cast(_Connection, pooled)
+        try:
+            connection.send_packed_command([b"".join(self._packed)])
+            replies: list[Any] = []
+            for _ in self._packed:
+                try:
+                    replies.append(connection.read_response())
+                except redis.exceptions.ResponseError as error:
+                    replies.append(error)
+        except BaseException:
+            connection.disconnect()  # replies may be left unread: never reuse it as is
+            raise
+        finally:
+            self._pool.release(pooled)
+        return replies
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write every rendered script into a folder, for clients in other languages."""
+    arguments = sys.argv[1:] if argv is None else argv
+    if len(arguments) != 1:
+        print("usage: python -m phonebank.leases.scripts OUTPUT_FOLDER", file=sys.stderr)
+        return 2
+    output = Path(arguments[0])
+    output.mkdir(parents=True, exist_ok=True)
+    for source in render_all().values():
+        (output / f"{source.operation}-{source.numkeys}.lua").write_text(source.text, "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,195 @@
+"""The reporter's consumer loop: outcome events from Kafka into the aggregator, checkpointed.
+
+One reporter owns the whole outcomes topic: it assigns itself every partition (no group
+rebalancing, so its in-memory state is never split) and seeks to the offsets stored with
+its checkpoint, or to the beginning when there is none or on ``--rebuild``. After each
+batch it adds the batch's volunteers to the HyperLogLogs; every
+:data:`CHECKPOINT_INTERVAL_SECONDS` it saves state + offsets in one Redis value, then
+commits the same offsets to the reporter group (for lag dashboards). Run one replica.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import redis
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+from pydantic import ValidationError
+
+from phonebank.domain.records import OutcomeEvent
+from phonebank.infra.kafka import ensure_topic, make_consumer
+from phonebank.infra.metrics import is_code
+from phonebank.infra.replies import reply_text
+from phonebank.leases.keys import KeyScheme, ReporterKeys
+from phonebank.reporter.aggregate import Aggregator
+from phonebank.reporter.checkpoint import Checkpoint, CheckpointStore
+from phonebank.reporter.status import ReporterStatus
+from phonebank.reporter.volunteers import ActiveVolunteers
+from phonebank.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: milliseconds one poll waits for records
+POLL_TIMEOUT_MS = 500
+#: records taken in one poll
+MAX_POLL_RECORDS = 5000
+#: seconds between two checkpoints (only when something changed)
+CHECKPOINT_INTERVAL_SECONDS = 5.0
+#: seconds between two refreshes of the Redis-derived figures and the consumer lag
+REFRESH_INTERVAL_SECONDS = 5.0
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+
+class ReporterService:
+    """Consumes ``settings.outcomes_topic`` into a :class:`ReporterStatus`."""
+
+    def __init__(self, settings: Settings, *, rebuild: bool = False) -> None:
+        self.settings = settings
+        self.topic = settings.outcomes_topic
+        self.rebuild = rebuild
+        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.keys = ReporterKeys(settings.key_prefix, settings.campaign)
+        self.ingested_key = KeyScheme(settings.key_prefix, settings.campaign).ingested
+        self.store = CheckpointStore(self.redis, self.keys)
+        self.volunteers = ActiveVolunteers(self.redis, self.keys)
+        self.status = ReporterStatus(settings.campaign, Aggregator(settings.lease_max_expiries))
+        self.offsets: dict[int, int] = {}
+        self._dirty = False
+        self._last_checkpoint = 0.0
+        self._last_refresh = 0.0
+        self._partitions: list[TopicPartition] = []
+
+    # --- start ---------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        if self.rebuild:
+            log.info("rebuilding the report from the start of %s", self.topic)
+            self.store.clear()
+            return
+        checkpoint = self.store.load(self.topic)
+        if checkpoint is None:
+            log.info("no checkpoint; reading %s from the start", self.topic)
+            return
+        self.status.aggregator = checkpoint.aggregator
+        self.offsets = checkpoint.offsets
+        log.info("resumed from checkpoint: %d events, offsets %s",
+                 checkpoint.aggregator.applied, checkpoint.offsets)
+
+    def open_consumer(self) -> KafkaConsumer:
+        """Load the checkpoint, create the topic if needed, assign and seek every partition."""
+        self._load()
+        ensure_topic(self.settings, self.topic, self.settings.outcomes_partitions)
+        consumer = make_consumer(self.settings, self.settings.reporter_group)
+        partitions = consumer.partitions_for_topic(self.topic) or set()
+        self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(self._partitions)
+        for partition in self._partitions:
+            if partition.partition in self.offsets:
+                consumer.seek(partition, self.offsets[partition.partition])
+            else:
+                consumer.seek_to_beginning(partition)
+        return consumer
+
+    # --- loop ----------------------------------------------------------------------------
+
+    def poll_once(self, consumer: KafkaConsumer) -> int:
+        """Read one batch and count it; return the records read."""
+        batch = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS)
+        events: list[OutcomeEvent] = []
+        invalid = read = 0
+        for partition, records in batch.items():
+            for record in records:
+                try:
+                    event = OutcomeEvent.decode(record.value)
+                except ValidationError:
+                    invalid += 1
+                    continue
+                if is_code(event.region):
+                    events.append(event)
+                else:  # a region that could leak data into a label is refused
+                    invalid += 1
+            read += len(records)
+            self.offsets[partition.partition] = records[-1].offset + 1
+        if not read:
+            return 0
+        if invalid:
+            log.warning("skipped %d outcome records that were not valid events", invalid)
+        with self.status.lock:
+            self.status.aggregator.apply_all(events)
+            self.status.invalid += invalid
+            self.status.changed.notify_all()
+        self._dirty = True
+        try:
+            self.volunteers.record(events, _now_ms())
+        except redis.RedisError as exc:
+            log.warning("active-volunteer counts not updated: %s", exc)
+        return read
+
+    def checkpoint(self, consumer: KafkaConsumer, *, force: bool = False) -> bool:
+        """Save state + offsets if changed and due (or ``force``); True if saved."""
+        due = time.monotonic() - self._last_checkpoint >= CHECKPOINT_INTERVAL_SECONDS
+        if not self._dirty or not (due or force):
+            return False
+        with self.status.lock:
+            snapshot = Checkpoint(self.topic, self.status.aggregator, dict(self.offsets))
+            try:
+                self.store.save(snapshot)
+            except redis.RedisError as exc:
+                self.status.checkpoints_failed += 1
+                log.warning("checkpoint failed, will retry: %s", exc)
+                return False
+        self._dirty = False
+        self._last_checkpoint = time.monotonic()
+        self.status.checkpoints_ok += 1
+        self.status.last_checkpoint_s = time.time()
+        try:  # for lag dashboards only: the checkpoint holds the authoritative offsets
+            consumer.commit({TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
+                             for p, o in snapshot.offsets.items()})
+        except KafkaError as exc:
+            log.warning("offsets not committed to Kafka (checkpoint saved): %s", exc)
+        return True
+
+    def refresh(self, consumer: KafkaConsumer, *, force: bool = False) -> None:
+        """Re-read ingested counts and active volunteers from Redis, and the consumer lag."""
+        if not force and time.monotonic() - self._last_refresh < REFRESH_INTERVAL_SECONDS:
+            return
+        self._last_refresh = time.monotonic()
+        try:
+            raw = self.redis.hgetall(self.ingested_key)
+            self.status.ingested = {reply_text(k): int(v) for k, v in raw.items()}
+            (self.status.volunteers_active_15m,
+             self.status.volunteers_active_24h) = self.volunteers.counts(_now_ms())
+        except redis.RedisError as exc:
+            log.warning("report inputs not refreshed from Redis: %s", exc)
+        try:
+            ends = consumer.end_offsets(self._partitions)
+        except KafkaError as exc:
+            log.warning("consumer lag not measured: %s", exc)
+            return
+        self.status.consumer_lag = sum(
+            max(0, end - self.offsets.get(tp.partition, 0)) for tp, end in ends.items())
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set; checkpoint and close on the way out."""
+        consumer = self.open_consumer()
+        try:
+            self.refresh(consumer, force=True)
+            self.status.ready_event.set()
+            while not stop.is_set():
+                self.poll_once(consumer)
+                self.checkpoint(consumer)
+                self.refresh(consumer)
+                self.status.beat()
+            self.checkpoint(consumer, force=True)
+        finally:
+            self.status.ready_event.clear()
+            consumer.close()
+            self.redis.close()
