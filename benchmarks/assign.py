@@ -47,18 +47,24 @@ def produce(settings: Settings, total: int, seed: int) -> None:
         region = regions[seq % len(regions)]
         prefix = 900 + seq % 90
         numbers = [prefix * 10**7 + rng.randrange(10**7) for _ in range(CHUNK_NUMBERS)]
-        chunk = NumberChunk(campaign=settings.campaign, region=region, source="bench",
-                            seq=seq, numbers=numbers)
-        producer.send(settings.numbers_topic, key=region.encode(), value=chunk.encode(),
-                      partition=partition_for_region(region, settings.numbers_partitions))
+        chunk = NumberChunk(
+            campaign=settings.campaign, region=region, source="bench", seq=seq, numbers=numbers
+        )
+        producer.send(
+            settings.numbers_topic,
+            key=region.encode(),
+            value=chunk.encode(),
+            partition=partition_for_region(region, settings.numbers_partitions),
+        )
     producer.flush()
     producer.close()
 
 
 def drain_baseline(settings: Settings, total: int) -> float:
     """Seconds for a bare consumer to read and decode every chunk."""
-    consumer = make_consumer(settings, f"{settings.assigner_group}-baseline",
-                             settings.numbers_topic, max_poll_records=50)
+    consumer = make_consumer(
+        settings, f"{settings.assigner_group}-baseline", settings.numbers_topic, max_poll_records=50
+    )
     seen = 0
     start = time.perf_counter()
     while seen < total:
@@ -110,11 +116,16 @@ def main() -> None:
     args = parser.parse_args()
     NumberingPlan.default()  # warm imports outside the timed part
     namespace = f"bench{uuid.uuid4().hex[:8]}"
-    settings = load_settings().model_copy(update={
-        "key_prefix": namespace, "numbers_topic": f"{namespace}.numbers",
-        "outcomes_topic": f"{namespace}.outcomes", "assigner_group": f"{namespace}-assigner",
-        "queue_high_watermark": args.numbers + 1, "queue_low_watermark": 1,
-    })
+    settings = load_settings().model_copy(
+        update={
+            "key_prefix": namespace,
+            "numbers_topic": f"{namespace}.numbers",
+            "outcomes_topic": f"{namespace}.outcomes",
+            "assigner_group": f"{namespace}-assigner",
+            "queue_high_watermark": args.numbers + 1,
+            "queue_low_watermark": 1,
+        }
+    )
     client = redis.Redis.from_url(settings.redis_url)
     ensure_topics(settings)
     try:
@@ -136,11 +147,15 @@ def main() -> None:
         "dedupe_bitmap_bytes_per_number_at_40m": round(bitmaps / 40_000_000, 2),
     }
     print(f"assigner (dedupe on): {figures['assigner_numbers_per_s']:,} numbers/s")
-    print(f"baseline (consume + decode only): {figures['baseline_consume_numbers_per_s']:,}"
-          f" numbers/s; ratio {figures['ratio_assigner_to_baseline']}")
-    print(f"Redis: {figures['ready_list_bytes_per_queued_number']} bytes per queued number "
-          f"in the ready lists ({queued:,} queued); dedupe bitmaps {bitmaps / 2**20:.1f} MiB "
-          f"(fixed, 1.25 MB per 3-digit prefix touched)")
+    print(
+        f"baseline (consume + decode only): {figures['baseline_consume_numbers_per_s']:,}"
+        f" numbers/s; ratio {figures['ratio_assigner_to_baseline']}"
+    )
+    print(
+        f"Redis: {figures['ready_list_bytes_per_queued_number']} bytes per queued number "
+        f"in the ready lists ({queued:,} queued); dedupe bitmaps {bitmaps / 2**20:.1f} MiB "
+        f"(fixed, 1.25 MB per 3-digit prefix touched)"
+    )
     print(json.dumps(figures))
 
 

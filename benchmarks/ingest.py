@@ -46,8 +46,14 @@ JUNK = ["abc", "916123", "8 800 555 35 35", "", "+380 50 123 45 67", "тел. н
 
 
 STYLES = (
-    "+7 ({0}) {1}-{2}-{3}", "8 {0} {1} {2} {3}", "8{0}{1}{2}{3}", "7{0}{1}{2}{3}",
-    "{0}{1}{2}{3}", "+7.{0}.{1}.{2}.{3}", "tel:+7{0}{1}{2}{3}", "+7{0}{1}{2}{3}",
+    "+7 ({0}) {1}-{2}-{3}",
+    "8 {0} {1} {2} {3}",
+    "8{0}{1}{2}{3}",
+    "7{0}{1}{2}{3}",
+    "{0}{1}{2}{3}",
+    "+7.{0}.{1}.{2}.{3}",
+    "tel:+7{0}{1}{2}{3}",
+    "+7{0}{1}{2}{3}",
 )
 
 
@@ -104,8 +110,12 @@ def bench_kafka(path: Path, plan: NumberingPlan, tmp: Path) -> float | None:
     except Exception as exc:  # the broker is optional for this benchmark
         print(f"(c) skipped: Kafka unreachable ({exc})", file=sys.stderr)
         return None
-    options = IngestOptions([str(path)], checkpoint_dir=tmp / "ck", rejects=tmp / "rej.tsv",
-                            progress=Progress(io.StringIO(), interactive=False))
+    options = IngestOptions(
+        [str(path)],
+        checkpoint_dir=tmp / "ck",
+        rejects=tmp / "rej.tsv",
+        progress=Progress(io.StringIO(), interactive=False),
+    )
     try:
         summary = IngestRun(settings, plan, options, lambda: KafkaSink(settings)).run()
     finally:
@@ -129,13 +139,17 @@ def main() -> None:
         path = tmp / "numbers.txt"
         started = time.perf_counter()
         make_input(path, plan, args.lines)
-        print(f"input: {args.lines:,} lines, {path.stat().st_size / 2**20:.0f} MiB, "
-              f"made in {time.perf_counter() - started:.1f} s")
+        print(
+            f"input: {args.lines:,} lines, {path.stat().st_size / 2**20:.0f} MiB, "
+            f"made in {time.perf_counter() - started:.1f} s"
+        )
         classify_rate, lines = bench_classify(path, plan)
         print(f"(a) classify:  {classify_rate:>12,.0f} numbers/s ({lines:,} lines, 1 process)")
         baseline_rate = bench_baseline(path, args.baseline_lines)
-        print(f"(b) naive phonenumbers: {baseline_rate:>10,.0f} numbers/s "
-              f"({args.baseline_lines:,} lines)")
+        print(
+            f"(b) naive phonenumbers: {baseline_rate:>10,.0f} numbers/s "
+            f"({args.baseline_lines:,} lines)"
+        )
         ratio = classify_rate / baseline_rate
         print(f"    ratio a/b: {ratio:,.0f}x")
         kafka_rate = None if args.no_kafka else bench_kafka(path, plan, tmp)
@@ -143,14 +157,19 @@ def main() -> None:
             print(f"(c) end to end into Kafka: {kafka_rate:>8,.0f} numbers/s")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS: {peak_mib:,.0f} MiB")
-    print(json.dumps({
-        "benchmark": "ingest", "lines": args.lines,
-        "classify_numbers_per_second": round(classify_rate),
-        "baseline_numbers_per_second": round(baseline_rate),
-        "ratio": round(ratio, 1),
-        "kafka_numbers_per_second": None if kafka_rate is None else round(kafka_rate),
-        "peak_rss_mib": round(peak_mib),
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "ingest",
+                "lines": args.lines,
+                "classify_numbers_per_second": round(classify_rate),
+                "baseline_numbers_per_second": round(baseline_rate),
+                "ratio": round(ratio, 1),
+                "kafka_numbers_per_second": None if kafka_rate is None else round(kafka_rate),
+                "peak_rss_mib": round(peak_mib),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

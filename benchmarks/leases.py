@@ -92,8 +92,14 @@ class Recorder:
         }
 
 
-def volunteer_loop(leases: LeaseClient, worker: int, stop: threading.Event, recorder: Recorder,
-                   interval_s: float, concurrency: int = 1) -> None:
+def volunteer_loop(
+    leases: LeaseClient,
+    worker: int,
+    stop: threading.Event,
+    recorder: Recorder,
+    interval_s: float,
+    concurrency: int = 1,
+) -> None:
     """acquire → complete until ``stop``; paced to one cycle per ``interval_s`` if > 0."""
     local: dict[str, list[float]] = {"acquire": [], "complete": []}
     cycles = 0
@@ -134,20 +140,25 @@ def ping_loop(send_ping: Callable[[], object], stop: threading.Event, recorder: 
 
 def lease_path_ping(scripts: Scripts, client: redis.Redis) -> Callable[[], object]:
     """A PING sent the way the lease client sends its batches (one round trip)."""
+
     def send_ping() -> object:
         batch = scripts.pipeline(client)
         batch.ping()
         return batch.execute()
+
     return send_ping
 
 
-def run_threads(target: Callable[[int, threading.Event, Recorder], None], concurrency: int,
-                seconds: float) -> tuple[Recorder, float]:
+def run_threads(
+    target: Callable[[int, threading.Event, Recorder], None], concurrency: int, seconds: float
+) -> tuple[Recorder, float]:
     """Run ``concurrency`` threads for ``seconds``; returns the recorder and elapsed time."""
     stop = threading.Event()
     recorder = Recorder()
-    threads = [threading.Thread(target=target, args=(index, stop, recorder))
-               for index in range(concurrency)]
+    threads = [
+        threading.Thread(target=target, args=(index, stop, recorder))
+        for index in range(concurrency)
+    ]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -163,19 +174,28 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:16379/0")
     parser.add_argument("--concurrency", type=int, default=16, help="simulated volunteers")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each phase")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="peak + PING rounds; the median round's ratio is reported")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="peak + PING rounds; the median round's ratio is reported",
+    )
     parser.add_argument("--rate", type=float, default=1000.0, help="paced phase cycles/s")
     parser.add_argument("--numbers", type=int, default=400_000, help="numbers queued")
-    parser.add_argument("--switch-interval", type=float, default=GIL_SWITCH_INTERVAL_SECONDS,
-                        help="seconds; sys.setswitchinterval, as a volunteer-serving process "
-                        "sets it (CPython's default is 0.005)")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=GIL_SWITCH_INTERVAL_SECONDS,
+        help="seconds; sys.setswitchinterval, as a volunteer-serving process "
+        "sets it (CPython's default is 0.005)",
+    )
     args = parser.parse_args()
     sys.setswitchinterval(args.switch_interval)
 
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    settings = load_settings(redis_url=args.redis_url, key_prefix=prefix,
-                             volunteer_max_per_hour=1000)
+    settings = load_settings(
+        redis_url=args.redis_url, key_prefix=prefix, volunteer_max_per_hour=1000
+    )
     client = redis.Redis.from_url(args.redis_url, max_connections=args.concurrency * 2 + 4)
     keys = KeyScheme(prefix, settings.campaign)
     region_zones = campaign_region_zones(settings)
@@ -192,14 +212,21 @@ def main() -> None:
     scripts = Scripts(client)
     interval = args.concurrency / args.rate
     try:
-        run_threads(lambda i, stop, rec: volunteer_loop(leases, 20_000 + i, stop, rec, 0.0),
-                    args.concurrency, WARM_UP_SECONDS)
+        run_threads(
+            lambda i, stop, rec: volunteer_loop(leases, 20_000 + i, stop, rec, 0.0),
+            args.concurrency,
+            WARM_UP_SECONDS,
+        )
         paced, paced_s = run_threads(
-            lambda i, stop, rec: volunteer_loop(leases, 10_000 + i, stop, rec, interval,
-                                                args.concurrency),
-            args.concurrency, args.seconds)
-        rounds = [measure_round(leases, scripts, client, args, index)
-                  for index in range(args.rounds)]
+            lambda i, stop, rec: volunteer_loop(
+                leases, 10_000 + i, stop, rec, interval, args.concurrency
+            ),
+            args.concurrency,
+            args.seconds,
+        )
+        rounds = [
+            measure_round(leases, scripts, client, args, index) for index in range(args.rounds)
+        ]
     finally:
         for key in client.scan_iter(match=f"{prefix}:*", count=1000):
             client.unlink(key)
@@ -227,17 +254,25 @@ def main() -> None:
         "round_trips_per_cycle": 2,
     }
     for index, one in enumerate(rounds):
-        print(f"round {index + 1}: peak {one.peak_rate:8.1f} cycles/s, PING {one.ping_rate:8.1f}/s "
-              f"(lease client's path), {one.api_ping_rate:8.1f}/s (redis-py ping()): "
-              f"ratio {one.ratio:.3f}")
-    print(f"peak   {middle.peak_rate:10.1f} cycles/s (median round)  acquire "
-          f"{figures['peak_acquire']}  complete {figures['peak_complete']}")
-    print(f"paced  {figures['paced_cycles_per_s']:10.1f} cycles/s  acquire "
-          f"{figures['paced_acquire']}  complete {figures['paced_complete']}")
-    print(f"ratio  {figures['cycles_to_ping_ratio']} (median of {len(rounds)} rounds; lowest "
-          f"{figures['cycles_to_ping_ratio_min']}) to the lease path's PING, "
-          f"{figures['cycles_to_redis_py_ping_ratio']} to redis-py's "
-          "(a cycle is 2 round trips, 3 Lua scripts)")
+        print(
+            f"round {index + 1}: peak {one.peak_rate:8.1f} cycles/s, PING {one.ping_rate:8.1f}/s "
+            f"(lease client's path), {one.api_ping_rate:8.1f}/s (redis-py ping()): "
+            f"ratio {one.ratio:.3f}"
+        )
+    print(
+        f"peak   {middle.peak_rate:10.1f} cycles/s (median round)  acquire "
+        f"{figures['peak_acquire']}  complete {figures['peak_complete']}"
+    )
+    print(
+        f"paced  {figures['paced_cycles_per_s']:10.1f} cycles/s  acquire "
+        f"{figures['paced_acquire']}  complete {figures['paced_complete']}"
+    )
+    print(
+        f"ratio  {figures['cycles_to_ping_ratio']} (median of {len(rounds)} rounds; lowest "
+        f"{figures['cycles_to_ping_ratio_min']}) to the lease path's PING, "
+        f"{figures['cycles_to_redis_py_ping_ratio']} to redis-py's "
+        "(a cycle is 2 round trips, 3 Lua scripts)"
+    )
     print(json.dumps(figures))
 
 
@@ -256,25 +291,32 @@ class Round:
         return self.peak_rate / self.ping_rate
 
     def figures(self) -> dict[str, float]:
-        return {"peak_cycles_per_s": round(self.peak_rate, 1),
-                "ping_per_s": round(self.ping_rate, 1),
-                "redis_py_ping_per_s": round(self.api_ping_rate, 1),
-                "ratio": round(self.ratio, 3)}
+        return {
+            "peak_cycles_per_s": round(self.peak_rate, 1),
+            "ping_per_s": round(self.ping_rate, 1),
+            "redis_py_ping_per_s": round(self.api_ping_rate, 1),
+            "ratio": round(self.ratio, 3),
+        }
 
 
-def measure_round(leases: LeaseClient, scripts: Scripts, client: redis.Redis,
-                  args: argparse.Namespace, index: int) -> Round:
+def measure_round(
+    leases: LeaseClient, scripts: Scripts, client: redis.Redis, args: argparse.Namespace, index: int
+) -> Round:
     """Peak cycles, then PING on the lease client's path, then redis-py's ``ping()``: the
     baselines are taken right after the figure they are compared with, so that the
     machine's drift over a run (other load on the cores) touches both alike."""
     peak, peak_s = run_threads(
         lambda i, stop, rec: volunteer_loop(leases, (index + 1) * 1_000 + i, stop, rec, 0.0),
-        args.concurrency, args.seconds)
+        args.concurrency,
+        args.seconds,
+    )
     send_ping = lease_path_ping(scripts, client)
-    ping, ping_s = run_threads(lambda _, stop, rec: ping_loop(send_ping, stop, rec),
-                               args.concurrency, args.seconds)
+    ping, ping_s = run_threads(
+        lambda _, stop, rec: ping_loop(send_ping, stop, rec), args.concurrency, args.seconds
+    )
     api_ping, api_ping_s = run_threads(
-        lambda _, stop, rec: ping_loop(client.ping, stop, rec), args.concurrency, args.seconds)
+        lambda _, stop, rec: ping_loop(client.ping, stop, rec), args.concurrency, args.seconds
+    )
     return Round(peak, peak.cycles / peak_s, ping.cycles / ping_s, api_ping.cycles / api_ping_s)
 
 

@@ -30,10 +30,19 @@ from phonebank.settings import load_settings
 #: regions and outcomes of the /metrics target shape
 REGIONS = 100
 #: realistic outcome mix of a phone bank (weights)
-MIX = {Outcome.NO_ANSWER: 40, Outcome.BUSY: 8, Outcome.VOICEMAIL: 12, Outcome.REFUSED: 15,
-       Outcome.CONVERSATION: 8, Outcome.CALLBACK: 3, Outcome.WRONG_NUMBER: 4,
-       Outcome.NOT_IN_SERVICE: 5, Outcome.DO_NOT_CALL: 3, Outcome.SKIPPED: 1,
-       Outcome.EXPIRED: 1}
+MIX = {
+    Outcome.NO_ANSWER: 40,
+    Outcome.BUSY: 8,
+    Outcome.VOICEMAIL: 12,
+    Outcome.REFUSED: 15,
+    Outcome.CONVERSATION: 8,
+    Outcome.CALLBACK: 3,
+    Outcome.WRONG_NUMBER: 4,
+    Outcome.NOT_IN_SERVICE: 5,
+    Outcome.DO_NOT_CALL: 3,
+    Outcome.SKIPPED: 1,
+    Outcome.EXPIRED: 1,
+}
 #: epoch ms the synthetic stream starts at, and ms between events (a busy campaign)
 START_MS = 1_780_000_000_000
 STEP_MS = 50
@@ -52,13 +61,20 @@ def synthetic_events(count: int, seed: int = 7) -> list[OutcomeEvent]:
     outcomes = rng.choices(list(MIX), weights=list(MIX.values()), k=count)
     return [
         OutcomeEvent(
-            event_id=uuid.UUID(int=rng.getrandbits(128)).hex, campaign="default",
+            event_id=uuid.UUID(int=rng.getrandbits(128)).hex,
+            campaign="default",
             region=f"RU-B{i % REGIONS:02d}",
-            number=9_000_000_000 + (i % REGIONS) * NUMBERS_PER_REGION
+            number=9_000_000_000
+            + (i % REGIONS) * NUMBERS_PER_REGION
             + rng.randrange(NUMBERS_PER_REGION),
-            outcome=outcome, attempt=1, lease_id=f"l{i}", volunteer=f"vh{rng.randrange(3000)}",
-            guideline=f"calm@{1 + i % 3}", leased_at_ms=START_MS + i * STEP_MS - 60_000,
-            completed_at_ms=START_MS + i * STEP_MS)
+            outcome=outcome,
+            attempt=1,
+            lease_id=f"l{i}",
+            volunteer=f"vh{rng.randrange(3000)}",
+            guideline=f"calm@{1 + i % 3}",
+            leased_at_ms=START_MS + i * STEP_MS - 60_000,
+            completed_at_ms=START_MS + i * STEP_MS,
+        )
         for i, outcome in enumerate(outcomes)
     ]
 
@@ -121,11 +137,13 @@ def time_metrics(aggregator: Aggregator) -> dict[str, float]:
         render_metrics(registry)
         runs.append((time.perf_counter() - started) * 1000)
     runs.sort()
-    return {"median_ms": round(statistics.median(runs), 2),
-            "p95_ms": round(runs[int(len(runs) * 0.95) - 1], 2),
-            "max_ms": round(runs[-1], 2),
-            "bytes": len(body),
-            "series": sum(1 for line in body.splitlines() if not line.startswith(b"#"))}
+    return {
+        "median_ms": round(statistics.median(runs), 2),
+        "p95_ms": round(runs[int(len(runs) * 0.95) - 1], 2),
+        "max_ms": round(runs[-1], 2),
+        "bytes": len(body),
+        "series": sum(1 for line in body.splitlines() if not line.startswith(b"#")),
+    }
 
 
 def main() -> int:
@@ -136,19 +154,25 @@ def main() -> int:
 
     events = synthetic_events(args.events)
     rate, aggregator = time_aggregation(events)
-    print(f"aggregation: {rate:,.0f} events/s over {len(events):,} events "
-          f"({len(aggregator.regions)} regions)")
+    print(
+        f"aggregation: {rate:,.0f} events/s over {len(events):,} events "
+        f"({len(aggregator.regions)} regions)"
+    )
     decode_rate = time_decode_and_aggregate(events[:100_000])
     print(f"decode + aggregation from record bytes: {decode_rate:,.0f} events/s")
-    naive = time_naive_redis(events[:args.baseline_events])
+    naive = time_naive_redis(events[: args.baseline_events])
     if naive is None:
         print("naive per-event Redis baseline: skipped (Redis not reachable)")
     else:
-        print(f"naive per-event Redis baseline: {naive:,.0f} events/s "
-              f"→ in-memory is {rate / naive:,.0f}x faster")
+        print(
+            f"naive per-event Redis baseline: {naive:,.0f} events/s "
+            f"→ in-memory is {rate / naive:,.0f}x faster"
+        )
     render = time_metrics(aggregator)
-    print(f"/metrics: median {render['median_ms']} ms, p95 {render['p95_ms']} ms, "
-          f"{render['series']:.0f} series, {render['bytes']:.0f} bytes")
+    print(
+        f"/metrics: median {render['median_ms']} ms, p95 {render['p95_ms']} ms, "
+        f"{render['series']:.0f} series, {render['bytes']:.0f} bytes"
+    )
     started = time.perf_counter()
     blob = encode(Checkpoint("bench", aggregator, {0: len(events)}))
     checkpoint_ms = (time.perf_counter() - started) * 1000
@@ -165,8 +189,7 @@ def main() -> int:
         "metrics_series": render["series"],
         "checkpoint_bytes": len(blob),
         "checkpoint_encode_ms": round(checkpoint_ms, 1),
-        "targets_met": rate >= TARGET_EVENTS_PER_SECOND
-        and render["p95_ms"] <= TARGET_RENDER_MS,
+        "targets_met": rate >= TARGET_EVENTS_PER_SECOND and render["p95_ms"] <= TARGET_RENDER_MS,
     }
     print(json.dumps(figures))
     return 0 if figures["targets_met"] else 1

@@ -73,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     config = commands.add_parser("config", help="print the effective settings (secrets masked)")
-    config.add_argument("--markdown", action="store_true",
-                        help="print the README's configuration table instead")
+    config.add_argument(
+        "--markdown", action="store_true", help="print the README's configuration table instead"
+    )
     config.set_defaults(handler=cmd_config)
 
     stack_parser = commands.add_parser("stack", help="run the local Kafka + Redis stack")

@@ -64,7 +64,9 @@ class Settings(BaseSettings):
         "phonebank.dnc", description="Compacted topic of the operators' do-not-call numbers."
     )
     numbers_partitions: int = Field(
-        96, ge=1, le=1024,
+        96,
+        ge=1,
+        le=1024,
         description="Partitions of the numbers topic (count); at least the number of "
         "regions gives each region its own.",
     )
@@ -72,7 +74,9 @@ class Settings(BaseSettings):
         6, ge=1, le=1024, description="Partitions of the outcomes topic (count)."
     )
     kafka_session_timeout_ms: int = Field(
-        10_000, ge=6_000, le=300_000,
+        10_000,
+        ge=6_000,
+        le=300_000,
         description="Milliseconds without heartbeat before a dead consumer's partitions "
         "move to the others (ms).",
     )
@@ -142,23 +146,24 @@ class Settings(BaseSettings):
         "0.0.0.0 in containers.",
     )
     ingest_metrics_port: int = Field(9100, ge=0, le=65535, description="Ingest /metrics port.")
-    assigner_metrics_port: int = Field(
-        9101, ge=0, le=65535, description="Assigner /metrics port."
-    )
+    assigner_metrics_port: int = Field(9101, ge=0, le=65535, description="Assigner /metrics port.")
     reporter_port: int = Field(9102, ge=0, le=65535, description="Reporter HTTP port.")
     gateway_port: int = Field(
-        8080, ge=0, le=65535,
+        8080,
+        ge=0,
+        le=65535,
         description="Gateway HTTP port (volunteer lease API, volunteer page, /metrics).",
     )
     volunteer_token_ttl_seconds: int = Field(
-        7 * 86_400, ge=60, le=366 * 86_400,
+        7 * 86_400,
+        ge=60,
+        le=366 * 86_400,
         description="Seconds a volunteer bearer token minted by `phonebank gateway token` "
         "stays valid (seconds).",
     )
     volunteer_secret: SecretStr = Field(
         SecretStr("change-me-in-production"),
-        description="HMAC key of volunteer hashes and lease tokens (secret; set it in "
-        "production).",
+        description="HMAC key of volunteer hashes and lease tokens (secret; set it in production).",
     )
     log_level: str = Field(
         "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level."
@@ -177,8 +182,14 @@ class Settings(BaseSettings):
         512, ge=128, le=8192, description="Local Kafka JVM heap (MiB)."
     )
 
-    @field_validator("numbering_plan", "regions_include", "regions_exclude", "calling_days",
-                     "calling_hours_by_day", mode="before")
+    @field_validator(
+        "numbering_plan",
+        "regions_include",
+        "regions_exclude",
+        "calling_days",
+        "calling_hours_by_day",
+        mode="before",
+    )
     @classmethod
     def _lists_from_csv(cls, value: Any) -> Any:
         return _split_csv(value)

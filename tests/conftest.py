@@ -44,16 +44,18 @@ def local_stack(base_settings: Settings) -> Iterator[Settings]:
 def settings(local_stack: Settings) -> Iterator[Settings]:
     """Settings with this test's own topics and Redis key prefix, cleaned up afterwards."""
     namespace = f"t{uuid.uuid4().hex[:10]}"
-    isolated = local_stack.model_copy(update={
-        "key_prefix": namespace,
-        "numbers_topic": f"{namespace}.numbers",
-        "outcomes_topic": f"{namespace}.outcomes",
-        "dnc_topic": f"{namespace}.dnc",
-        "assigner_group": f"{namespace}-assigner",
-        "reporter_group": f"{namespace}-reporter",
-        "numbers_partitions": 4,
-        "outcomes_partitions": 2,
-    })
+    isolated = local_stack.model_copy(
+        update={
+            "key_prefix": namespace,
+            "numbers_topic": f"{namespace}.numbers",
+            "outcomes_topic": f"{namespace}.outcomes",
+            "dnc_topic": f"{namespace}.dnc",
+            "assigner_group": f"{namespace}-assigner",
+            "reporter_group": f"{namespace}-reporter",
+            "numbers_partitions": 4,
+            "outcomes_partitions": 2,
+        }
+    )
     yield isolated
     drop_topics(isolated)
     drop_keys(isolated)

@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 HOUSEKEEPING_PERIOD_SECONDS = 1.0
 
 
-def housekeeping(settings: Settings, client: redis.Redis, metrics: AssignerMetrics,
-                 stop: threading.Event) -> None:
+def housekeeping(
+    settings: Settings, client: redis.Redis, metrics: AssignerMetrics, stop: threading.Event
+) -> None:
     """Relay outcomes and reap expired leases until ``stop`` is set."""
     producer = make_producer(settings)
     relay = OutcomeRelay(settings, client, producer, RelayMetrics(metrics.registry))

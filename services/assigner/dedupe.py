@@ -44,8 +44,10 @@ def _bit_positions(numbers: Numbers) -> tuple[Numbers, npt.NDArray[np.uint8]]:
 
 def _batches(positions: Numbers) -> list[Numbers]:
     """``positions`` cut into runs one ``BITFIELD`` call sets."""
-    return [positions[start:start + BITFIELD_MAX_OFFSETS]
-            for start in range(0, len(positions), BITFIELD_MAX_OFFSETS)]
+    return [
+        positions[start : start + BITFIELD_MAX_OFFSETS]
+        for start in range(0, len(positions), BITFIELD_MAX_OFFSETS)
+    ]
 
 
 def _set_bits(bitmap: npt.NDArray[np.uint8], numbers: Numbers) -> None:
@@ -119,9 +121,11 @@ class SeenMirror:
         chunk = np.asarray(numbers, dtype=np.int64)
         positions = np.arange(len(chunk))
         prefixes = chunk // DEDUPE_BITS_PER_PREFIX
-        groups = [(int(prefix), part)
-                  for prefix in np.unique(prefixes).tolist()
-                  for part in _batches(positions[prefixes == prefix])]
+        groups = [
+            (int(prefix), part)
+            for prefix in np.unique(prefixes).tolist()
+            for part in _batches(positions[prefixes == prefix])
+        ]
         pipe = self.scripts.pipeline(self.redis)
         for prefix, where in groups:
             pipe.set_bits(self.scheme.seen(str(prefix)), chunk[where] % DEDUPE_BITS_PER_PREFIX)
@@ -138,4 +142,3 @@ class SeenMirror:
 def mark_seen(client: redis.Redis, scheme: KeyScheme, numbers: list[int]) -> int:
     """Set the bits of ``numbers`` in Redis (no mirror); how many were not set before."""
     return sum(SeenMirror(client, Scripts(client), scheme).mark_seen(numbers))
-

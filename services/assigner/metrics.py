@@ -42,12 +42,15 @@ class RedisStateCollector(Collector):
         regions = known_regions(self.redis, self.scheme)
         depths = queue_depths(self.redis, self.scheme, regions, now_ms)
         families = {
-            "ready": GaugeMetricFamily(names.QUEUE_READY, "Numbers in the ready list.",
-                                       labels=["region"]),
-            "due": GaugeMetricFamily(names.QUEUE_DUE, "Numbers waiting for a retry or callback.",
-                                     labels=["region"]),
-            "parked": GaugeMetricFamily(names.NUMBERS_PARKED, "Numbers parked after expiries.",
-                                        labels=["region"]),
+            "ready": GaugeMetricFamily(
+                names.QUEUE_READY, "Numbers in the ready list.", labels=["region"]
+            ),
+            "due": GaugeMetricFamily(
+                names.QUEUE_DUE, "Numbers waiting for a retry or callback.", labels=["region"]
+            ),
+            "parked": GaugeMetricFamily(
+                names.NUMBERS_PARKED, "Numbers parked after expiries.", labels=["region"]
+            ),
             "leased": GaugeMetricFamily(names.LEASES_ACTIVE, "Live leases.", labels=["region"]),
         }
         expiries = CounterMetricFamily(
@@ -65,7 +68,8 @@ class RedisStateCollector(Collector):
     def _open_regions(self, now_ms: int) -> GaugeMetricFamily:
         """1 for each campaign region inside its calling window now, else 0."""
         family = GaugeMetricFamily(
-            names.REGION_OPEN, "1 while the region's local time is inside the calling window.",
+            names.REGION_OPEN,
+            "1 while the region's local time is inside the calling window.",
             labels=["region"],
         )
         for region, zones in self.region_zones.items():
@@ -82,7 +86,8 @@ class RedisStateCollector(Collector):
             pipe.zrange(keys.leases, 0, 0, withscores=True)
         replies = pipe.execute()
         oldest = GaugeMetricFamily(
-            names.LEASE_OLDEST_AGE, "Seconds since the oldest live lease was granted or renewed.",
+            names.LEASE_OLDEST_AGE,
+            "Seconds since the oldest live lease was granted or renewed.",
             labels=["region"],
         )
         pending = 0
@@ -92,8 +97,11 @@ class RedisStateCollector(Collector):
             age_ms = now_ms - (first[0][1] - self.lease_ttl_ms) if first else 0
             oldest.add_metric([region], max(0.0, age_ms / 1000))
         yield oldest
-        yield GaugeMetricFamily(names.OUTCOMES_RELAY_PENDING,
-                                "Outcome events in Redis streams not yet relayed.", value=pending)
+        yield GaugeMetricFamily(
+            names.OUTCOMES_RELAY_PENDING,
+            "Outcome events in Redis streams not yet relayed.",
+            value=pending,
+        )
 
 
 class AssignerMetrics:
@@ -102,24 +110,30 @@ class AssignerMetrics:
     def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
         self.registry = CollectorRegistry()
         self.numbers_consumed = Counter(
-            names.ASSIGNER_NUMBERS, "Numbers read from Kafka by result (queued, duplicate, dnc).",
-            ["region", "result"], registry=self.registry,
+            names.ASSIGNER_NUMBERS,
+            "Numbers read from Kafka by result (queued, duplicate, dnc).",
+            ["region", "result"],
+            registry=self.registry,
         )
         self.malformed_records = Counter(
-            names.ASSIGNER_MALFORMED, "Kafka records that were not a valid number chunk.",
+            names.ASSIGNER_MALFORMED,
+            "Kafka records that were not a valid number chunk.",
             registry=self.registry,
         )
         self.consumer_lag = Gauge(
-            names.CONSUMER_LAG, "Records behind the end of the topic, summed over partitions.",
+            names.CONSUMER_LAG,
+            "Records behind the end of the topic, summed over partitions.",
             registry=self.registry,
         )
         self.partitions_paused = Gauge(
-            names.PARTITIONS_PAUSED, "Partitions paused because their region's queue is full.",
+            names.PARTITIONS_PAUSED,
+            "Partitions paused because their region's queue is full.",
             registry=self.registry,
         )
         self._lag_measured_at = 0.0
         self.reclaim_lag = Gauge(
-            names.LEASE_RECLAIM_LAG, "Seconds the oldest expired lease waited for the reaper.",
+            names.LEASE_RECLAIM_LAG,
+            "Seconds the oldest expired lease waited for the reaper.",
             registry=self.registry,
         )
         if client is not None:

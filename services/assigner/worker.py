@@ -75,8 +75,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 class AssignerWorker:
     """One member of the assigner consumer group."""
 
-    def __init__(self, settings: Settings, client: redis.Redis,
-                 metrics: AssignerMetrics | None = None) -> None:
+    def __init__(
+        self, settings: Settings, client: redis.Redis, metrics: AssignerMetrics | None = None
+    ) -> None:
         self.settings = settings
         self.redis = client
         self.scheme = KeyScheme(settings.key_prefix, settings.campaign)
@@ -169,8 +170,7 @@ class AssignerWorker:
         pipe = self.redis.pipeline(transaction=False)
         for region in ordered:
             pipe.llen(self.scheme.region(region).ready)
-        return {region: int(depth) for region, depth in zip(ordered, pipe.execute(),
-                                                            strict=True)}
+        return {region: int(depth) for region, depth in zip(ordered, pipe.execute(), strict=True)}
 
     def _pause_at(self, partition: TopicPartition, record: ConsumerRecord, region: str) -> None:
         """Rewind the partition to ``record`` and pause it until ``region`` drains."""
@@ -191,18 +191,21 @@ class AssignerWorker:
         replies = pipe.execute()
         new = self.seen.mark_seen([number for p in planned for number in p.fresh])
         if not all(new):
-            log.warning("%d numbers were also queued by another worker (a rebalance overlap)",
-                        new.count(False))
+            log.warning(
+                "%d numbers were also queued by another worker (a rebalance overlap)",
+                new.count(False),
+            )
         newly_seen: Counter[str] = Counter()
         first_reply = first_number = 0
         for chunk_plan, count in zip(planned, calls, strict=True):
-            queued = queued_count(replies[first_reply:first_reply + count])
+            queued = queued_count(replies[first_reply : first_reply + count])
             first_reply += count
             fresh = len(chunk_plan.fresh)
-            newly_seen[chunk_plan.chunk.region] += sum(new[first_number:first_number + fresh])
+            newly_seen[chunk_plan.chunk.region] += sum(new[first_number : first_number + fresh])
             first_number += fresh
-            self.metrics.chunk_done(chunk_plan.chunk.region, len(chunk_plan.chunk.numbers),
-                                    fresh, queued)
+            self.metrics.chunk_done(
+                chunk_plan.chunk.region, len(chunk_plan.chunk.numbers), fresh, queued
+            )
         counts = self.scripts.pipeline(self.redis)
         for region, count in newly_seen.items():
             if count:

@@ -102,27 +102,33 @@ class CallingCalendar:
         if not computed.from_ms <= from_ms or horizon > computed.until_ms:
             return upcoming_windows(self._region_zones[region], self._policy, from_ms, count)
         index = bisect.bisect_right(computed.ends[region], from_ms)
-        found = computed.windows[region][index:index + count]
+        found = computed.windows[region][index : index + count]
         return [window for window in found if window.start_ms < horizon]
 
     def next_opening(self, regions: Collection[str], now_ms: int) -> int | None:
         """The first instant at or after ``now_ms`` any of ``regions`` is open (``None``:
         not within the opening horizon)."""
-        openings = [fit_into_windows(now_ms, self.upcoming(region, now_ms, 1))
-                    for region in regions]
+        openings = [
+            fit_into_windows(now_ms, self.upcoming(region, now_ms, 1)) for region in regions
+        ]
         known = [opening for opening in openings if opening is not None]
         return min(known) if known else None
 
     def _covering(self, now_ms: int) -> _Computed:
         """The computed windows, first recomputed when ``now_ms`` is past their refresh."""
         computed = self._computed
-        if computed.from_ms + CALENDAR_PAST_MS <= now_ms < (
-                computed.from_ms + CALENDAR_PAST_MS + CALENDAR_REFRESH_MS):
+        if (
+            computed.from_ms + CALENDAR_PAST_MS
+            <= now_ms
+            < (computed.from_ms + CALENDAR_PAST_MS + CALENDAR_REFRESH_MS)
+        ):
             return computed
         from_ms = now_ms - CALENDAR_PAST_MS
         until_ms = now_ms + CALENDAR_SPAN_MS
-        windows = {region: windows_between(zones, self._policy, from_ms, until_ms)
-                   for region, zones in self._region_zones.items()}
+        windows = {
+            region: windows_between(zones, self._policy, from_ms, until_ms)
+            for region, zones in self._region_zones.items()
+        }
         ends = {region: [window.end_ms for window in found] for region, found in windows.items()}
         computed = _Computed(from_ms, until_ms, windows, ends)
         self._computed = computed

@@ -71,9 +71,12 @@ class CallingPolicy:
     def from_settings(cls, settings: Settings) -> CallingPolicy:
         """``calling_window_start``/``_end`` on ``calling_days``, with the days named in
         ``calling_hours_by_day`` on their own hours."""
-        hours = {day: (start, end) for day, start, end in cls.every_day(
-            settings.calling_window_start, settings.calling_window_end, settings.calling_days
-        ).hours}
+        hours = {
+            day: (start, end)
+            for day, start, end in cls.every_day(
+                settings.calling_window_start, settings.calling_window_end, settings.calling_days
+            ).hours
+        }
         for item in settings.calling_hours_by_day:
             name, start, end = day_hours(item)
             hours[WEEKDAYS.index(name)] = (start, end)

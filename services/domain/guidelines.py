@@ -70,7 +70,7 @@ def parse_guideline(text: str, source: str = "<text>") -> Guideline:
         raise GuidelineError(f"{source}: front matter lacks {sorted(missing)}")
     regions = meta["regions"]
     if not isinstance(regions, list):
-        raise GuidelineError(f"{source}: regions must be a list like [\"*\"]")
+        raise GuidelineError(f'{source}: regions must be a list like ["*"]')
     version = str(meta["version"])
     if not version.isdigit():
         raise GuidelineError(f"{source}: version must be a whole number")

@@ -31,8 +31,16 @@ import numpy.typing as npt
 
 #: Reason codes, indexed by the ``uint8`` codes the bulk functions return.
 REASONS = (
-    "ok", "empty", "too_short", "too_long", "letters", "not_ru", "non_personal",
-    "unallocated", "excluded_region", "unparseable",
+    "ok",
+    "empty",
+    "too_short",
+    "too_long",
+    "letters",
+    "not_ru",
+    "non_personal",
+    "unallocated",
+    "excluded_region",
+    "unparseable",
 )
 OK, EMPTY, TOO_SHORT, TOO_LONG, LETTERS, NOT_RU, NON_PERSONAL = range(7)
 UNALLOCATED, EXCLUDED_REGION, UNPARSEABLE = range(7, 10)
@@ -58,17 +66,28 @@ Int64Array = npt.NDArray[np.int64]
 
 def _byte_classes() -> UInt8Array:
     table = np.full(256, _OTHER, dtype=np.uint8)
-    table[ord("0"):ord("9") + 1] = _DIGIT
-    for char, kind in [*((c, _PUNCT) for c in _PUNCTUATION), *((c, _BLANK) for c in _BLANKS),
-                       ("+", _PLUS), ("\n", _NEWLINE)]:
+    table[ord("0") : ord("9") + 1] = _DIGIT
+    for char, kind in [
+        *((c, _PUNCT) for c in _PUNCTUATION),
+        *((c, _BLANK) for c in _BLANKS),
+        ("+", _PLUS),
+        ("\n", _NEWLINE),
+    ]:
         table[ord(char)] = kind
     return table
 
 
 _CLASS_OF_BYTE = _byte_classes()
 #: Unicode look-alikes of the separators people paste from word processors.
-_LOOKALIKES = str.maketrans({"\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u2212": "-",
-                             **{chr(c): "-" for c in range(0x2010, 0x2016)}})
+_LOOKALIKES = str.maketrans(
+    {
+        "\u00a0": " ",
+        "\u2009": " ",
+        "\u202f": " ",
+        "\u2212": "-",
+        **{chr(c): "-" for c in range(0x2010, 0x2016)},
+    }
+)
 _TEL_PREFIX = "tel:"
 #: Characters the bulk rules understand.
 _PLAIN = frozenset("0123456789+" + _PUNCTUATION + _BLANKS)
@@ -134,9 +153,10 @@ def normalize_block(block: bytes) -> tuple[Int64Array, UInt8Array]:
     reasons[(plus_count > 1) | plus_after_digit] = UNPARSEABLE
     no_digits = np.flatnonzero(count == 0)
     if len(no_digits):
-        reasons[no_digits] = [_no_digit_reason(block[s:e]) for s, e in
-                              zip(starts[no_digits].tolist(), ends[no_digits].tolist(),
-                                  strict=True)]
+        reasons[no_digits] = [
+            _no_digit_reason(block[s:e])
+            for s, e in zip(starts[no_digits].tolist(), ends[no_digits].tolist(), strict=True)
+        ]
     national = np.where(well_formed & (reasons != UNPARSEABLE), facts.national, 0)
     slow = _lines_of(np.flatnonzero(classes == _OTHER), starts)
     if len(slow):
@@ -161,14 +181,15 @@ def _lines_of(positions: Int64Array, starts: Int64Array) -> Int64Array:
     return lines
 
 
-def _normalize_slow_lines(block: bytes, starts: Int64Array, slow: Int64Array,
-                          national: Int64Array, reasons: UInt8Array) -> None:
+def _normalize_slow_lines(
+    block: bytes, starts: Int64Array, slow: Int64Array, national: Int64Array, reasons: UInt8Array
+) -> None:
     """Clean each odd line in Python, then run the cleaned ones through the bulk rules."""
     ends = np.append(starts[1:], len(block)) - 1
     cleaned_at: list[int] = []
     cleaned: list[bytes] = []
     for line in slow.tolist():
-        outcome = clean_line(block[int(starts[line]):int(ends[line])])
+        outcome = clean_line(block[int(starts[line]) : int(ends[line])])
         if isinstance(outcome, bytes):
             cleaned_at.append(line)
             cleaned.append(outcome)
@@ -180,9 +201,13 @@ def _normalize_slow_lines(block: bytes, starts: Int64Array, slow: Int64Array,
         reasons[cleaned_at] = batch_reasons
 
 
-def _digit_facts(data: UInt8Array, classes: UInt8Array, is_digit: npt.NDArray[np.bool_],
-                 starts: Int64Array, count: Int64Array,
-                 ) -> tuple[DigitFacts, Int64Array, npt.NDArray[np.bool_]]:
+def _digit_facts(
+    data: UInt8Array,
+    classes: UInt8Array,
+    is_digit: npt.NDArray[np.bool_],
+    starts: Int64Array,
+    count: Int64Array,
+) -> tuple[DigitFacts, Int64Array, npt.NDArray[np.bool_]]:
     """Digit facts per line, ``+`` signs per line, and lines with a ``+`` after a digit."""
     digit_at = np.flatnonzero(is_digit)
     digits = data[digit_at] - np.uint8(ord("0"))
@@ -220,7 +245,7 @@ def clean_line(raw: bytes) -> bytes | int:
         return UNPARSEABLE
     text = text.translate(_LOOKALIKES).strip().strip(_QUOTES).strip()
     if text.lower().startswith(_TEL_PREFIX):
-        text = text[len(_TEL_PREFIX):]
+        text = text[len(_TEL_PREFIX) :]
     if not text.strip(_BLANKS):
         return EMPTY
     if any(unicodedata.category(char).startswith("L") for char in text):

@@ -111,8 +111,9 @@ class NumberingPlan:
     def default(cls) -> NumberingPlan:
         """The small fixture registry shipped with phonebank (tests and demos)."""
         data = resources.files("phonebank.domain.data").joinpath(FIXTURE_NAME).read_bytes()
-        return cls(RangeTable.build(list(read_registry(data, FIXTURE_NAME)), FIXTURE_NAME),
-                   FIXTURE_NAME)
+        return cls(
+            RangeTable.build(list(read_registry(data, FIXTURE_NAME)), FIXTURE_NAME), FIXTURE_NAME
+        )
 
     @classmethod
     def from_settings(cls, numbering_plan: Sequence[str]) -> NumberingPlan:
@@ -140,8 +141,9 @@ class NumberingPlan:
 
     def capacity_by_region(self) -> dict[str, int]:
         """Allocated registry numbers per region code."""
-        totals = np.bincount(self.registry.regions, weights=self.registry.capacities,
-                             minlength=len(REGION_CODES))
+        totals = np.bincount(
+            self.registry.regions, weights=self.registry.capacities, minlength=len(REGION_CODES)
+        )
         return {REGION_CODES[i]: int(totals[i]) for i in np.flatnonzero(totals).tolist()}
 
     def ranges_of(self, region: str) -> tuple[Int64Array, Int64Array]:
@@ -181,8 +183,9 @@ def read_registry(data: bytes, origin: str) -> Iterator[tuple[int, int, str]]:
             code = UNKNOWN
         yield first, last, code
     for spelling, count in unknown.items():
-        log.warning("%s: unknown region %r on %d ranges, filed as %s",
-                    origin, spelling, count, UNKNOWN)
+        log.warning(
+            "%s: unknown region %r on %d ranges, filed as %s", origin, spelling, count, UNKNOWN
+        )
 
 
 def _parse_row(row: list[str], where: str) -> tuple[int, int, str | None]:

@@ -34,10 +34,21 @@ from phonebank.domain.regions import (
 )
 
 #: Words that say what kind of subject a name is, not which one.
-GENERIC_WORDS = frozenset({
-    "республика", "область", "обл", "край", "автономный", "автономная", "ао", "округ",
-    "г", "город", "народная",
-})
+GENERIC_WORDS = frozenset(
+    {
+        "республика",
+        "область",
+        "обл",
+        "край",
+        "автономный",
+        "автономная",
+        "ао",
+        "округ",
+        "г",
+        "город",
+        "народная",
+    }
+)
 
 #: Spellings beyond each region's Russian name (keys are matched as word sets).
 EXTRA_SPELLINGS: dict[str, tuple[str, ...]] = {

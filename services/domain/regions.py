@@ -30,12 +30,32 @@ OCCUPIED_MAINLAND_ZONES = (MOSCOW, "Europe/Kyiv")
 
 #: Every IANA zone of the Russian Federation (tzdata zone1970.tab), west to east.
 ALL_RUSSIAN_ZONES = (
-    "Europe/Kaliningrad", MOSCOW, "Europe/Kirov", "Europe/Volgograd", "Europe/Astrakhan",
-    "Europe/Saratov", "Europe/Ulyanovsk", "Europe/Samara", YEKATERINBURG, "Asia/Omsk",
-    "Asia/Novosibirsk", "Asia/Barnaul", "Asia/Tomsk", "Asia/Novokuznetsk", KRASNOYARSK,
-    "Asia/Irkutsk", "Asia/Chita", "Asia/Yakutsk", "Asia/Khandyga", VLADIVOSTOK,
-    "Asia/Ust-Nera", "Asia/Magadan", "Asia/Sakhalin", "Asia/Srednekolymsk",
-    "Asia/Kamchatka", "Asia/Anadyr",
+    "Europe/Kaliningrad",
+    MOSCOW,
+    "Europe/Kirov",
+    "Europe/Volgograd",
+    "Europe/Astrakhan",
+    "Europe/Saratov",
+    "Europe/Ulyanovsk",
+    "Europe/Samara",
+    YEKATERINBURG,
+    "Asia/Omsk",
+    "Asia/Novosibirsk",
+    "Asia/Barnaul",
+    "Asia/Tomsk",
+    "Asia/Novokuznetsk",
+    KRASNOYARSK,
+    "Asia/Irkutsk",
+    "Asia/Chita",
+    "Asia/Yakutsk",
+    "Asia/Khandyga",
+    VLADIVOSTOK,
+    "Asia/Ust-Nera",
+    "Asia/Magadan",
+    "Asia/Sakhalin",
+    "Asia/Srednekolymsk",
+    "Asia/Kamchatka",
+    "Asia/Anadyr",
 )
 
 #: Code of nationwide ranges.
@@ -126,8 +146,15 @@ _SUBJECTS = (
     _r("RU-PSK", "Pskov Oblast", "Псковская область"),
     _r("RU-ROS", "Rostov Oblast", "Ростовская область"),
     _r("RU-RYA", "Ryazan Oblast", "Рязанская область"),
-    _r("RU-SA", "Sakha (Yakutia)", "Республика Саха (Якутия)",
-       "Asia/Yakutsk", "Asia/Khandyga", "Asia/Ust-Nera", "Asia/Srednekolymsk"),
+    _r(
+        "RU-SA",
+        "Sakha (Yakutia)",
+        "Республика Саха (Якутия)",
+        "Asia/Yakutsk",
+        "Asia/Khandyga",
+        "Asia/Ust-Nera",
+        "Asia/Srednekolymsk",
+    ),
     _r("RU-SAK", "Sakhalin Oblast", "Сахалинская область", "Asia/Sakhalin"),
     _r("RU-SAM", "Samara Oblast", "Самарская область", "Europe/Samara"),
     _r("RU-SAR", "Saratov Oblast", "Саратовская область", "Europe/Saratov"),
@@ -158,24 +185,32 @@ _SUBJECTS = (
 _OCCUPIED = (
     _occupied("UA-43", "Crimea (occupied)", "Республика Крым", (SIMFEROPOL,)),
     _occupied("UA-40", "Sevastopol (occupied)", "Севастополь", (SIMFEROPOL,)),
-    _occupied("UA-14", "Donetsk Oblast (occupied)", "Донецкая область",
-              OCCUPIED_MAINLAND_ZONES),
-    _occupied("UA-09", "Luhansk Oblast (occupied)", "Луганская область",
-              OCCUPIED_MAINLAND_ZONES),
-    _occupied("UA-23", "Zaporizhzhia Oblast (occupied)", "Запорожская область",
-              OCCUPIED_MAINLAND_ZONES),
-    _occupied("UA-65", "Kherson Oblast (occupied)", "Херсонская область",
-              OCCUPIED_MAINLAND_ZONES),
+    _occupied("UA-14", "Donetsk Oblast (occupied)", "Донецкая область", OCCUPIED_MAINLAND_ZONES),
+    _occupied("UA-09", "Luhansk Oblast (occupied)", "Луганская область", OCCUPIED_MAINLAND_ZONES),
+    _occupied(
+        "UA-23", "Zaporizhzhia Oblast (occupied)", "Запорожская область", OCCUPIED_MAINLAND_ZONES
+    ),
+    _occupied("UA-65", "Kherson Oblast (occupied)", "Херсонская область", OCCUPIED_MAINLAND_ZONES),
 )
 
 _COMBINED = (
     _r("RU-MOW_MOS", "Moscow and Moscow Oblast", "Москва и Московская область"),
-    _r("RU-SPE_LEN", "Saint Petersburg and Leningrad Oblast",
-       "Санкт-Петербург и Ленинградская область"),
-    _r("RU-ARK_NEN", "Arkhangelsk Oblast and Nenets AO",
-       "Архангельская область и Ненецкий автономный округ"),
-    _occupied("UA-43_40", "Crimea and Sevastopol (occupied)",
-              "Республика Крым и Севастополь", (SIMFEROPOL,)),
+    _r(
+        "RU-SPE_LEN",
+        "Saint Petersburg and Leningrad Oblast",
+        "Санкт-Петербург и Ленинградская область",
+    ),
+    _r(
+        "RU-ARK_NEN",
+        "Arkhangelsk Oblast and Nenets AO",
+        "Архангельская область и Ненецкий автономный округ",
+    ),
+    _occupied(
+        "UA-43_40",
+        "Crimea and Sevastopol (occupied)",
+        "Республика Крым и Севастополь",
+        (SIMFEROPOL,),
+    ),
 )
 
 _SPECIAL = (
@@ -227,8 +262,9 @@ def constituents(code: str) -> frozenset[str]:
     return frozenset({code, *parts})
 
 
-def select_regions(include: list[str] | tuple[str, ...],
-                   exclude: list[str] | tuple[str, ...]) -> frozenset[str]:
+def select_regions(
+    include: list[str] | tuple[str, ...], exclude: list[str] | tuple[str, ...]
+) -> frozenset[str]:
     """The codes a campaign calls, from its include and exclude lists.
 
     Empty ``include`` means every region. A combined region (``RU-MOW_MOS``) is included

@@ -69,9 +69,14 @@ class Response:
 class ApiError(Exception):
     """A refusal with its status, a stable error code and a message for people."""
 
-    def __init__(self, status: HTTPStatus, code: str, message: str,
-                 extra: Mapping[str, Any] | None = None,
-                 headers: tuple[tuple[str, str], ...] = ()) -> None:
+    def __init__(
+        self,
+        status: HTTPStatus,
+        code: str,
+        message: str,
+        extra: Mapping[str, Any] | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -84,8 +89,9 @@ class ApiError(Exception):
         return json_response(self.status, payload, self.headers)
 
 
-def json_response(status: HTTPStatus, payload: Mapping[str, Any],
-                  headers: tuple[tuple[str, str], ...] = ()) -> Response:
+def json_response(
+    status: HTTPStatus, payload: Mapping[str, Any], headers: tuple[tuple[str, str], ...] = ()
+) -> Response:
     """A JSON answer (UTF-8, Russian text unescaped)."""
     return Response(status, json.dumps(payload, ensure_ascii=False).encode(), JSON, headers)
 
@@ -111,12 +117,16 @@ def parse(model: type[Model], body: bytes) -> Model:
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
         if any(error["type"] == "json_invalid" for error in errors):
-            raise ApiError(HTTPStatus.BAD_REQUEST, "malformed_json",
-                           "the body is not valid JSON") from None
-        details = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
-                   for e in errors]
-        raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "the body is not valid",
-                       {"details": details}) from None
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST, "malformed_json", "the body is not valid JSON"
+            ) from None
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
+            for e in errors
+        ]
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST, "invalid_request", "the body is not valid", {"details": details}
+        ) from None
 
 
 class LeaseApi:
@@ -139,8 +149,11 @@ class LeaseApi:
         except redis.RedisError as exc:
             log.warning("%s: Redis unavailable (%s)", operation, type(exc).__name__)
             return operation, ApiError(
-                HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "try again shortly",
-                headers=(("Retry-After", str(UNAVAILABLE_RETRY_SECONDS)),)).response()
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                "unavailable",
+                "try again shortly",
+                headers=(("Retry-After", str(UNAVAILABLE_RETRY_SECONDS)),),
+            ).response()
 
     def _route(self, request: ApiRequest) -> tuple[str, Callable[[VolunteerToken], Response]]:
         path, method = request.path, request.method
@@ -157,15 +170,16 @@ class LeaseApi:
             lease_id = action["lease_id"]
             operate = getattr(self, action["action"])
             return action["action"], lambda who: operate(
-                who, lease_id, request.header("X-Lease-Token"), request.read_body())
+                who, lease_id, request.header("X-Lease-Token"), request.read_body()
+            )
         raise ApiError(HTTPStatus.NOT_FOUND, "not_found", "no such endpoint")
 
     def authenticate(self, authorization: str | None) -> VolunteerToken:
         """The volunteer of an ``Authorization: Bearer`` header, or a 401."""
-        if not authorization or not authorization[:len(_BEARER)].lower() == _BEARER:
+        if not authorization or not authorization[: len(_BEARER)].lower() == _BEARER:
             raise _unauthorized("a volunteer bearer token is required")
         try:
-            return verify(self._secret, authorization[len(_BEARER):].strip())
+            return verify(self._secret, authorization[len(_BEARER) :].strip())
         except TokenError as refusal:
             log.info("volunteer token refused: %s", refusal)
             raise _unauthorized(str(refusal)) from None
@@ -179,37 +193,48 @@ class LeaseApi:
         try:
             lease = self._leases.acquire(volunteer.volunteer_id, preferences)
         except VolunteerLimitReachedError as refusal:
-            raise ApiError(HTTPStatus.CONFLICT, "volunteer_limit", str(refusal),
-                           {"retry_after_ms": refusal.retry_after_ms},
-                           _retry_after(refusal.retry_after_ms)) from None
+            raise ApiError(
+                HTTPStatus.CONFLICT,
+                "volunteer_limit",
+                str(refusal),
+                {"retry_after_ms": refusal.retry_after_ms},
+                _retry_after(refusal.retry_after_ms),
+            ) from None
         except OutsideCallingHoursError as refusal:
             raise _closed(refusal, self._leases.now_ms()) from None
         if lease is None:
             return Response(HTTPStatus.NO_CONTENT)
-        log.info("lease %s granted (%s, attempt %d)", lease.lease_id, lease.masked_number,
-                 lease.attempt)
+        log.info(
+            "lease %s granted (%s, attempt %d)", lease.lease_id, lease.masked_number, lease.attempt
+        )
         return json_response(HTTPStatus.CREATED, models.lease_view(lease))
 
-    def renew(self, volunteer: VolunteerToken, lease_id: str, header_token: str | None,
-              body: bytes) -> Response:
+    def renew(
+        self, volunteer: VolunteerToken, lease_id: str, header_token: str | None, body: bytes
+    ) -> Response:
         """Restart the lease's countdown: 200 with the new deadline."""
         wanted = parse(models.LeaseTokenRequest, body)
         token = self._lease_token(volunteer, lease_id, header_token, wanted.lease_token)
         deadline_ms = _refusals(lambda: self._leases.renew(lease_id, token))
         return json_response(HTTPStatus.OK, models.renew_view(lease_id, deadline_ms))
 
-    def complete(self, volunteer: VolunteerToken, lease_id: str, header_token: str | None,
-                 body: bytes) -> Response:
+    def complete(
+        self, volunteer: VolunteerToken, lease_id: str, header_token: str | None, body: bytes
+    ) -> Response:
         """Record the call's outcome: 200; a repeat with the same token is 200 too."""
         wanted = parse(models.CompleteRequest, body)
         token = self._lease_token(volunteer, lease_id, header_token, wanted.lease_token)
-        completion = _refusals(lambda: self._leases.complete(
-            lease_id, token, Outcome(wanted.outcome), wanted.callback_at))
+        completion = _refusals(
+            lambda: self._leases.complete(
+                lease_id, token, Outcome(wanted.outcome), wanted.callback_at
+            )
+        )
         log.info("lease %s completed: %s (%s)", lease_id, wanted.outcome, completion.status)
         return json_response(HTTPStatus.OK, models.completion_view(lease_id, completion))
 
-    def release(self, volunteer: VolunteerToken, lease_id: str, header_token: str | None,
-                body: bytes) -> Response:
+    def release(
+        self, volunteer: VolunteerToken, lease_id: str, header_token: str | None, body: bytes
+    ) -> Response:
         """Give the number back uncalled: 200."""
         wanted = parse(models.LeaseTokenRequest, body)
         token = self._lease_token(volunteer, lease_id, header_token, wanted.lease_token)
@@ -223,16 +248,21 @@ class LeaseApi:
             raise ApiError(HTTPStatus.NOT_FOUND, "not_found", "no such guideline")
         return json_response(HTTPStatus.OK, models.guideline_view(ref, translations))
 
-    def _lease_token(self, volunteer: VolunteerToken, lease_id: str, header: str | None,
-                     in_body: str | None) -> str:
+    def _lease_token(
+        self, volunteer: VolunteerToken, lease_id: str, header: str | None, in_body: str | None
+    ) -> str:
         """The lease token, checked to be the caller's; 404 for anyone else's lease."""
         if header is not None and in_body is not None and header != in_body:
-            raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request",
-                           "X-Lease-Token and lease_token differ")
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST, "invalid_request", "X-Lease-Token and lease_token differ"
+            )
         token = header if header is not None else in_body
         if not token:
-            raise ApiError(HTTPStatus.BAD_REQUEST, "lease_token_required",
-                           "send the lease token in X-Lease-Token or as lease_token")
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST,
+                "lease_token_required",
+                "send the lease token in X-Lease-Token or as lease_token",
+            )
         owner = token_owner(token) or ""
         mine = volunteer_hash(self._secret, volunteer.volunteer_id)
         if not LEASE_ID.match(lease_id) or not hmac.compare_digest(owner, mine):
@@ -250,22 +280,34 @@ def _refusals(call: Callable[[], Result]) -> Result:
     except NotLeaseHolderError:
         raise _not_found() from None
     except LeaseExpiredError:
-        raise ApiError(HTTPStatus.GONE, "lease_expired",
-                       "the lease has expired; its number went back to the queue") from None
+        raise ApiError(
+            HTTPStatus.GONE,
+            "lease_expired",
+            "the lease has expired; its number went back to the queue",
+        ) from None
     except AlreadyCompletedError:
-        raise ApiError(HTTPStatus.CONFLICT, "lease_completed",
-                       "the lease was already completed") from None
+        raise ApiError(
+            HTTPStatus.CONFLICT, "lease_completed", "the lease was already completed"
+        ) from None
 
 
 def _require(method: str, allowed: str) -> None:
     if method != allowed:
-        raise ApiError(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed",
-                       f"use {allowed}", headers=(("Allow", allowed),))
+        raise ApiError(
+            HTTPStatus.METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            f"use {allowed}",
+            headers=(("Allow", allowed),),
+        )
 
 
 def _unauthorized(message: str) -> ApiError:
-    return ApiError(HTTPStatus.UNAUTHORIZED, "unauthorized", message,
-                    headers=(("WWW-Authenticate", 'Bearer realm="phonebank"'),))
+    return ApiError(
+        HTTPStatus.UNAUTHORIZED,
+        "unauthorized",
+        message,
+        headers=(("WWW-Authenticate", 'Bearer realm="phonebank"'),),
+    )
 
 
 def _not_found() -> ApiError:
@@ -274,9 +316,15 @@ def _not_found() -> ApiError:
 
 def _closed(refusal: OutsideCallingHoursError, now_ms: int) -> ApiError:
     opening = refusal.next_opening_ms
-    extra: dict[str, Any] = {"next_opening_ms": opening,
-                             "next_opening": None if opening is None else
-                             models.iso_utc(opening)}
+    extra: dict[str, Any] = {
+        "next_opening_ms": opening,
+        "next_opening": None if opening is None else models.iso_utc(opening),
+    }
     headers = () if opening is None else _retry_after(max(opening - now_ms, 0))
-    return ApiError(HTTPStatus.LOCKED, "outside_calling_hours",
-                    "no region you may call is inside its calling hours now", extra, headers)
+    return ApiError(
+        HTTPStatus.LOCKED,
+        "outside_calling_hours",
+        "no region you may call is inside its calling hours now",
+        extra,
+        headers,
+    )

@@ -31,15 +31,23 @@ REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
 EXIT_USAGE = 2
 
 
-def build_gateway(settings: Settings, client: redis.Redis | None = None,
-                  leases: LeaseClient | None = None) -> Gateway:
+def build_gateway(
+    settings: Settings, client: redis.Redis | None = None, leases: LeaseClient | None = None
+) -> Gateway:
     """A gateway on its own metrics registry, from the settings (or the given parts)."""
     client = client or redis.Redis.from_url(
-        settings.redis_url, socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
-        socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS)
+        settings.redis_url,
+        socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+    )
     leases = leases or LeaseClient(settings, client)
-    return Gateway(settings.volunteer_secret.get_secret_value(), leases, client,
-                   load_guidelines(), CollectorRegistry())
+    return Gateway(
+        settings.volunteer_secret.get_secret_value(),
+        leases,
+        client,
+        load_guidelines(),
+        CollectorRegistry(),
+    )
 
 
 def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
@@ -73,15 +81,26 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``phonebank gateway`` (and ``phonebank gateway token``)."""
     parser = commands.add_parser(
-        "gateway", help="HTTP lease API for frontends and the reference volunteer page",
+        "gateway",
+        help="HTTP lease API for frontends and the reference volunteer page",
         description="Serve /api/v1/ (acquire, renew, complete, release, guidelines), the "
-                    "volunteer page at /, /healthz, /readyz and /metrics until SIGTERM.")
+        "volunteer page at /, /healthz, /readyz and /metrics until SIGTERM.",
+    )
     parser.set_defaults(handler=cmd_gateway)
     actions = parser.add_subparsers(dest="gateway_action", metavar="ACTION")
-    token = actions.add_parser("token", help="mint a volunteer bearer token",
-                               description="Print a signed bearer token for VOLUNTEER_ID.")
-    token.add_argument("volunteer_id", metavar="VOLUNTEER_ID",
-                       help="1-64 characters of A-Z a-z 0-9 _ . @ -")
-    token.add_argument("--ttl", type=int, default=None, metavar="SECONDS",
-                       help="lifetime (default: PHONEBANK_VOLUNTEER_TOKEN_TTL_SECONDS)")
+    token = actions.add_parser(
+        "token",
+        help="mint a volunteer bearer token",
+        description="Print a signed bearer token for VOLUNTEER_ID.",
+    )
+    token.add_argument(
+        "volunteer_id", metavar="VOLUNTEER_ID", help="1-64 characters of A-Z a-z 0-9 _ . @ -"
+    )
+    token.add_argument(
+        "--ttl",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="lifetime (default: PHONEBANK_VOLUNTEER_TOKEN_TTL_SECONDS)",
+    )
     token.set_defaults(handler=cmd_token)

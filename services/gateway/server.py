@@ -45,8 +45,10 @@ REQUEST_TIMEOUT_SECONDS = 10
 SHUTDOWN_POLL_SECONDS = 0.05
 #: headers on every answer
 SECURITY_HEADERS = (
-    ("Content-Security-Policy",
-     "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "no-referrer"),
@@ -75,19 +77,30 @@ def _result(status: HTTPStatus) -> str:
 class Gateway:
     """Everything the HTTP handler answers from; shared by all request threads."""
 
-    def __init__(self, secret: str, leases: LeaseClient, client: redis.Redis,
-                 guidelines: GuidelineLibrary, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        secret: str,
+        leases: LeaseClient,
+        client: redis.Redis,
+        guidelines: GuidelineLibrary,
+        registry: CollectorRegistry,
+    ) -> None:
         if leases.metrics is None:
             leases.metrics = LeaseMetrics(registry)
         self.api = LeaseApi(secret, leases, guidelines)
         self.registry = registry
         self._client = client
-        self._requests = Counter(names.GATEWAY_REQUESTS, "Gateway HTTP requests by route.",
-                                 ["operation", "result"], registry=registry)
+        self._requests = Counter(
+            names.GATEWAY_REQUESTS,
+            "Gateway HTTP requests by route.",
+            ["operation", "result"],
+            registry=registry,
+        )
         self._static = {name: (STATIC_FOLDER / name).read_bytes() for name in STATIC_FILES}
 
-    def respond(self, method: str, path: str, header: Header,
-                read_body: Callable[[], bytes]) -> Response:
+    def respond(
+        self, method: str, path: str, header: Header, read_body: Callable[[], bytes]
+    ) -> Response:
         """The answer to one request (never raises), counted by route and result."""
         operation = "unknown"
         try:
@@ -97,15 +110,20 @@ class Gateway:
                 operation, response = self._site(method, path)
         except Exception:
             log.exception("gateway: unexpected error in %s", operation)
-            response = ApiError(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error",
-                                "internal error").response()
+            response = ApiError(
+                HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error"
+            ).response()
         self._requests.labels(operation, _result(response.status)).inc()
         return response
 
     def _site(self, method: str, path: str) -> tuple[str, Response]:
         if method != "GET":
-            return "unknown", ApiError(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed",
-                                       "use GET", headers=(("Allow", "GET"),)).response()
+            return "unknown", ApiError(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "use GET",
+                headers=(("Allow", "GET"),),
+            ).response()
         name = "index.html" if path in {"/", "/index.html"} else path.removeprefix(_STATIC_PREFIX)
         if path.startswith(_STATIC_PREFIX) or name == "index.html":
             if name in self._static:
@@ -115,8 +133,9 @@ class Gateway:
         elif path == "/readyz":
             return "ready", self._ready()
         elif path == "/metrics":
-            return "metrics", Response(HTTPStatus.OK, generate_latest(self.registry),
-                                       CONTENT_TYPE_LATEST)
+            return "metrics", Response(
+                HTTPStatus.OK, generate_latest(self.registry), CONTENT_TYPE_LATEST
+            )
         return "unknown", ApiError(HTTPStatus.NOT_FOUND, "not_found", "not found").response()
 
     def _ready(self) -> Response:
@@ -155,34 +174,47 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         path = urlsplit(self.path).path
-        response = self.server.gateway.respond(self.command, path, self.headers.get,
-                                               self._read_body)
+        response = self.server.gateway.respond(
+            self.command, path, self.headers.get, self._read_body
+        )
         self._send(response)
 
     def _read_body(self) -> bytes:
         """The request body, or an :class:`ApiError` (400, 408, 411, 413, 415)."""
         if self.headers.get("Transfer-Encoding"):
-            raise ApiError(HTTPStatus.LENGTH_REQUIRED, "length_required",
-                           "send a Content-Length; chunked bodies are not accepted")
+            raise ApiError(
+                HTTPStatus.LENGTH_REQUIRED,
+                "length_required",
+                "send a Content-Length; chunked bodies are not accepted",
+            )
         declared = self.headers.get("Content-Length", "0").strip()
         if not declared.isdigit():
             raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "bad Content-Length")
         length = int(declared)
         if length > MAX_BODY_BYTES:
             self._drain(length)
-            raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large",
-                           f"the body may be at most {MAX_BODY_BYTES} bytes")
+            raise ApiError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                "body_too_large",
+                f"the body may be at most {MAX_BODY_BYTES} bytes",
+            )
         try:
             body = self.rfile.read(length) if length else b""
         except TimeoutError:
-            raise ApiError(HTTPStatus.REQUEST_TIMEOUT, "request_timeout",
-                           f"the body did not arrive within {REQUEST_TIMEOUT_SECONDS} s") from None
+            raise ApiError(
+                HTTPStatus.REQUEST_TIMEOUT,
+                "request_timeout",
+                f"the body did not arrive within {REQUEST_TIMEOUT_SECONDS} s",
+            ) from None
         if len(body) != length:
             raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "body shorter than declared")
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if body and content_type != "application/json":
-            raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-                           "send Content-Type: application/json")
+            raise ApiError(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send Content-Type: application/json",
+            )
         return body
 
     def _drain(self, length: int) -> None:
@@ -223,8 +255,9 @@ class GatewayHTTPServer(ThreadingHTTPServer):
 def serve(gateway: Gateway, host: str, port: int) -> GatewayHTTPServer:
     """Start serving ``gateway`` on ``host:port`` from a daemon thread; return the server."""
     server = GatewayHTTPServer((host, port), gateway)
-    thread = threading.Thread(target=server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,),
-                              name="gateway-http", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), name="gateway-http", daemon=True
+    )
     thread.start()
     log.info("gateway serving on %s:%d", host, server.port)
     return server

@@ -19,8 +19,13 @@ from phonebank.domain.partitions import partition_for_region, partition_table
 from phonebank.settings import Settings
 
 __all__ = [
-    "ensure_topic", "ensure_topics", "make_admin", "make_consumer", "make_producer",
-    "partition_for_region", "partition_table",
+    "ensure_topic",
+    "ensure_topics",
+    "make_admin",
+    "make_consumer",
+    "make_producer",
+    "partition_for_region",
+    "partition_table",
 ]
 
 #: milliseconds a producer waits to fill a batch before sending it
@@ -89,15 +94,17 @@ def make_admin(settings: Settings) -> KafkaAdminClient:
     )
 
 
-def ensure_topic(settings: Settings, name: str, partitions: int,
-                 config: dict[str, str] | None = None) -> bool:
+def ensure_topic(
+    settings: Settings, name: str, partitions: int, config: dict[str, str] | None = None
+) -> bool:
     """Create ``name`` with ``partitions`` partitions unless it exists. True if created."""
     admin = make_admin(settings)
     try:
         if name in admin.list_topics():
             return False
-        topic = NewTopic(name, partitions, replication_factor=-1,
-                         topic_configs=config or RETAIN_FOREVER)
+        topic = NewTopic(
+            name, partitions, replication_factor=-1, topic_configs=config or RETAIN_FOREVER
+        )
         try:
             admin.create_topics([topic], wait_for_metadata=True)
         except TopicAlreadyExistsError:
@@ -116,12 +123,16 @@ def ensure_topics(settings: Settings) -> None:
 
 def read_topic(settings: Settings, topic: str) -> Iterator[ConsumerRecord]:
     """Every record of ``topic`` from the start to its end as of the call (no group)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
-                             enable_auto_commit=False, client_id="phonebank-reader",
-                             max_partition_fetch_bytes=MAX_RECORD_BYTES)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        client_id="phonebank-reader",
+        max_partition_fetch_bytes=MAX_RECORD_BYTES,
+    )
     try:
-        partitions = [TopicPartition(topic, p)
-                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
         if not partitions:
             return
         consumer.assign(partitions)

@@ -102,86 +102,292 @@ class MetricSpec:
 
 #: name, type, unit, labels (space separated), exposed by, meaning.
 _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
-    (INGEST_NUMBERS, "counter", "numbers", "result reason", "ingest",
-     "Numbers read; result accepted|rejected, reason the reject code (else none)."),
-    (INGEST_CHUNKS, "counter", "records", "result", "ingest",
-     "Number chunks produced to Kafka; result ok|error."),
-    (INGEST_LAST_SUCCESS, "gauge", "seconds", "", "ingest",
-     "Unix time the last ingest run finished without error."),
-    (ASSIGNER_NUMBERS, "counter", "numbers", "region result", "assigner",
-     "Numbers taken from Kafka; result queued|duplicate|do_not_call."),
-    (QUEUE_READY, "gauge", "numbers", "region", "assigner",
-     "Numbers in the region's ready list."),
-    (QUEUE_DUE, "gauge", "numbers", "region", "assigner",
-     "Numbers waiting in the region's due set (retries and callbacks)."),
-    (NUMBERS_PARKED, "gauge", "numbers", "region", "assigner",
-     "Numbers parked after too many lease expiries (Redis parked set)."),
-    (REGION_OPEN, "gauge", "boolean", "region", "assigner",
-     "1 while the region's callee-local time is inside the calling window."),
-    (PARTITIONS_PAUSED, "gauge", "partitions", "", "assigner",
-     "Numbers-topic partitions paused because their regions are full."),
-    (CONSUMER_LAG, "gauge", "records", "", "assigner reporter",
-     "Records between the consumer's position and the end of its topic."),
-    (ASSIGNER_MALFORMED, "counter", "records", "", "assigner",
-     "Numbers-topic records that were not a valid number chunk (skipped)."),
-    (LEASES_ACTIVE, "gauge", "leases", "region", "assigner",
-     "Live leases (numbers being called now)."),
-    (LEASES_GRANTED, "counter", "leases", "region", "lease-client",
-     "Leases granted."),
-    (LEASE_EXPIRIES, "counter", "leases", "region", "assigner",
-     "Leases the reaper found expired."),
-    (LEASE_OLDEST_AGE, "gauge", "seconds", "region", "assigner",
-     "Age of the oldest live lease."),
-    (LEASE_RECLAIM_LAG, "gauge", "seconds", "", "assigner",
-     "How long the oldest expired lease waited past its deadline for the reaper."),
-    (LEASE_OPERATION_SECONDS, "histogram", "seconds", "operation result", "lease-client",
-     "Latency of acquire|renew|complete|release; result ok or the error code."),
-    (OUTCOMES_RELAYED, "counter", "events", "", "assigner",
-     "Outcome events relayed from Redis streams to Kafka."),
-    (OUTCOMES_RELAY_LAST_SUCCESS, "gauge", "seconds", "", "assigner",
-     "Unix time of the relay's last successful pass."),
-    (OUTCOMES_RELAY_PENDING, "gauge", "events", "", "assigner",
-     "Outcome events in Redis streams not yet relayed."),
-    (OUTCOMES_DEAD, "counter", "events", "", "assigner",
-     "Outcome stream entries that were not valid events (not relayed)."),
-    (GATEWAY_REQUESTS, "counter", "requests", "operation result", "gateway",
-     "HTTP requests by route (acquire, renew, …, page, metrics); result ok or the HTTP "
-     "status in words (unauthorized, not_found, …): shows token or lease-id guessing."),
-    (COVERAGE_INGESTED, "gauge", "numbers", "region", "reporter",
-     "Numbers ingest stored in Kafka for the campaign (queued or still in the backlog)."),
-    (COVERAGE_ATTEMPTED, "gauge", "numbers", "region", "reporter",
-     "Distinct numbers called at least once."),
-    (COVERAGE_REACHED, "gauge", "numbers", "region", "reporter",
-     "Distinct numbers reached (conversation, refused or callback)."),
-    (COVERAGE_CONVERSATIONS, "gauge", "numbers", "region", "reporter",
-     "Distinct numbers with at least one conversation."),
-    (COVERAGE_DO_NOT_CALL, "gauge", "numbers", "region", "reporter",
-     "Distinct numbers that asked never to be called."),
-    (COVERAGE_RETIRED, "gauge", "numbers", "region", "reporter",
-     "Distinct numbers retired as wrong number or not in service."),
-    (COVERAGE_PARKED, "gauge", "numbers", "region", "reporter",
-     "Distinct numbers whose expired leases reached the parking limit (from events)."),
-    (COVERAGE_RATIO, "gauge", "ratio", "region", "reporter",
-     "Attempted / ingested (0 while nothing is ingested)."),
-    (REACH_RATIO, "gauge", "ratio", "region", "reporter",
-     "Reached / attempted (0 while nothing is attempted)."),
-    (COVERAGE_REMAINING, "gauge", "seconds", "region", "reporter",
-     "Projected time to attempt every ingested number at the last 24 h rate; "
-     "absent while the rate is 0."),
-    (OUTCOMES, "counter", "events", "region outcome", "reporter",
-     "Outcome events by outcome (calls, plus skipped and expired leases)."),
-    (VOLUNTEERS_ACTIVE_15M, "gauge", "volunteers", "", "reporter",
-     "Distinct volunteers with an outcome in the last 15 minutes (HyperLogLog)."),
-    (VOLUNTEERS_ACTIVE_24H, "gauge", "volunteers", "", "reporter",
-     "Distinct volunteers with an outcome in the last 24 hours (HyperLogLog)."),
-    (REPORTER_EVENTS, "counter", "events", "result", "reporter",
-     "Outcome records read; result applied|duplicate|invalid."),
-    (REPORTER_LAST_EVENT, "gauge", "seconds", "", "reporter",
-     "Completion time (Unix) of the newest outcome applied."),
-    (REPORTER_CHECKPOINTS, "counter", "checkpoints", "result", "reporter",
-     "State checkpoints written to Redis; result ok|error."),
-    (REPORTER_LAST_CHECKPOINT, "gauge", "seconds", "", "reporter",
-     "Unix time of the last successful checkpoint."),
+    (
+        INGEST_NUMBERS,
+        "counter",
+        "numbers",
+        "result reason",
+        "ingest",
+        "Numbers read; result accepted|rejected, reason the reject code (else none).",
+    ),
+    (
+        INGEST_CHUNKS,
+        "counter",
+        "records",
+        "result",
+        "ingest",
+        "Number chunks produced to Kafka; result ok|error.",
+    ),
+    (
+        INGEST_LAST_SUCCESS,
+        "gauge",
+        "seconds",
+        "",
+        "ingest",
+        "Unix time the last ingest run finished without error.",
+    ),
+    (
+        ASSIGNER_NUMBERS,
+        "counter",
+        "numbers",
+        "region result",
+        "assigner",
+        "Numbers taken from Kafka; result queued|duplicate|do_not_call.",
+    ),
+    (QUEUE_READY, "gauge", "numbers", "region", "assigner", "Numbers in the region's ready list."),
+    (
+        QUEUE_DUE,
+        "gauge",
+        "numbers",
+        "region",
+        "assigner",
+        "Numbers waiting in the region's due set (retries and callbacks).",
+    ),
+    (
+        NUMBERS_PARKED,
+        "gauge",
+        "numbers",
+        "region",
+        "assigner",
+        "Numbers parked after too many lease expiries (Redis parked set).",
+    ),
+    (
+        REGION_OPEN,
+        "gauge",
+        "boolean",
+        "region",
+        "assigner",
+        "1 while the region's callee-local time is inside the calling window.",
+    ),
+    (
+        PARTITIONS_PAUSED,
+        "gauge",
+        "partitions",
+        "",
+        "assigner",
+        "Numbers-topic partitions paused because their regions are full.",
+    ),
+    (
+        CONSUMER_LAG,
+        "gauge",
+        "records",
+        "",
+        "assigner reporter",
+        "Records between the consumer's position and the end of its topic.",
+    ),
+    (
+        ASSIGNER_MALFORMED,
+        "counter",
+        "records",
+        "",
+        "assigner",
+        "Numbers-topic records that were not a valid number chunk (skipped).",
+    ),
+    (
+        LEASES_ACTIVE,
+        "gauge",
+        "leases",
+        "region",
+        "assigner",
+        "Live leases (numbers being called now).",
+    ),
+    (LEASES_GRANTED, "counter", "leases", "region", "lease-client", "Leases granted."),
+    (LEASE_EXPIRIES, "counter", "leases", "region", "assigner", "Leases the reaper found expired."),
+    (LEASE_OLDEST_AGE, "gauge", "seconds", "region", "assigner", "Age of the oldest live lease."),
+    (
+        LEASE_RECLAIM_LAG,
+        "gauge",
+        "seconds",
+        "",
+        "assigner",
+        "How long the oldest expired lease waited past its deadline for the reaper.",
+    ),
+    (
+        LEASE_OPERATION_SECONDS,
+        "histogram",
+        "seconds",
+        "operation result",
+        "lease-client",
+        "Latency of acquire|renew|complete|release; result ok or the error code.",
+    ),
+    (
+        OUTCOMES_RELAYED,
+        "counter",
+        "events",
+        "",
+        "assigner",
+        "Outcome events relayed from Redis streams to Kafka.",
+    ),
+    (
+        OUTCOMES_RELAY_LAST_SUCCESS,
+        "gauge",
+        "seconds",
+        "",
+        "assigner",
+        "Unix time of the relay's last successful pass.",
+    ),
+    (
+        OUTCOMES_RELAY_PENDING,
+        "gauge",
+        "events",
+        "",
+        "assigner",
+        "Outcome events in Redis streams not yet relayed.",
+    ),
+    (
+        OUTCOMES_DEAD,
+        "counter",
+        "events",
+        "",
+        "assigner",
+        "Outcome stream entries that were not valid events (not relayed).",
+    ),
+    (
+        GATEWAY_REQUESTS,
+        "counter",
+        "requests",
+        "operation result",
+        "gateway",
+        "HTTP requests by route (acquire, renew, …, page, metrics); result ok or the HTTP "
+        "status in words (unauthorized, not_found, …): shows token or lease-id guessing.",
+    ),
+    (
+        COVERAGE_INGESTED,
+        "gauge",
+        "numbers",
+        "region",
+        "reporter",
+        "Numbers ingest stored in Kafka for the campaign (queued or still in the backlog).",
+    ),
+    (
+        COVERAGE_ATTEMPTED,
+        "gauge",
+        "numbers",
+        "region",
+        "reporter",
+        "Distinct numbers called at least once.",
+    ),
+    (
+        COVERAGE_REACHED,
+        "gauge",
+        "numbers",
+        "region",
+        "reporter",
+        "Distinct numbers reached (conversation, refused or callback).",
+    ),
+    (
+        COVERAGE_CONVERSATIONS,
+        "gauge",
+        "numbers",
+        "region",
+        "reporter",
+        "Distinct numbers with at least one conversation.",
+    ),
+    (
+        COVERAGE_DO_NOT_CALL,
+        "gauge",
+        "numbers",
+        "region",
+        "reporter",
+        "Distinct numbers that asked never to be called.",
+    ),
+    (
+        COVERAGE_RETIRED,
+        "gauge",
+        "numbers",
+        "region",
+        "reporter",
+        "Distinct numbers retired as wrong number or not in service.",
+    ),
+    (
+        COVERAGE_PARKED,
+        "gauge",
+        "numbers",
+        "region",
+        "reporter",
+        "Distinct numbers whose expired leases reached the parking limit (from events).",
+    ),
+    (
+        COVERAGE_RATIO,
+        "gauge",
+        "ratio",
+        "region",
+        "reporter",
+        "Attempted / ingested (0 while nothing is ingested).",
+    ),
+    (
+        REACH_RATIO,
+        "gauge",
+        "ratio",
+        "region",
+        "reporter",
+        "Reached / attempted (0 while nothing is attempted).",
+    ),
+    (
+        COVERAGE_REMAINING,
+        "gauge",
+        "seconds",
+        "region",
+        "reporter",
+        "Projected time to attempt every ingested number at the last 24 h rate; "
+        "absent while the rate is 0.",
+    ),
+    (
+        OUTCOMES,
+        "counter",
+        "events",
+        "region outcome",
+        "reporter",
+        "Outcome events by outcome (calls, plus skipped and expired leases).",
+    ),
+    (
+        VOLUNTEERS_ACTIVE_15M,
+        "gauge",
+        "volunteers",
+        "",
+        "reporter",
+        "Distinct volunteers with an outcome in the last 15 minutes (HyperLogLog).",
+    ),
+    (
+        VOLUNTEERS_ACTIVE_24H,
+        "gauge",
+        "volunteers",
+        "",
+        "reporter",
+        "Distinct volunteers with an outcome in the last 24 hours (HyperLogLog).",
+    ),
+    (
+        REPORTER_EVENTS,
+        "counter",
+        "events",
+        "result",
+        "reporter",
+        "Outcome records read; result applied|duplicate|invalid.",
+    ),
+    (
+        REPORTER_LAST_EVENT,
+        "gauge",
+        "seconds",
+        "",
+        "reporter",
+        "Completion time (Unix) of the newest outcome applied.",
+    ),
+    (
+        REPORTER_CHECKPOINTS,
+        "counter",
+        "checkpoints",
+        "result",
+        "reporter",
+        "State checkpoints written to Redis; result ok|error.",
+    ),
+    (
+        REPORTER_LAST_CHECKPOINT,
+        "gauge",
+        "seconds",
+        "",
+        "reporter",
+        "Unix time of the last successful checkpoint.",
+    ),
 )
 
 #: Every phonebank metric: name → spec. ``docs/metrics.md`` is generated from this.
@@ -214,8 +420,9 @@ def referenced_names(text: str) -> set[str]:
     histograms = {name for name, spec in CATALOGUE.items() if spec.kind == "histogram"}
     names = set()
     for name in _METRIC_NAME.findall(text):
-        base = next((h for h in histograms for suffix in _HISTOGRAM_SUFFIXES
-                     if name == h + suffix), name)
+        base = next(
+            (h for h in histograms for suffix in _HISTOGRAM_SUFFIXES if name == h + suffix), name
+        )
         names.add(base)
     return names
 
@@ -226,19 +433,24 @@ def exposed_names(exposition: str) -> set[str]:
     for line in exposition.splitlines():
         if line.startswith("# TYPE phonebank_"):
             _, _, name, kind = line.split(" ", 3)
-            names.add(name + "_total" if kind == "counter" and not name.endswith("_total")
-                      else name)
+            names.add(
+                name + "_total" if kind == "counter" and not name.endswith("_total") else name
+            )
     return names
 
 
 def markdown_catalogue() -> str:
     """The table of ``docs/metrics.md``: one row per catalogued metric."""
-    rows = ["| metric | type | unit | labels | exposed by | meaning |",
-            "| --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        "| metric | type | unit | labels | exposed by | meaning |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for spec in CATALOGUE.values():
         labels = ", ".join(spec.labels) or "—"
-        rows.append(f"| `{spec.name}` | {spec.kind} | {spec.unit} | {labels} "
-                    f"| {spec.service} | {spec.help} |")
+        rows.append(
+            f"| `{spec.name}` | {spec.kind} | {spec.unit} | {labels} "
+            f"| {spec.service} | {spec.help} |"
+        )
     return "\n".join(rows)
 
 

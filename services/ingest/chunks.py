@@ -65,8 +65,14 @@ class ChunkSink(Protocol):
 class Chunker:
     """Per-region buffers of accepted numbers, cut into chunks of ``size``."""
 
-    def __init__(self, sink: ChunkSink, campaign: str, source_id: str, next_seq: int = 0,
-                 size: int = DEFAULT_CHUNK_SIZE) -> None:
+    def __init__(
+        self,
+        sink: ChunkSink,
+        campaign: str,
+        source_id: str,
+        next_seq: int = 0,
+        size: int = DEFAULT_CHUNK_SIZE,
+    ) -> None:
         self.sink = sink
         self.campaign = campaign
         self.source_id = source_id
@@ -81,8 +87,7 @@ class Chunker:
         order = np.argsort(regions, kind="stable")
         grouped, keys = nationals[order], regions[order]
         cuts = np.flatnonzero(np.diff(keys)) + 1
-        for low, high in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(keys)].tolist(),
-                             strict=True):
+        for low, high in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(keys)].tolist(), strict=True):
             if high > low:
                 self._buffer(int(keys[low]), grouped[low:high])
 
@@ -93,7 +98,7 @@ class Chunker:
             pending = np.concatenate(self._buffers[region])
             whole = len(pending) - len(pending) % self.size
             for start in range(0, whole, self.size):
-                self._emit(region, pending[start:start + self.size])
+                self._emit(region, pending[start : start + self.size])
             self._buffers[region] = [pending[whole:]]
             self._buffered[region] = len(pending) - whole
 
@@ -106,8 +111,13 @@ class Chunker:
         self._buffered.clear()
 
     def _emit(self, region: int, numbers: Int64Array) -> None:
-        chunk = NumberChunk(campaign=self.campaign, region=REGION_CODES[region],
-                            source=self.source_id, seq=self.next_seq, numbers=numbers.tolist())
+        chunk = NumberChunk(
+            campaign=self.campaign,
+            region=REGION_CODES[region],
+            source=self.source_id,
+            seq=self.next_seq,
+            numbers=numbers.tolist(),
+        )
         self.sink.send(chunk)
         self.next_seq += 1
         self.chunks_sent += 1
@@ -121,20 +131,26 @@ class KafkaSink:
         self.redis = redis.Redis.from_url(settings.redis_url)
         self.ingested_key = KeyScheme(settings.key_prefix, settings.campaign).ingested
         ensure_topic(settings, self.topic, settings.numbers_partitions)
-        self.producer = make_producer(settings,
-                                      **{**INGEST_PRODUCER_OVERRIDES, **producer_overrides})
+        self.producer = make_producer(
+            settings, **{**INGEST_PRODUCER_OVERRIDES, **producer_overrides}
+        )
         partitions = self.producer.partitions_for(self.topic) or set()
         self.partitions = len(partitions) or settings.numbers_partitions
         if self.partitions != settings.numbers_partitions:
-            log.warning("topic %s has %d partitions, settings say %d; using the topic's",
-                        self.topic, self.partitions, settings.numbers_partitions)
+            log.warning(
+                "topic %s has %d partitions, settings say %d; using the topic's",
+                self.topic,
+                self.partitions,
+                settings.numbers_partitions,
+            )
         self._pending: list[tuple[str, int, Any]] = []
 
     def send(self, chunk: NumberChunk) -> None:
         """Queue one chunk for its region's partition."""
         partition = partition_for_region(chunk.region, self.partitions)
-        future = self.producer.send(self.topic, key=chunk.region.encode(), value=chunk.encode(),
-                                    partition=partition)
+        future = self.producer.send(
+            self.topic, key=chunk.region.encode(), value=chunk.encode(), partition=partition
+        )
         self._pending.append((chunk.region, len(chunk.numbers), future))
 
     def flush(self) -> None:
@@ -155,8 +171,9 @@ class KafkaSink:
                 pipe.hincrby(self.ingested_key, region, count)
             pipe.execute()
         if failed:
-            raise IngestError(f"Kafka did not store {len(failed)} chunk(s): "
-                              f"{failed[0].exception!r}")
+            raise IngestError(
+                f"Kafka did not store {len(failed)} chunk(s): {failed[0].exception!r}"
+            )
 
     def close(self) -> None:
         """Flush and close the producer."""

@@ -40,58 +40,115 @@ EXIT_FAILED = 1
 #: exit code: bad usage, source or numbering plan
 EXIT_USAGE = 2
 
+
 def _plan_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--numbering-plan", action="append", type=Path, default=None,
-                        metavar="PATH", help="registry CSV (repeatable); default: "
-                        "PHONEBANK_NUMBERING_PLAN, else the shipped fixture")
+    parser.add_argument(
+        "--numbering-plan",
+        action="append",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="registry CSV (repeatable); default: "
+        "PHONEBANK_NUMBERING_PLAN, else the shipped fixture",
+    )
 
 
 def add_ingest_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``phonebank ingest``."""
     parser = subparsers.add_parser("ingest", help="classify number files and send them to Kafka")
-    parser.add_argument("sources", nargs="+", metavar="SOURCE",
-                        help="file (.txt, .csv, .gz of either), directory, or - for stdin")
+    parser.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="file (.txt, .csv, .gz of either), directory, or - for stdin",
+    )
     _plan_argument(parser)
     parser.add_argument("--column", help="CSV column: header NAME or INDEX counted from 1")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="classify only: nothing is sent, no checkpoint is written")
-    parser.add_argument("--report", metavar="PATH",
-                        help="dry run: write the JSON Lines report here (- for stdout)")
-    parser.add_argument("--rejects", type=Path, metavar="PATH",
-                        help="append rejected lines here (default for a real run: "
-                        "ingest-rejects.tsv)")
-    parser.add_argument("--summary", type=Path, metavar="PATH",
-                        help="write the JSON summary here (default for a real run: "
-                        "ingest-summary.json)")
-    parser.add_argument("--checkpoint-dir", type=Path, default=DEFAULT_CHECKPOINT_DIR,
-                        metavar="DIR", help="folder of per-source checkpoints")
-    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N",
-                        help="numbers per Kafka record (default %(default)s)")
-    parser.add_argument("--checkpoint-lines", type=int, default=CHECKPOINT_LINES, metavar="N",
-                        help="lines between checkpoints (default %(default)s); a kill -9 "
-                        "re-sends at most this many")
-    parser.add_argument("--metrics-out", type=Path, metavar="PATH",
-                        help="write the run's final /metrics exposition here (textfile)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="classify only: nothing is sent, no checkpoint is written",
+    )
+    parser.add_argument(
+        "--report", metavar="PATH", help="dry run: write the JSON Lines report here (- for stdout)"
+    )
+    parser.add_argument(
+        "--rejects",
+        type=Path,
+        metavar="PATH",
+        help="append rejected lines here (default for a real run: ingest-rejects.tsv)",
+    )
+    parser.add_argument(
+        "--summary",
+        type=Path,
+        metavar="PATH",
+        help="write the JSON summary here (default for a real run: ingest-summary.json)",
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        default=DEFAULT_CHECKPOINT_DIR,
+        metavar="DIR",
+        help="folder of per-source checkpoints",
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        default=DEFAULT_CHUNK_SIZE,
+        metavar="N",
+        help="numbers per Kafka record (default %(default)s)",
+    )
+    parser.add_argument(
+        "--checkpoint-lines",
+        type=int,
+        default=CHECKPOINT_LINES,
+        metavar="N",
+        help="lines between checkpoints (default %(default)s); a kill -9 "
+        "re-sends at most this many",
+    )
+    parser.add_argument(
+        "--metrics-out",
+        type=Path,
+        metavar="PATH",
+        help="write the run's final /metrics exposition here (textfile)",
+    )
     parser.set_defaults(handler=cmd_ingest)
 
 
-def add_generate_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-                        ) -> None:
+def add_generate_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     """Add ``phonebank generate``."""
-    parser = subparsers.add_parser(
-        "generate", help="random-digit dialing inside allocated ranges")
+    parser = subparsers.add_parser("generate", help="random-digit dialing inside allocated ranges")
     _plan_argument(parser)
-    parser.add_argument("--count", type=int, required=True, metavar="N",
-                        help="distinct numbers to generate")
-    parser.add_argument("--region", action="append", metavar="CODE",
-                        help="region code (repeatable); default: the campaign's regions")
+    parser.add_argument(
+        "--count", type=int, required=True, metavar="N", help="distinct numbers to generate"
+    )
+    parser.add_argument(
+        "--region",
+        action="append",
+        metavar="CODE",
+        help="region code (repeatable); default: the campaign's regions",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed (same seed, same numbers)")
-    parser.add_argument("--stratify", choices=STRATIFICATIONS, default="capacity",
-                        help="quota per region: by capacity (default) or equal")
-    parser.add_argument("--to-kafka", action="store_true",
-                        help="send chunks to the numbers topic instead of printing E.164")
-    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N",
-                        help="numbers per Kafka record (default %(default)s)")
+    parser.add_argument(
+        "--stratify",
+        choices=STRATIFICATIONS,
+        default="capacity",
+        help="quota per region: by capacity (default) or equal",
+    )
+    parser.add_argument(
+        "--to-kafka",
+        action="store_true",
+        help="send chunks to the numbers topic instead of printing E.164",
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        default=DEFAULT_CHUNK_SIZE,
+        metavar="N",
+        help="numbers per Kafka record (default %(default)s)",
+    )
     parser.set_defaults(handler=cmd_generate)
 
 
@@ -116,11 +173,15 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         plan = _load_plan(args, settings)
         with _report_stream(args.report) as report:
             options = IngestOptions(
-                sources=args.sources, column=args.column, dry_run=args.dry_run,
+                sources=args.sources,
+                column=args.column,
+                dry_run=args.dry_run,
                 report=report if args.dry_run else None,
                 rejects=args.rejects or (None if args.dry_run else Path("ingest-rejects.tsv")),
-                checkpoint_dir=args.checkpoint_dir, chunk_size=args.chunk_size,
-                checkpoint_lines=args.checkpoint_lines)
+                checkpoint_dir=args.checkpoint_dir,
+                chunk_size=args.chunk_size,
+                checkpoint_lines=args.checkpoint_lines,
+            )
             sink = None if args.dry_run else (lambda: KafkaSink(settings))
             run = IngestRun(settings, plan, options, sink)
             registry = ingest_registry(run.progress)
@@ -135,9 +196,11 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     except IngestError as exc:
         print(f"phonebank ingest: {exc}; run again to resume", file=sys.stderr)
         return EXIT_FAILED
-    _write_summary(summary, args.summary or (None if args.dry_run else
-                                              Path("ingest-summary.json")),
-                   sys.stderr if report_to_stdout else sys.stdout)
+    _write_summary(
+        summary,
+        args.summary or (None if args.dry_run else Path("ingest-summary.json")),
+        sys.stderr if report_to_stdout else sys.stdout,
+    )
     return 0
 
 
@@ -165,8 +228,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     try:
         plan = _load_plan(args, settings)
         regions = args.region or sorted(
-            set(plan.regions()) & select_regions(settings.regions_include,
-                                                 settings.regions_exclude))
+            set(plan.regions()) & select_regions(settings.regions_include, settings.regions_exclude)
+        )
         batches = iter_generated_batches(plan, args.count, regions, args.seed, args.stratify)
         if args.to_kafka:
             _generate_to_kafka(batches, settings, args)
@@ -190,8 +253,9 @@ def _generate_to_kafka(batches: Any, settings: Settings, args: argparse.Namespac
     for region, numbers in batches:
         chunker.add(numbers, _region_indexes(region, len(numbers)))
         sent += len(numbers)
-        log.debug("generated %d numbers of %s, last %s", len(numbers), region,
-                  masked(int(numbers[-1])))
+        log.debug(
+            "generated %d numbers of %s, last %s", len(numbers), region, masked(int(numbers[-1]))
+        )
     chunker.flush()
     sink.flush()
     sink.close()

@@ -48,8 +48,9 @@ class FeistelPermutation:
         self.half = (bits + 1) // 2
         self.mask = np.uint64((1 << self.half) - 1)
         digest = hashlib.blake2b(key, digest_size=8 * ROUNDS).digest()
-        self.round_keys = [np.uint64(int.from_bytes(digest[8 * i:8 * i + 8], "little"))
-                           for i in range(ROUNDS)]
+        self.round_keys = [
+            np.uint64(int.from_bytes(digest[8 * i : 8 * i + 8], "little")) for i in range(ROUNDS)
+        ]
 
     def __call__(self, indexes: Int64Array) -> Int64Array:
         """The images of ``indexes`` (all in ``0..size-1``)."""
@@ -88,7 +89,7 @@ def quotas(capacities: dict[str, int], count: int, stratify: str) -> dict[str, i
         exact = {code: count * cap / total for code, cap in capacities.items()}
         shares = {code: int(value) for code, value in exact.items()}
         by_remainder = sorted(exact, key=lambda code: (shares[code] - exact[code], code))
-        for code in by_remainder[:count - sum(shares.values())]:
+        for code in by_remainder[: count - sum(shares.values())]:
             shares[code] += 1
         return shares
     if stratify != "equal":
@@ -105,9 +106,13 @@ def quotas(capacities: dict[str, int], count: int, stratify: str) -> dict[str, i
     return shares
 
 
-def iter_generated_batches(plan: NumberingPlan, count: int, regions: Sequence[str] | None,
-                           seed: int, stratify: str = "capacity",
-                           ) -> Iterator[tuple[str, Int64Array]]:
+def iter_generated_batches(
+    plan: NumberingPlan,
+    count: int,
+    regions: Sequence[str] | None,
+    seed: int,
+    stratify: str = "capacity",
+) -> Iterator[tuple[str, Int64Array]]:
     """``(region, numbers)`` batches: ``count`` distinct allocated numbers in all."""
     capacity = plan.capacity_by_region()
     chosen = sorted(regions) if regions else sorted(capacity)
@@ -119,8 +124,9 @@ def iter_generated_batches(plan: NumberingPlan, count: int, regions: Sequence[st
             yield from _region_batches(plan, region, quota, seed)
 
 
-def _region_batches(plan: NumberingPlan, region: str, quota: int,
-                    seed: int) -> Iterator[tuple[str, Int64Array]]:
+def _region_batches(
+    plan: NumberingPlan, region: str, quota: int, seed: int
+) -> Iterator[tuple[str, Int64Array]]:
     starts, sizes = plan.ranges_of(region)
     ends = np.cumsum(sizes)
     permutation = FeistelPermutation(int(ends[-1]), f"{seed}\0{region}".encode())
@@ -130,8 +136,13 @@ def _region_batches(plan: NumberingPlan, region: str, quota: int,
         yield region, starts[which] + images - (ends[which] - sizes[which])
 
 
-def iter_generated(plan: NumberingPlan, count: int, regions: Sequence[str] | None = None,
-                   seed: int = 0, stratify: str = "capacity") -> Iterator[tuple[str, int]]:
+def iter_generated(
+    plan: NumberingPlan,
+    count: int,
+    regions: Sequence[str] | None = None,
+    seed: int = 0,
+    stratify: str = "capacity",
+) -> Iterator[tuple[str, int]]:
     """``(region, national number)`` pairs: unique, reproducible, streamed."""
     for region, numbers in iter_generated_batches(plan, count, regions, seed, stratify):
         for national in numbers.tolist():

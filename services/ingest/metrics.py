@@ -51,7 +51,8 @@ class IngestCollector(Collector):
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         tally = self.progress.tally
         numbers = CounterMetricFamily(
-            names.INGEST_NUMBERS, "Numbers read, by result and reject reason.",
+            names.INGEST_NUMBERS,
+            "Numbers read, by result and reject reason.",
             labels=["result", "reason"],
         )
         for index, status in enumerate(STATUSES):
@@ -61,14 +62,17 @@ class IngestCollector(Collector):
             if tally.reason[index]:
                 numbers.add_metric([STATUSES[REJECTED], reason], int(tally.reason[index]))
         yield numbers
-        chunks = CounterMetricFamily(names.INGEST_CHUNKS, "Number chunks stored in Kafka.",
-                                     labels=["result"])
+        chunks = CounterMetricFamily(
+            names.INGEST_CHUNKS, "Number chunks stored in Kafka.", labels=["result"]
+        )
         chunks.add_metric(["ok"], self.progress.chunks_sent)
         yield chunks
         if self.progress.finished_at is not None:
-            yield GaugeMetricFamily(names.INGEST_LAST_SUCCESS,
-                                    "Unix time the last ingest run finished without error.",
-                                    value=self.progress.finished_at)
+            yield GaugeMetricFamily(
+                names.INGEST_LAST_SUCCESS,
+                "Unix time the last ingest run finished without error.",
+                value=self.progress.finished_at,
+            )
 
 
 def ingest_registry(progress: IngestProgress) -> CollectorRegistry:

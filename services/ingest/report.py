@@ -29,8 +29,7 @@ from phonebank.ingest.classify import REJECTED, STATUSES, ClassifiedBlock
 from phonebank.ingest.sources import MAX_LINE_BYTES, Block
 
 _REGION_FIELDS = [
-    f'"region": {json.dumps(code)}, "tz": {json.dumps(REGIONS[code].zone)}'
-    for code in REGION_CODES
+    f'"region": {json.dumps(code)}, "tz": {json.dumps(REGIONS[code].zone)}' for code in REGION_CODES
 ]
 _NO_REGION_FIELDS = '"region": null, "tz": null'
 _STATUS_FIELDS = [f'"status": "{status}"' for status in STATUSES]
@@ -90,13 +89,19 @@ def write_dry_run(out: TextIO, source: str, block: Block, result: ClassifiedBloc
     prefix = f'{{"source": {json.dumps(source, ensure_ascii=False)}, "line": '
     lines = []
     for line, status, reason, national, region in zip(
-        block.line_numbers.tolist(), result.status.tolist(), result.reason.tolist(),
-        result.national.tolist(), result.region.tolist(), strict=True,
+        block.line_numbers.tolist(),
+        result.status.tolist(),
+        result.reason.tolist(),
+        result.national.tolist(),
+        result.region.tolist(),
+        strict=True,
     ):
         e164 = f'"+7{national}"' if national else "null"
         place = _NO_REGION_FIELDS if region == NO_REGION else _REGION_FIELDS[region]
-        lines.append(f"{prefix}{line}, {_STATUS_FIELDS[status]}, {_REASON_FIELDS[reason]}, "
-                     f'"e164": {e164}, {place}}}\n')
+        lines.append(
+            f"{prefix}{line}, {_STATUS_FIELDS[status]}, {_REASON_FIELDS[reason]}, "
+            f'"e164": {e164}, {place}}}\n'
+        )
     out.write("".join(lines))
 
 
@@ -109,7 +114,7 @@ def write_rejects(out: BinaryIO, source: str, block: Block, result: ClassifiedBl
     name = source.encode("utf-8", errors="replace")
     rows = []
     for i in rejected.tolist():
-        original = block.data[starts[i]:min(ends[i], starts[i] + MAX_LINE_BYTES)].rstrip(b"\r")
+        original = block.data[starts[i] : min(ends[i], starts[i] + MAX_LINE_BYTES)].rstrip(b"\r")
         reason = REASONS[result.reason[i]].encode()
         rows.append(b"%s\t%d\t%s\t%s\n" % (name, block.line_numbers[i], reason, original))
     out.write(b"".join(rows))

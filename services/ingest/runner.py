@@ -70,8 +70,13 @@ class SourceResult:
 class IngestRun:
     """Runs the sources of one command in order, sharing one classifier (and its dedupe)."""
 
-    def __init__(self, settings: Settings, plan: NumberingPlan, options: IngestOptions,
-                 sink_factory: Callable[[], ChunkSink] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        plan: NumberingPlan,
+        options: IngestOptions,
+        sink_factory: Callable[[], ChunkSink] | None = None,
+    ) -> None:
         self.settings = settings
         self.options = options
         allowed = select_regions(settings.regions_include, settings.regions_exclude)
@@ -81,8 +86,7 @@ class IngestRun:
         #: live counts for /metrics (this process's work only)
         self.progress = IngestProgress()
         destination = f"{settings.kafka_bootstrap_servers}|{settings.numbers_topic}"
-        self.store = CheckpointStore(options.checkpoint_dir,
-                                     f"{destination}|{settings.campaign}")
+        self.store = CheckpointStore(options.checkpoint_dir, f"{destination}|{settings.campaign}")
 
     def run(self) -> dict[str, Any]:
         """Ingest every source; the summary (counts by status, reason, region)."""
@@ -102,8 +106,9 @@ class IngestRun:
         self.progress.finish()
         return self.summary(time.monotonic() - started)
 
-    def _run_source(self, source: Source, sink: ChunkSink | None,
-                    rejects: BinaryIO | None) -> SourceResult:
+    def _run_source(
+        self, source: Source, sink: ChunkSink | None, rejects: BinaryIO | None
+    ) -> SourceResult:
         if sink is None:
             tally = Tally()
             self._classify(source, 0, tally, rejects, None)
@@ -117,14 +122,21 @@ class IngestRun:
         if checkpoint.position:
             log.info("%s: resuming after %d lines", source.name, checkpoint.position)
         tally = Tally.from_dict(checkpoint.counts)
-        chunker = Chunker(sink, self.settings.campaign, ident, checkpoint.next_seq,
-                          self.options.chunk_size)
+        chunker = Chunker(
+            sink, self.settings.campaign, ident, checkpoint.next_seq, self.options.chunk_size
+        )
         self._classify(source, checkpoint.position, tally, rejects, (chunker, checkpoint))
         self._checkpoint(chunker, checkpoint, checkpoint.position, tally, done=True)
         return SourceResult(source.name, ident, state, tally, chunker.chunks_sent)
 
-    def _classify(self, source: Source, skip: int, tally: Tally, rejects: BinaryIO | None,
-                  sending: tuple[Chunker, Checkpoint] | None) -> None:
+    def _classify(
+        self,
+        source: Source,
+        skip: int,
+        tally: Tally,
+        rejects: BinaryIO | None,
+        sending: tuple[Chunker, Checkpoint] | None,
+    ) -> None:
         size = source.path.stat().st_size if source.path is not None else 0
         progress = self.options.progress
         progress.start(source.name, size, skip)
@@ -154,8 +166,9 @@ class IngestRun:
         for block in read_blocks(source, self.options.column, skip):
             yield block, self.classifier.classify(block.data, block.unparseable)
 
-    def _checkpoint(self, chunker: Chunker, checkpoint: Checkpoint, position: int,
-                    tally: Tally, *, done: bool) -> None:
+    def _checkpoint(
+        self, chunker: Chunker, checkpoint: Checkpoint, position: int, tally: Tally, *, done: bool
+    ) -> None:
         chunker.flush()
         chunker.sink.flush()
         checkpoint.position = position
@@ -175,8 +188,13 @@ class IngestRun:
         summary["lines_per_second"] = round(total.lines / seconds) if seconds > 0 else 0
         summary["dedupe_pages"] = self.classifier.seen.pages
         summary["sources"] = [
-            {"source": r.source, "id": r.content_id, "state": r.state, "lines": r.tally.lines,
-             "chunks": r.chunks} for r in self.results
+            {
+                "source": r.source,
+                "id": r.content_id,
+                "state": r.state,
+                "lines": r.tally.lines,
+                "chunks": r.chunks,
+            }
+            for r in self.results
         ]
         return summary
-

@@ -38,8 +38,17 @@ CSV_BLOCK_RECORDS = 65_536
 #: The source name of standard input.
 STDIN = "-"
 #: Header names taken as the phone column when ``--column`` is not given.
-PHONE_COLUMNS = ("phone", "phone_number", "number", "tel", "telephone", "msisdn", "mobile",
-                 "телефон", "номер")
+PHONE_COLUMNS = (
+    "phone",
+    "phone_number",
+    "number",
+    "tel",
+    "telephone",
+    "msisdn",
+    "mobile",
+    "телефон",
+    "номер",
+)
 #: Delimiters a CSV header is tried with, most likely first.
 CSV_DELIMITERS = (";", ",", "\t", "|")
 
@@ -88,9 +97,12 @@ def expand(names: Sequence[str]) -> list[Source]:
             continue
         path = Path(name)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*")
-                           if p.is_file() and not any(part.startswith(".") for part in
-                                                      p.relative_to(path).parts))
+            files = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
             sources.extend(Source(str(p), p) for p in files)
         elif path.is_file():
             sources.append(Source(name, path))
@@ -144,10 +156,10 @@ class LineSplitter:
             self._keep(chunk)
             return b"", []
         first = chunk.find(b"\n")
-        head = (self._carry + chunk[:first])[:MAX_LINE_BYTES + 1]
-        lines = head + chunk[first:last + 1]
+        head = (self._carry + chunk[:first])[: MAX_LINE_BYTES + 1]
+        lines = head + chunk[first : last + 1]
         self._carry = b""
-        self._keep(chunk[last + 1:])
+        self._keep(chunk[last + 1 :])
         return lines, _overlong(lines)
 
     def finish(self) -> tuple[bytes, list[int]]:
@@ -159,7 +171,7 @@ class LineSplitter:
         return lines, _overlong(lines)
 
     def _keep(self, tail: bytes) -> None:
-        self._carry = (self._carry + tail)[:MAX_LINE_BYTES + 1]
+        self._carry = (self._carry + tail)[: MAX_LINE_BYTES + 1]
 
 
 def _overlong(lines: bytes) -> list[int]:
@@ -181,7 +193,7 @@ def _skip_lines(stream: BinaryIO, count: int) -> bytes:
         at = -1
         for _ in range(count):
             at = chunk.index(b"\n", at + 1)
-        return chunk[at + 1:]
+        return chunk[at + 1 :]
     return b""
 
 
@@ -193,8 +205,9 @@ def _text_blocks(stream: BinaryIO, raw: BinaryIO, skip: int) -> Iterator[Block]:
         data, overlong = splitter.feed(chunk)
         if data:
             count = data.count(b"\n")
-            yield Block(data, np.arange(line + 1, line + count + 1), overlong, line + count,
-                        _tell(raw))
+            yield Block(
+                data, np.arange(line + 1, line + count + 1), overlong, line + count, _tell(raw)
+            )
             line += count
     data, overlong = splitter.finish()
     if data:
@@ -223,8 +236,9 @@ def _column_index(header: list[str], column: str | None, name: str) -> tuple[int
     raise SourceError(f"{name}: no {what} in header {header[:20]}")
 
 
-def _csv_blocks(source: Source, stream: BinaryIO, raw: BinaryIO, column: str | None,
-                skip: int) -> Iterator[Block]:
+def _csv_blocks(
+    source: Source, stream: BinaryIO, raw: BinaryIO, column: str | None, skip: int
+) -> Iterator[Block]:
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
     first_line = text.readline()
     delimiter = max(CSV_DELIMITERS, key=first_line.count)
@@ -270,7 +284,8 @@ def _cell(row: list[str] | None, index: int) -> tuple[str, bool]:
     return cell, len(cell) > MAX_LINE_BYTES
 
 
-def _csv_block(cells: list[str], numbers: list[int], forced: list[int], done: int,
-               raw: BinaryIO) -> Block:
+def _csv_block(
+    cells: list[str], numbers: list[int], forced: list[int], done: int, raw: BinaryIO
+) -> Block:
     data = ("\n".join(cells) + "\n").encode("utf-8", errors="replace")
     return Block(data, np.array(numbers, dtype=np.int64), forced, done, _tell(raw))

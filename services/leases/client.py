@@ -110,7 +110,6 @@ def campaign_region_zones(settings: Settings) -> dict[str, tuple[str, ...]]:
     return {code: REGIONS[code].zones for code in sorted(chosen)}
 
 
-
 def _refuse(code: int, lease_id: str) -> NoReturn:
     error = _REFUSALS.get(code)
     if error is None:
@@ -148,15 +147,17 @@ class LeaseClient:
         #: the guideline per allowed region, by volunteer preferences (bounded; see _guides)
         self._guides_by_preferences: dict[Preferences, dict[str, Guideline]] = {}
         #: the last open set, guides, and the open regions among them (see _open_among)
-        self._open_cache: tuple[Mapping[str, Interval], Mapping[str, Guideline],
-                                Mapping[str, Interval]] | None = None
+        self._open_cache: (
+            tuple[Mapping[str, Interval], Mapping[str, Guideline], Mapping[str, Interval]] | None
+        ) = None
         self._scripts = Scripts(client)
         self._secret = settings.volunteer_secret.get_secret_value()
         self._ttl_ms = settings.lease_ttl_seconds * SECOND_MS
         #: test-only milliseconds added to Redis TIME inside the scripts (0 in production)
         self.clock_offset_ms = clock_offset_ms
-        self._limits = VolunteerLimits(self._keys, settings.volunteer_max_leases,
-                                       settings.volunteer_max_per_hour, self._ttl_ms)
+        self._limits = VolunteerLimits(
+            self._keys, settings.volunteer_max_leases, settings.volunteer_max_per_hour, self._ttl_ms
+        )
         self.chooser = RegionChooser(client, self._keys, self._region_zones, rng, self._scripts)
 
     def now_ms(self) -> int:
@@ -232,17 +233,41 @@ class LeaseClient:
             self._guides_by_preferences[preferences] = guides
         return guides
 
-    def _queue_acquire(self, batch: ScriptPipeline, region: str, window: Interval,
-                       guides: Mapping[str, Guideline], token: str) -> str:
+    def _queue_acquire(
+        self,
+        batch: ScriptPipeline,
+        region: str,
+        window: Interval,
+        guides: Mapping[str, Guideline],
+        token: str,
+    ) -> str:
         keys = self._keys.region(region)
         lease_id = lease_id_for(region, uuid.uuid4().hex)
         batch.script(
             "acquire",
-            [keys.ready, keys.due, keys.leases, keys.lease(lease_id), keys.holders,
-             keys.attempts, keys.expiries, keys.counters, keys.dnc],
-            [lease_id, token, token_owner(token) or "", self._ttl_ms, window.start_ms,
-             window.end_ms, guides[region].ref, self._settings.campaign, region,
-             self.clock_offset_ms],
+            [
+                keys.ready,
+                keys.due,
+                keys.leases,
+                keys.lease(lease_id),
+                keys.holders,
+                keys.attempts,
+                keys.expiries,
+                keys.counters,
+                keys.dnc,
+            ],
+            [
+                lease_id,
+                token,
+                token_owner(token) or "",
+                self._ttl_ms,
+                window.start_ms,
+                window.end_ms,
+                guides[region].ref,
+                self._settings.campaign,
+                region,
+                self.clock_offset_ms,
+            ],
         )
         return lease_id
 
@@ -260,10 +285,17 @@ class LeaseClient:
         _, number, attempt, deadline_ms, now_ms = reply
         zone = effective_zones(self._region_zones[region])[0]
         return Lease(
-            lease_id=lease_id, token=token, national_number=int(number), region=region,
-            zone=zone, callee_local_time=from_ms(int(now_ms), zone), guideline=guide.ref,
-            guideline_language=guide.language, leased_at_ms=int(now_ms),
-            deadline_ms=int(deadline_ms), attempt=int(attempt),
+            lease_id=lease_id,
+            token=token,
+            national_number=int(number),
+            region=region,
+            zone=zone,
+            callee_local_time=from_ms(int(now_ms), zone),
+            guideline=guide.ref,
+            guideline_language=guide.language,
+            leased_at_ms=int(now_ms),
+            deadline_ms=int(deadline_ms),
+            attempt=int(attempt),
         )
 
     # --- renew, complete, release --------------------------------------------------------
@@ -282,8 +314,11 @@ class LeaseClient:
         window = self.calendar.window_at(region, now)
         window_end = window.end_ms if window is not None else 0
         batch = self._scripts.pipeline(self._client)
-        batch.script("renew", [keys.leases, keys.lease(lease_id)],
-                     [lease_id, token, self._ttl_ms, window_end, self.clock_offset_ms])
+        batch.script(
+            "renew",
+            [keys.leases, keys.lease(lease_id)],
+            [lease_id, token, self._ttl_ms, window_end, self.clock_offset_ms],
+        )
         self._limits.extend(batch, token, min(now + self._ttl_ms, window_end))
         reply = batch.execute()[0]
         if reply[0] != ReturnCode.OK:
@@ -312,10 +347,29 @@ class LeaseClient:
         batch = self._scripts.pipeline(self._client)
         batch.script(
             "complete",
-            [keys.ready, keys.due, keys.leases, keys.lease(lease_id), keys.holders,
-             keys.attempts, keys.expiries, keys.parked, keys.counters, keys.dnc, keys.outcomes],
-            [lease_id, token, Outcome(outcome).value, *rule.script_args(), callback_ms,
-             LEASE_RETENTION_MS, self.clock_offset_ms, *schedule],
+            [
+                keys.ready,
+                keys.due,
+                keys.leases,
+                keys.lease(lease_id),
+                keys.holders,
+                keys.attempts,
+                keys.expiries,
+                keys.parked,
+                keys.counters,
+                keys.dnc,
+                keys.outcomes,
+            ],
+            [
+                lease_id,
+                token,
+                Outcome(outcome).value,
+                *rule.script_args(),
+                callback_ms,
+                LEASE_RETENTION_MS,
+                self.clock_offset_ms,
+                *schedule,
+            ],
         )
         self._limits.end(batch, token)
         reply = batch.execute()[0]
@@ -329,8 +383,11 @@ class LeaseClient:
         """Give the number back, uncalled: front of the queue, no attempt counted."""
         _, keys = self._region_keys(lease_id)
         batch = self._scripts.pipeline(self._client)
-        batch.script("release", [keys.ready, keys.leases, keys.lease(lease_id), keys.holders],
-                     [lease_id, token, LEASE_RETENTION_MS, self.clock_offset_ms])
+        batch.script(
+            "release",
+            [keys.ready, keys.leases, keys.lease(lease_id), keys.holders],
+            [lease_id, token, LEASE_RETENTION_MS, self.clock_offset_ms],
+        )
         self._limits.end(batch, token)
         reply = batch.execute()[0]
         if reply[0] != ReturnCode.OK:

@@ -159,7 +159,8 @@ class KeyScheme:
 
     #: region code → its keys, built once (their names are cached on them)
     _regions: dict[str, RegionKeys] = field(
-        default_factory=dict, init=False, repr=False, compare=False, hash=False)
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def region(self, region: str) -> RegionKeys:
         """The keys of one region."""

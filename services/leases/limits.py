@@ -73,9 +73,18 @@ class VolunteerLimits:
         keys = self._keys_of(token)
         if keys is None:
             raise ValueError("malformed token")
-        batch.script("reserve", [keys.live, keys.hourly],
-                     [reservation_of(token), self._ttl_ms, self._max_leases,
-                      self._max_per_hour, ROLLING_HOUR_MS, clock_offset_ms])
+        batch.script(
+            "reserve",
+            [keys.live, keys.hourly],
+            [
+                reservation_of(token),
+                self._ttl_ms,
+                self._max_leases,
+                self._max_per_hour,
+                ROLLING_HOUR_MS,
+                clock_offset_ms,
+            ],
+        )
 
     def unreserve(self, batch: ScriptPipeline, token: str) -> None:
         """Give back both slots of a reservation that led to no lease."""

@@ -45,11 +45,15 @@ class LeaseMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.latency = Histogram(
-            names.LEASE_OPERATION_SECONDS, "Latency of lease operations by result.",
-            ["operation", "result"], buckets=LATENCY_BUCKETS, registry=registry,
+            names.LEASE_OPERATION_SECONDS,
+            "Latency of lease operations by result.",
+            ["operation", "result"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         )
-        self.granted = Counter(names.LEASES_GRANTED, "Leases granted.", ["region"],
-                               registry=registry)
+        self.granted = Counter(
+            names.LEASES_GRANTED, "Leases granted.", ["region"], registry=registry
+        )
 
     def observe(self, operation: str, result: str, started: float) -> None:
         """One operation that began at ``started`` (``time.perf_counter()``)."""
@@ -67,7 +71,9 @@ Result = TypeVar("Result")
 Owner = TypeVar("Owner", bound=HasLeaseMetrics)
 
 
-def timed(operation: str) -> Callable[
+def timed(
+    operation: str,
+) -> Callable[
     [Callable[Concatenate[Owner, Params], Result]],
     Callable[Concatenate[Owner, Params], Result],
 ]:

@@ -27,7 +27,11 @@ BATCH_ID_BYTES = 12
 
 
 def enqueue_chunk(
-    client: redis.Redis, keys: KeyScheme, region: str, numbers: Sequence[int], *,
+    client: redis.Redis,
+    keys: KeyScheme,
+    region: str,
+    numbers: Sequence[int],
+    *,
     scripts: Scripts | None = None,
 ) -> int:
     """Append ``numbers`` to the back of ``region``'s ready list; returns how many were queued.
@@ -43,12 +47,12 @@ def enqueue_chunk(
     return queued_count(pipe.execute()[:calls])
 
 
-def queue_numbers(pipe: ScriptPipeline, keys: KeyScheme, region: str,
-                  numbers: Sequence[int]) -> int:
+def queue_numbers(
+    pipe: ScriptPipeline, keys: KeyScheme, region: str, numbers: Sequence[int]
+) -> int:
     """Add the ``enqueue`` calls for ``numbers`` to ``pipe``; returns how many calls."""
     region_keys = keys.region(region)
-    script_keys = [
-        region_keys.ready, region_keys.dnc, region_keys.counters, region_keys.chunks]
+    script_keys = [region_keys.ready, region_keys.dnc, region_keys.counters, region_keys.chunks]
     calls = 0
     for start in range(0, len(numbers), ENQUEUE_BATCH):
         batch = np.asarray(numbers[start : start + ENQUEUE_BATCH], dtype=np.int64)
@@ -103,7 +107,11 @@ class QueueDepths:
         """Numbers in some state: conservation says this equals ``counter('enqueued')``."""
         finished = sum(self.counter(name) for name in ("done", "retired", "dnc"))
         return (
-            self.ready + self.due + self.leased + self.parked + finished
+            self.ready
+            + self.due
+            + self.leased
+            + self.parked
+            + finished
             + self.counter("dropped_duplicates")
         )
 
@@ -146,4 +154,3 @@ def _queue_commands(pipe: redis.client.Pipeline, region: RegionKeys, now_ms: int
     pipe.zcard(region.leases)
     pipe.scard(region.parked)
     pipe.hgetall(region.counters)
-

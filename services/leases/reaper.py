@@ -111,8 +111,16 @@ class Reaper:
         for lease_id in lease_ids:
             pipe.script(
                 "reap",
-                [keys.ready, keys.leases, keys.lease(lease_id), keys.holders, keys.expiries,
-                 keys.parked, keys.counters, keys.outcomes],
+                [
+                    keys.ready,
+                    keys.leases,
+                    keys.lease(lease_id),
+                    keys.holders,
+                    keys.expiries,
+                    keys.parked,
+                    keys.counters,
+                    keys.outcomes,
+                ],
                 [lease_id, self._max_expiries, LEASE_RETENTION_MS, self.clock_offset_ms],
             )
         for reply in pipe.execute():
@@ -129,4 +137,3 @@ class Reaper:
             return 0
         deadline_ms = cast(list[tuple[bytes, float]], oldest)[0][1]
         return max(0, self.now_ms() - int(deadline_ms))
-

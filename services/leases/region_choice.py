@@ -126,11 +126,16 @@ class RegionChooser:
 
     def _draw_table(self, open_now: Mapping[str, Interval], snapshot: _Snapshot) -> _DrawTable:
         table, drained = self._table, self._drained
-        if (table is not None and table.open_now is open_now and table.snapshot is snapshot
-                and table.drained is drained):
+        if (
+            table is not None
+            and table.open_now is open_now
+            and table.snapshot is snapshot
+            and table.drained is drained
+        ):
             return table
-        regions = [region for region in open_now
-                   if region in snapshot.weights and region not in drained]
+        regions = [
+            region for region in open_now if region in snapshot.weights and region not in drained
+        ]
         cumulative = list(itertools.accumulate(snapshot.weights[r] for r in regions))
         table = _DrawTable(open_now, snapshot, drained, regions, cumulative)
         self._table = table
@@ -171,12 +176,12 @@ class RegionChooser:
             ready, due_now, (enqueued, attempted) = replies[3 * index : 3 * index + 3]
             if int(ready) + int(due_now) > 0:
                 weights[region] = coverage_weight(
-                    int(enqueued or 0), int(attempted or 0), ingested.get(region, 0))
+                    int(enqueued or 0), int(attempted or 0), ingested.get(region, 0)
+                )
         return weights
 
 
 def _count_map(reply: list[bytes] | dict[bytes, bytes]) -> dict[str, int]:
     """An HGETALL reply of counts (RESP2: field, value, field, value …; RESP3: a map)."""
-    pairs = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2],
-                                                                strict=True)
+    pairs = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2], strict=True)
     return {reply_text(field): int(value) for field, value in pairs}

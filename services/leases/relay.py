@@ -54,12 +54,15 @@ class RelayMetrics:
     """The relay's counters, on the registry of the process that runs it."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.relayed = Counter(names.OUTCOMES_RELAYED, "Outcome events relayed to Kafka.",
-                               registry=registry)
-        self.dead = Counter(names.OUTCOMES_DEAD, "Stream entries that were not valid events.",
-                            registry=registry)
+        self.relayed = Counter(
+            names.OUTCOMES_RELAYED, "Outcome events relayed to Kafka.", registry=registry
+        )
+        self.dead = Counter(
+            names.OUTCOMES_DEAD, "Stream entries that were not valid events.", registry=registry
+        )
         self.last_success = Gauge(
-            names.OUTCOMES_RELAY_LAST_SUCCESS, "Unix time of the last relay round that completed.",
+            names.OUTCOMES_RELAY_LAST_SUCCESS,
+            "Unix time of the last relay round that completed.",
             registry=registry,
         )
 
@@ -67,8 +70,13 @@ class RelayMetrics:
 class OutcomeRelay:
     """Moves outcome events from every region's stream to Kafka."""
 
-    def __init__(self, settings: Settings, client: redis.Redis, producer: KafkaProducer,
-                 metrics: RelayMetrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: redis.Redis,
+        producer: KafkaProducer,
+        metrics: RelayMetrics,
+    ) -> None:
         self.settings = settings
         self.redis = client
         self.producer = producer
@@ -106,8 +114,9 @@ class OutcomeRelay:
             except ValidationError:
                 self._dead_letter(keys, entry_id, fields)
                 continue
-            future = self.producer.send(self.settings.outcomes_topic,
-                                        key=event.region.encode(), value=event.encode())
+            future = self.producer.send(
+                self.settings.outcomes_topic, key=event.region.encode(), value=event.encode()
+            )
             sent.append((entry_id, future))
         self.producer.flush(timeout=FLUSH_TIMEOUT_SECONDS)
         acknowledged = []
@@ -123,10 +132,13 @@ class OutcomeRelay:
             self.metrics.relayed.inc(len(acknowledged))
         return len(acknowledged)
 
-    def _dead_letter(self, keys: RegionKeys, entry_id: bytes,
-                     fields: dict[bytes, bytes]) -> None:
-        log.error("outcome stream entry %s of %s is not a valid event: moved to %s",
-                  entry_id.decode(), keys.region, dead_letter_key(keys))
+    def _dead_letter(self, keys: RegionKeys, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        log.error(
+            "outcome stream entry %s of %s is not a valid event: moved to %s",
+            entry_id.decode(),
+            keys.region,
+            dead_letter_key(keys),
+        )
         pipe = self.redis.pipeline(transaction=True)
         pipe.xadd(dead_letter_key(keys), fields)  # type: ignore[arg-type]
         pipe.xdel(keys.outcomes, entry_id)

@@ -72,10 +72,10 @@ def pack_with_integers(
     rows[:, count_at] = digits // 10 + ASCII_ZERO
     keep[:, count_at] = digits >= 10
     rows[:, count_at + 1] = digits % 10 + ASCII_ZERO
-    rows[:, count_at + 2:digits_at] = np.frombuffer(CRLF, dtype=np.uint8)
-    rows[:, digits_at:digits_at + width] = _decimal_text(values, width)
-    keep[:, digits_at:digits_at + width] = np.arange(width) >= (width - digits)[:, None]
-    rows[:, digits_at + width:] = tail
+    rows[:, count_at + 2 : digits_at] = np.frombuffer(CRLF, dtype=np.uint8)
+    rows[:, digits_at : digits_at + width] = _decimal_text(values, width)
+    keep[:, digits_at : digits_at + width] = np.arange(width) >= (width - digits)[:, None]
+    rows[:, digits_at + width :] = tail
     return header + rows[keep].tobytes()
 
 
@@ -86,5 +86,5 @@ def _decimal_text(values: Integers, width: int) -> npt.NDArray[np.uint8]:
     remaining = values
     for group in range(groups - 1, -1, -1):
         remaining, low = np.divmod(remaining, GROUP_SPAN)
-        text[:, group * GROUP_DIGITS:(group + 1) * GROUP_DIGITS] = GROUP_TEXT[low]
-    return text[:, groups * GROUP_DIGITS - width:]
+        text[:, group * GROUP_DIGITS : (group + 1) * GROUP_DIGITS] = GROUP_TEXT[low]
+    return text[:, groups * GROUP_DIGITS - width :]

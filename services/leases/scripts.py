@@ -170,8 +170,13 @@ class ScriptPipeline:
         #: per command, the script call to replay on NOSCRIPT (None: not a script)
         self._calls: list[tuple[str, list[str], Sequence[str | int | bytes]] | None] = []
 
-    def script(self, operation: str, keys: list[str], args: Sequence[str | int | bytes],
-               integers: Integers | None = None) -> None:
+    def script(
+        self,
+        operation: str,
+        keys: list[str],
+        args: Sequence[str | int | bytes],
+        integers: Integers | None = None,
+    ) -> None:
         """Queue a script call; ``integers`` (non-negative), if given, follow ``args``."""
         source = self._scripts.source(operation)
         if len(keys) != source.numkeys:

@@ -78,8 +78,10 @@ def demo_settings(settings: Settings, args: argparse.Namespace) -> Settings:
         update["numbering_plan"] = [str(path) for path in args.numbering_plan]
     if args.anytime or not any_region_open(settings):
         if not args.anytime:
-            print("no region is inside its calling window now: the demo simulates daytime "
-                  "(as with --anytime); real leases would wait for the window")
+            print(
+                "no region is inside its calling window now: the demo simulates daytime "
+                "(as with --anytime); real leases would wait for the window"
+            )
         update["calling_window_start"], update["calling_window_end"] = ANYTIME_WINDOW
     return Settings.model_validate({**settings.model_dump(), **update})
 
@@ -110,14 +112,30 @@ def load_numbers(settings: Settings, args: argparse.Namespace, folder: Path) -> 
     env = child_env(settings)
     numbers = folder / "numbers.txt"
     with numbers.open("wb") as out:
-        subprocess.run(phonebank("generate", "--count", str(args.count), "--seed",
-                                 str(args.seed)), env=env, stdout=out, check=True)
+        subprocess.run(
+            phonebank("generate", "--count", str(args.count), "--seed", str(args.seed)),
+            env=env,
+            stdout=out,
+            check=True,
+        )
     print(f"generated {args.count:,} numbers from the numbering plan into {numbers}")
-    subprocess.run(phonebank("ingest", str(numbers), "--rejects", str(folder / "rejects.tsv"),
-                             "--summary", str(folder / "summary.json"),
-                             "--checkpoint-dir", str(folder / "checkpoints"),
-                             "--metrics-out", str(folder / "ingest.metrics")),
-                   env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        phonebank(
+            "ingest",
+            str(numbers),
+            "--rejects",
+            str(folder / "rejects.tsv"),
+            "--summary",
+            str(folder / "summary.json"),
+            "--checkpoint-dir",
+            str(folder / "checkpoints"),
+            "--metrics-out",
+            str(folder / "ingest.metrics"),
+        ),
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     summary = json.loads((folder / "summary.json").read_text())
     print(f"ingested into Kafka: {json.dumps(summary.get('counts', summary))[:200]}")
 
@@ -128,8 +146,7 @@ def start_services(settings: Settings, folder: Path, exits: ExitStack) -> str:
     for name in ("assigner", "reporter"):
         log = (folder / f"{name}.log").open("wb")
         exits.callback(log.close)
-        process = subprocess.Popen(phonebank(name), env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(phonebank(name), env=env, stdout=log, stderr=subprocess.STDOUT)
         exits.callback(stop_process, process)
     url = f"http://127.0.0.1:{settings.reporter_port}"
     deadline = time.monotonic() + SERVICE_TIMEOUT_SECONDS
@@ -195,8 +212,12 @@ def call(settings: Settings, args: argparse.Namespace, registry: CollectorRegist
     leases = LeaseClient(settings, client, metrics=LeaseMetrics(registry))
     tally = Tally()
     stop = threading.Event()
-    crew = [Volunteer(f"volunteer-{i}", leases, speed=args.speed, tally=tally, stop=stop,
-                      seed=args.seed + i) for i in range(args.volunteers)]
+    crew = [
+        Volunteer(
+            f"volunteer-{i}", leases, speed=args.speed, tally=tally, stop=stop, seed=args.seed + i
+        )
+        for i in range(args.volunteers)
+    ]
     for volunteer in crew:
         volunteer.start()
     started = time.monotonic()
@@ -255,20 +276,34 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``phonebank demo``."""
     parser = commands.add_parser("demo", help="the whole pipeline on the local stack")
-    parser.add_argument("--numbering-plan", action="append", type=Path, metavar="PATH",
-                        help="registry CSV (repeatable); default: the shipped fixture")
+    parser.add_argument(
+        "--numbering-plan",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="registry CSV (repeatable); default: the shipped fixture",
+    )
     parser.add_argument("--count", type=int, default=200_000, help="numbers to generate")
     parser.add_argument("--volunteers", type=int, default=20, help="simulated volunteers")
-    parser.add_argument("--speed", type=float, default=30.0,
-                        help="time compression: simulated seconds per real second")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=30.0,
+        help="time compression: simulated seconds per real second",
+    )
     parser.add_argument("--duration", type=float, default=60.0, help="real seconds of calling")
     parser.add_argument("--seed", type=int, default=1, help="seed of numbers and outcomes")
-    parser.add_argument("--anytime", action="store_true",
-                        help="simulate daytime everywhere (the default when no region is "
-                        "open now)")
+    parser.add_argument(
+        "--anytime",
+        action="store_true",
+        help="simulate daytime everywhere (the default when no region is open now)",
+    )
     parser.add_argument("--namespace", help="topics and key prefix (default: a fresh one)")
     parser.add_argument("--port", type=int, help="report page port (default: a free one)")
     parser.add_argument("--report-out", metavar="PATH", help="write the final report JSON here")
-    parser.add_argument("--no-wait", action="store_true",
-                        help="exit after the table instead of serving the page until Ctrl-C")
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="exit after the table instead of serving the page until Ctrl-C",
+    )
     parser.set_defaults(handler=cmd_demo)

@@ -20,23 +20,28 @@ TABLE_ROWS = 40
 def progress_line(elapsed: float, tally: Tally, report: dict[str, Any]) -> str:
     """One status line: time, leases, calls done, what the reporter has counted."""
     totals = report["totals"]
-    return (f"{elapsed:5.0f}s  leases {tally.leases:,}  completed {tally.completed:,}  "
-            f"reporter: calls {totals['calls']:,}  attempted {totals['attempted']:,}/"
-            f"{totals['ingested']:,}  reached {totals['reached']:,}  "
-            f"dnc {totals['do_not_call']:,}  idle {tally.idle}  closed {tally.closed}   ")
+    return (
+        f"{elapsed:5.0f}s  leases {tally.leases:,}  completed {tally.completed:,}  "
+        f"reporter: calls {totals['calls']:,}  attempted {totals['attempted']:,}/"
+        f"{totals['ingested']:,}  reached {totals['reached']:,}  "
+        f"dnc {totals['do_not_call']:,}  idle {tally.idle}  closed {tally.closed}   "
+    )
 
 
 def final_table(report: dict[str, Any]) -> str:
     """The coverage table per region, as the reporter computed it."""
-    header = (f"{'region':<12} {'name':<34} {'ingested':>9} {'attempted':>9} "
-              f"{'coverage':>8} {'reached':>8} {'talks':>6} {'dnc':>4}  bar")
+    header = (
+        f"{'region':<12} {'name':<34} {'ingested':>9} {'attempted':>9} "
+        f"{'coverage':>8} {'reached':>8} {'talks':>6} {'dnc':>4}  bar"
+    )
     lines = [header, "-" * len(header)]
     for row in report["regions"][:TABLE_ROWS]:
         bar = "#" * round(row["coverage_ratio"] * BAR_WIDTH)
         lines.append(
             f"{row['code']:<12} {row['name'][:34]:<34} {row['ingested']:>9,} "
             f"{row['attempted']:>9,} {row['coverage_ratio']:>8.2%} {row['reached']:>8,} "
-            f"{row['conversations']:>6,} {row['do_not_call']:>4,}  {bar}")
+            f"{row['conversations']:>6,} {row['do_not_call']:>4,}  {bar}"
+        )
     hidden = len(report["regions"]) - TABLE_ROWS
     if hidden > 0:
         lines.append(f"… and {hidden} more regions on the report page")
@@ -45,7 +50,8 @@ def final_table(report: dict[str, Any]) -> str:
     lines.append(
         f"{'total':<12} {'':<34} {totals['ingested']:>9,} {totals['attempted']:>9,} "
         f"{totals['coverage_ratio']:>8.2%} {totals['reached']:>8,} "
-        f"{totals['conversations']:>6,} {totals['do_not_call']:>4,}")
+        f"{totals['conversations']:>6,} {totals['do_not_call']:>4,}"
+    )
     return "\n".join(lines)
 
 

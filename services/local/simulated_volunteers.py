@@ -77,8 +77,16 @@ class Tally:
 class Volunteer(threading.Thread):
     """One simulated volunteer calling until ``stop`` is set."""
 
-    def __init__(self, name: str, client: LeaseClient, *, speed: float, tally: Tally,
-                 stop: threading.Event, seed: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        client: LeaseClient,
+        *,
+        speed: float,
+        tally: Tally,
+        stop: threading.Event,
+        seed: int,
+    ) -> None:
         super().__init__(name=name, daemon=True)
         self.client = client
         self.speed = speed
@@ -120,6 +128,7 @@ class Volunteer(threading.Thread):
         return self.rng.choices(outcomes, weights=[OUTCOME_RATES[o] for o in outcomes])[0]
 
     def call_seconds(self, outcome: Outcome) -> float:
-        median = MEDIAN_CALL_SECONDS * (CONVERSATION_FACTOR
-                                        if outcome is Outcome.CONVERSATION else 1.0)
+        median = MEDIAN_CALL_SECONDS * (
+            CONVERSATION_FACTOR if outcome is Outcome.CONVERSATION else 1.0
+        )
         return median * self.rng.lognormvariate(0.0, CALL_DURATION_SIGMA)

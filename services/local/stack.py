@@ -161,9 +161,19 @@ def fetch_jars(paths: Paths) -> None:
         shutil.rmtree(paths.jars)
     paths.jars.mkdir(parents=True)
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-         f"-DoutputDirectory={paths.jars}", "-DincludeScope=runtime"],
-        capture_output=True, text=True, check=False,
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={paths.jars}",
+            "-DincludeScope=runtime",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
@@ -189,11 +199,17 @@ def java_command(settings: Settings, paths: Paths, main: str, *args: str) -> lis
     """A ``java -cp 'jars/*' MAIN ARGS`` command line with the stack's heap and logging."""
     heap = f"-Xmx{settings.stack_kafka_heap_mb}m"
     return [
-        require_tool("java"), heap, f"-Xms{settings.stack_kafka_heap_mb // 2}m",
-        "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        require_tool("java"),
+        heap,
+        f"-Xms{settings.stack_kafka_heap_mb // 2}m",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={DEPLOY_LOCAL / 'log4j2.yaml'}",
         f"-Dkafka.logs.dir={paths.logs}",
-        "-cp", f"{paths.jars}/*", main, *args,
+        "-cp",
+        f"{paths.jars}/*",
+        main,
+        *args,
     ]
 
 
@@ -203,8 +219,15 @@ def format_storage(settings: Settings, paths: Paths, config: Path) -> None:
         return
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     command = java_command(
-        settings, paths, "kafka.tools.StorageTool",
-        "format", "--standalone", "-t", cluster_id, "-c", str(config),
+        settings,
+        paths,
+        "kafka.tools.StorageTool",
+        "format",
+        "--standalone",
+        "-t",
+        cluster_id,
+        "-c",
+        str(config),
     )
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -215,8 +238,12 @@ def spawn(paths: Paths, name: str, command: list[str]) -> None:
     """Start ``command`` detached, logging to ``logs/NAME.log``, pid in ``NAME.pid``."""
     with paths.log(name).open("ab") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=paths.root,
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=paths.root,
         )
     paths.pid(name).write_text(str(process.pid))
 
@@ -236,19 +263,30 @@ def start_redis(settings: Settings, paths: Paths) -> None:
     check_port_free(settings.stack_redis_port, "Redis", "PHONEBANK_STACK_REDIS_PORT")
     server = require_tool("redis-server")
     paths.redis_data.mkdir(parents=True, exist_ok=True)
-    spawn(paths, "redis", [
-        server, str(DEPLOY_LOCAL / "redis.conf"),
-        "--port", str(settings.stack_redis_port), "--dir", str(paths.redis_data),
-        "--daemonize", "no",
-    ])
+    spawn(
+        paths,
+        "redis",
+        [
+            server,
+            str(DEPLOY_LOCAL / "redis.conf"),
+            "--port",
+            str(settings.stack_redis_port),
+            "--dir",
+            str(paths.redis_data),
+            "--daemonize",
+            "no",
+        ],
+    )
 
 
 def start_kafka(settings: Settings, paths: Paths) -> None:
     """Start our Kafka broker unless it runs already."""
     if read_pid(paths, "kafka") is not None:
         return
-    for port, variable in ((settings.stack_kafka_port, "PHONEBANK_STACK_KAFKA_PORT"),
-                           (settings.stack_controller_port, "PHONEBANK_STACK_CONTROLLER_PORT")):
+    for port, variable in (
+        (settings.stack_kafka_port, "PHONEBANK_STACK_KAFKA_PORT"),
+        (settings.stack_controller_port, "PHONEBANK_STACK_CONTROLLER_PORT"),
+    ):
         check_port_free(port, "Kafka", variable)
     require_tool("java")
     fetch_jars(paths)
@@ -268,8 +306,10 @@ def wait_ready(settings: Settings, paths: Paths) -> None:
             if probe(settings):
                 del pending[name]
         if pending and time.monotonic() > deadline:
-            raise StackError(f"{', '.join(pending)} not ready after "
-                             f"{READY_TIMEOUT_SECONDS:.0f}s; see {paths.logs}")
+            raise StackError(
+                f"{', '.join(pending)} not ready after "
+                f"{READY_TIMEOUT_SECONDS:.0f}s; see {paths.logs}"
+            )
         if pending:
             time.sleep(PROBE_INTERVAL_SECONDS)
 

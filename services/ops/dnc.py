@@ -53,8 +53,9 @@ def record_in_kafka(settings: Settings, numbers: list[int], region_of: RegionOf)
     now_ms = int(time.time() * 1000)
     try:
         for number in numbers:
-            entry = DncRecord(number=number, region=region_of(number) or UNPLACED_REGION,
-                              added_at_ms=now_ms)
+            entry = DncRecord(
+                number=number, region=region_of(number) or UNPLACED_REGION, added_at_ms=now_ms
+            )
             producer.send(settings.dnc_topic, key=str(number).encode(), value=entry.encode())
         producer.flush(timeout=KAFKA_FLUSH_SECONDS)
     finally:
@@ -70,8 +71,10 @@ def cmd_dnc(args: argparse.Namespace, settings: Settings) -> int:
             numbers, unparseable = dnc.parse_lines(_lines(args.file), parse_number)
             record_in_kafka(settings, numbers, plan.region_of)
             result = dnc.add_numbers(client, settings.key_prefix, numbers, plan.region_of)
-            print(f"added {result.added}, already listed {result.already_listed}, "
-                  f"unplaced {result.unplaced}, unparseable {unparseable}")
+            print(
+                f"added {result.added}, already listed {result.already_listed}, "
+                f"unplaced {result.unplaced}, unparseable {unparseable}"
+            )
             return 0
         numbers = []
         for text in args.numbers:

@@ -40,8 +40,7 @@ from phonebank.settings import Settings
 log = logging.getLogger(__name__)
 
 #: Dispositions after which a number is never queued again.
-FINISHED = {Disposition.DONE: "done", Disposition.RETIRE: "retired",
-            Disposition.DO_NOT_CALL: "dnc"}
+FINISHED = {Disposition.DONE: "done", Disposition.RETIRE: "retired", Disposition.DO_NOT_CALL: "dnc"}
 
 
 Record = TypeVar("Record")
@@ -84,8 +83,9 @@ class RebuildSummary:
     states: Counter[str] = field(default_factory=Counter)
 
 
-def decoded(settings: Settings, topic: str, decode: Callable[[bytes], Record],
-            summary: RebuildSummary) -> Iterator[Record]:
+def decoded(
+    settings: Settings, topic: str, decode: Callable[[bytes], Record], summary: RebuildSummary
+) -> Iterator[Record]:
     """The valid records of a whole topic; the invalid ones are counted, not fatal."""
     for record in read_topic(settings, topic):
         try:
@@ -94,8 +94,9 @@ def decoded(settings: Settings, topic: str, decode: Callable[[bytes], Record],
             summary.invalid += 1
 
 
-def replay(settings: Settings, policy: RetryPolicy,
-           summary: RebuildSummary) -> dict[int, NumberHistory]:
+def replay(
+    settings: Settings, policy: RetryPolicy, summary: RebuildSummary
+) -> dict[int, NumberHistory]:
     """Every number's history from the outcomes topic."""
     events: list[OutcomeEvent] = []
     seen_ids: set[str] = set()
@@ -113,8 +114,12 @@ def replay(settings: Settings, policy: RetryPolicy,
     return histories
 
 
-def restore(client: redis.Redis, settings: Settings, histories: dict[int, NumberHistory],
-            summary: RebuildSummary) -> None:
+def restore(
+    client: redis.Redis,
+    settings: Settings,
+    histories: dict[int, NumberHistory],
+    summary: RebuildSummary,
+) -> None:
     """Write the replayed states into Redis."""
     scheme = KeyScheme(settings.key_prefix, settings.campaign)
     finished: list[int] = []
@@ -143,8 +148,7 @@ def restore(client: redis.Redis, settings: Settings, histories: dict[int, Number
     dedupe.mark_seen(client, scheme, finished)
 
 
-def restore_operator_dnc(client: redis.Redis, settings: Settings,
-                         summary: RebuildSummary) -> None:
+def restore_operator_dnc(client: redis.Redis, settings: Settings, summary: RebuildSummary) -> None:
     """The do-not-call list the operators added, from ``phonebank.dnc``."""
     by_region: dict[int, str] = {}
     for entry in decoded(settings, settings.dnc_topic, DncRecord.decode, summary):
@@ -159,16 +163,19 @@ def forget_assigner_offsets(settings: Settings) -> None:
     try:
         group = admin.describe_groups([settings.assigner_group])[settings.assigner_group]
         if group["members"]:
-            raise RebuildError(f"{len(group['members'])} assigner(s) still running in group "
-                               f"{settings.assigner_group}: stop them first")
+            raise RebuildError(
+                f"{len(group['members'])} assigner(s) still running in group "
+                f"{settings.assigner_group}: stop them first"
+            )
         if settings.assigner_group in {g["group_id"] for g in admin.list_groups()}:
             admin.delete_groups([settings.assigner_group])
     finally:
         admin.close()
 
 
-def rebuild(settings: Settings, client: redis.Redis,
-            policy: RetryPolicy | None = None) -> RebuildSummary:
+def rebuild(
+    settings: Settings, client: redis.Redis, policy: RetryPolicy | None = None
+) -> RebuildSummary:
     """Rebuild Redis from Kafka (see the module docstring)."""
     summary = RebuildSummary()
     forget_assigner_offsets(settings)
@@ -188,15 +195,18 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     finally:
         client.close()
-    print(f"replayed {summary.events} outcome events ({summary.duplicates} duplicates, "
-          f"{summary.invalid} invalid), {summary.operator_dnc} operator do-not-call numbers; "
-          f"numbers: {dict(summary.states)}. Start the assigners: they queue the rest from "
-          f"the numbers topic. Recount the report with: phonebank reporter --rebuild")
+    print(
+        f"replayed {summary.events} outcome events ({summary.duplicates} duplicates, "
+        f"{summary.invalid} invalid), {summary.operator_dnc} operator do-not-call numbers; "
+        f"numbers: {dict(summary.states)}. Start the assigners: they queue the rest from "
+        f"the numbers topic. Recount the report with: phonebank reporter --rebuild"
+    )
     return 0
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``phonebank rebuild``."""
     parser = commands.add_parser(
-        "rebuild", help="restore Redis from Kafka (assigners stopped) after it was lost")
+        "rebuild", help="restore Redis from Kafka (assigners stopped) after it was lost"
+    )
     parser.set_defaults(handler=cmd_rebuild)

@@ -124,8 +124,9 @@ class RegionTally:
 class Aggregator:
     """Per-region tallies, per-hour calls, per-guideline outcomes, from outcome events."""
 
-    def __init__(self, max_expiries: int = DEFAULT_MAX_EXPIRIES,
-                 dedupe_window: int = DEDUPE_WINDOW_EVENTS) -> None:
+    def __init__(
+        self, max_expiries: int = DEFAULT_MAX_EXPIRIES, dedupe_window: int = DEDUPE_WINDOW_EVENTS
+    ) -> None:
         self.max_expiries = max_expiries
         self.dedupe_window = dedupe_window
         self.regions: dict[str, RegionTally] = {}
@@ -160,10 +161,12 @@ class Aggregator:
             self.first_event_ms = at_ms
         if outcome is Outcome.EXPIRED:
             tally.numbers[event.number] = tally.expire(
-                tally.numbers.get(event.number, 0), self.max_expiries)
+                tally.numbers.get(event.number, 0), self.max_expiries
+            )
         elif outcome is not Outcome.SKIPPED:
-            tally.numbers[event.number] = tally.call(tally.numbers.get(event.number, 0),
-                                                     outcome, hour)
+            tally.numbers[event.number] = tally.call(
+                tally.numbers.get(event.number, 0), outcome, hour
+            )
         return True
 
     def apply_all(self, events: Iterable[OutcomeEvent]) -> int:
@@ -206,8 +209,9 @@ class Aggregator:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any],
-                   dedupe_window: int = DEDUPE_WINDOW_EVENTS) -> Aggregator:
+    def from_state(
+        cls, state: dict[str, Any], dedupe_window: int = DEDUPE_WINDOW_EVENTS
+    ) -> Aggregator:
         """Rebuild an aggregator from :meth:`to_state` output."""
         aggregator = cls(int(state["max_expiries"]), dedupe_window)
         aggregator.applied = int(state["applied"])
@@ -233,8 +237,14 @@ def _tally_state(tally: RegionTally) -> dict[str, Any]:
     return {
         "numbers": flat,
         "outcomes": tally.outcomes,
-        "counts": [tally.attempted, tally.reached, tally.conversations, tally.do_not_call,
-                   tally.retired, tally.parked],
+        "counts": [
+            tally.attempted,
+            tally.reached,
+            tally.conversations,
+            tally.do_not_call,
+            tally.retired,
+            tally.parked,
+        ],
         "calls_histogram": tally.calls_histogram,
         "first_calls_by_hour": {str(h): n for h, n in tally.first_calls_by_hour.items()},
     }
@@ -242,11 +252,18 @@ def _tally_state(tally: RegionTally) -> dict[str, Any]:
 
 def _tally_from(state: dict[str, Any]) -> RegionTally:
     flat: list[int] = state["numbers"]
-    tally = RegionTally(numbers=dict(zip(flat[::2], flat[1::2], strict=True)),
-                        outcomes=dict(state["outcomes"]),
-                        calls_histogram=list(state["calls_histogram"]),
-                        first_calls_by_hour={int(h): int(n)
-                                             for h, n in state["first_calls_by_hour"].items()})
-    (tally.attempted, tally.reached, tally.conversations, tally.do_not_call,
-     tally.retired, tally.parked) = state["counts"]
+    tally = RegionTally(
+        numbers=dict(zip(flat[::2], flat[1::2], strict=True)),
+        outcomes=dict(state["outcomes"]),
+        calls_histogram=list(state["calls_histogram"]),
+        first_calls_by_hour={int(h): int(n) for h, n in state["first_calls_by_hour"].items()},
+    )
+    (
+        tally.attempted,
+        tally.reached,
+        tally.conversations,
+        tally.do_not_call,
+        tally.retired,
+        tally.parked,
+    ) = state["counts"]
     return tally

@@ -22,12 +22,14 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT_SECONDS = 30.0
 
 
-def run_reporter(settings: Settings, stop: threading.Event, *, port: int | None = None,
-                 rebuild: bool = False) -> int:
+def run_reporter(
+    settings: Settings, stop: threading.Event, *, port: int | None = None, rebuild: bool = False
+) -> int:
     """Serve HTTP and consume outcomes until ``stop`` is set; return an exit code (0)."""
     service = ReporterService(settings, rebuild=rebuild)
-    server = serve(service.status, settings.reporter_port if port is None else port,
-                   settings.bind_address)
+    server = serve(
+        service.status, settings.reporter_port if port is None else port, settings.bind_address
+    )
     try:
         service.run(stop)
     finally:
@@ -39,15 +41,20 @@ def run_reporter(settings: Settings, stop: threading.Event, *, port: int | None 
 class Reporter:
     """A reporter running in background threads of this process."""
 
-    def __init__(self, settings: Settings, *, port: int | None = None, host: str = "127.0.0.1",
-                 rebuild: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        rebuild: bool = False,
+    ) -> None:
         self.service = ReporterService(settings, rebuild=rebuild)
         self._port = settings.reporter_port if port is None else port
         self._host = host
         self._stop = threading.Event()
         self._failed: BaseException | None = None
-        self._thread = threading.Thread(target=self._consume, name="reporter-consumer",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._consume, name="reporter-consumer", daemon=True)
         self._server: ReporterHTTPServer | None = None
 
     def _consume(self) -> None:

@@ -50,9 +50,11 @@ def decode(blob: bytes, topic: str) -> Checkpoint | None:
     document = json.loads(zlib.decompress(blob))
     if document.get("version") != CHECKPOINT_VERSION or document.get("topic") != topic:
         return None
-    return Checkpoint(topic=topic,
-                      aggregator=Aggregator.from_state(document["state"]),
-                      offsets={int(p): int(o) for p, o in document["offsets"].items()})
+    return Checkpoint(
+        topic=topic,
+        aggregator=Aggregator.from_state(document["state"]),
+        offsets={int(p): int(o) for p, o in document["offsets"].items()},
+    )
 
 
 class CheckpointStore:

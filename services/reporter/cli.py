@@ -18,11 +18,17 @@ def cmd_reporter(args: argparse.Namespace, settings: Settings) -> int:
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``phonebank reporter`` to the ``phonebank`` command."""
     parser = commands.add_parser(
-        "reporter", help="aggregate outcomes: coverage report, /report.json, /metrics",
+        "reporter",
+        help="aggregate outcomes: coverage report, /report.json, /metrics",
         description="Consume the outcomes topic into per-region coverage; serve / (report "
-                    "page), /report.json, /metrics, /healthz and /readyz.")
-    parser.add_argument("--port", type=int, default=None,
-                        help="HTTP port (default: PHONEBANK_REPORTER_PORT)")
-    parser.add_argument("--rebuild", action="store_true",
-                        help="drop the saved state and recount from the start of the topic")
+        "page), /report.json, /metrics, /healthz and /readyz.",
+    )
+    parser.add_argument(
+        "--port", type=int, default=None, help="HTTP port (default: PHONEBANK_REPORTER_PORT)"
+    )
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="drop the saved state and recount from the start of the topic",
+    )
     parser.set_defaults(handler=cmd_reporter)

@@ -47,7 +47,6 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-
 class ReporterService:
     """Consumes ``settings.outcomes_topic`` into a :class:`ReporterStatus`."""
 
@@ -80,8 +79,11 @@ class ReporterService:
             return
         self.status.aggregator = checkpoint.aggregator
         self.offsets = checkpoint.offsets
-        log.info("resumed from checkpoint: %d events, offsets %s",
-                 checkpoint.aggregator.applied, checkpoint.offsets)
+        log.info(
+            "resumed from checkpoint: %d events, offsets %s",
+            checkpoint.aggregator.applied,
+            checkpoint.offsets,
+        )
 
     def open_consumer(self) -> KafkaConsumer:
         """Load the checkpoint, create the topic if needed, assign and seek every partition."""
@@ -151,8 +153,12 @@ class ReporterService:
         self.status.checkpoints_ok += 1
         self.status.last_checkpoint_s = time.time()
         try:  # for lag dashboards only: the checkpoint holds the authoritative offsets
-            consumer.commit({TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
-                             for p, o in snapshot.offsets.items()})
+            consumer.commit(
+                {
+                    TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
+                    for p, o in snapshot.offsets.items()
+                }
+            )
         except KafkaError as exc:
             log.warning("offsets not committed to Kafka (checkpoint saved): %s", exc)
         return True
@@ -165,8 +171,9 @@ class ReporterService:
         try:
             raw = self.redis.hgetall(self.ingested_key)
             self.status.ingested = {reply_text(k): int(v) for k, v in raw.items()}
-            (self.status.volunteers_active_15m,
-             self.status.volunteers_active_24h) = self.volunteers.counts(_now_ms())
+            (self.status.volunteers_active_15m, self.status.volunteers_active_24h) = (
+                self.volunteers.counts(_now_ms())
+            )
         except redis.RedisError as exc:
             log.warning("report inputs not refreshed from Redis: %s", exc)
         try:
@@ -175,7 +182,8 @@ class ReporterService:
             log.warning("consumer lag not measured: %s", exc)
             return
         self.status.consumer_lag = sum(
-            max(0, end - self.offsets.get(tp.partition, 0)) for tp, end in ends.items())
+            max(0, end - self.offsets.get(tp.partition, 0)) for tp, end in ends.items()
+        )
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; checkpoint and close on the way out."""

@@ -46,11 +46,14 @@ def _region_families(regions: list[dict[str, Any]]) -> Iterator[Metric]:
         for row in regions:
             family.add_metric([row["code"]], row[field])
         yield family
-    remaining = GaugeMetricFamily(names.COVERAGE_REMAINING,
-                                  "Projected seconds to attempt every ingested number.",
-                                  labels=["region"])
-    outcomes = CounterMetricFamily(names.OUTCOMES, "Outcome events by outcome.",
-                                   labels=["region", "outcome"])
+    remaining = GaugeMetricFamily(
+        names.COVERAGE_REMAINING,
+        "Projected seconds to attempt every ingested number.",
+        labels=["region"],
+    )
+    outcomes = CounterMetricFamily(
+        names.OUTCOMES, "Outcome events by outcome.", labels=["region", "outcome"]
+    )
     for row in regions:
         if row["projected_days"] is not None:
             remaining.add_metric([row["code"]], row["projected_days"] * SECONDS_PER_DAY)
@@ -71,27 +74,44 @@ class ReporterCollector(Collector):
         document = status.report()
         totals = document["totals"]
         yield from _region_families(document["regions"])
-        yield GaugeMetricFamily(names.VOLUNTEERS_ACTIVE_15M, "Distinct volunteers, last 15 min.",
-                                value=totals["volunteers_active_15m"])
-        yield GaugeMetricFamily(names.VOLUNTEERS_ACTIVE_24H, "Distinct volunteers, last 24 h.",
-                                value=totals["volunteers_active_24h"])
-        events = CounterMetricFamily(names.REPORTER_EVENTS, "Outcome records read by result.",
-                                     labels=["result"])
+        yield GaugeMetricFamily(
+            names.VOLUNTEERS_ACTIVE_15M,
+            "Distinct volunteers, last 15 min.",
+            value=totals["volunteers_active_15m"],
+        )
+        yield GaugeMetricFamily(
+            names.VOLUNTEERS_ACTIVE_24H,
+            "Distinct volunteers, last 24 h.",
+            value=totals["volunteers_active_24h"],
+        )
+        events = CounterMetricFamily(
+            names.REPORTER_EVENTS, "Outcome records read by result.", labels=["result"]
+        )
         for result, count in document["events"].items():
             events.add_metric([result], count)
         yield events
-        checkpoints = CounterMetricFamily(names.REPORTER_CHECKPOINTS, "Checkpoints by result.",
-                                          labels=["result"])
+        checkpoints = CounterMetricFamily(
+            names.REPORTER_CHECKPOINTS, "Checkpoints by result.", labels=["result"]
+        )
         checkpoints.add_metric(["ok"], status.checkpoints_ok)
         checkpoints.add_metric(["error"], status.checkpoints_failed)
         yield checkpoints
-        yield GaugeMetricFamily(names.REPORTER_LAST_CHECKPOINT, "Unix time of the last checkpoint.",
-                                value=status.last_checkpoint_s)
-        yield GaugeMetricFamily(names.REPORTER_LAST_EVENT, "Completion time of the newest event.",
-                                value=status.aggregator.last_event_ms / 1000)
+        yield GaugeMetricFamily(
+            names.REPORTER_LAST_CHECKPOINT,
+            "Unix time of the last checkpoint.",
+            value=status.last_checkpoint_s,
+        )
+        yield GaugeMetricFamily(
+            names.REPORTER_LAST_EVENT,
+            "Completion time of the newest event.",
+            value=status.aggregator.last_event_ms / 1000,
+        )
         if status.consumer_lag is not None:
-            yield GaugeMetricFamily(names.CONSUMER_LAG, "Records behind the end of the topic.",
-                                    value=status.consumer_lag)
+            yield GaugeMetricFamily(
+                names.CONSUMER_LAG,
+                "Records behind the end of the topic.",
+                value=status.consumer_lag,
+            )
 
 
 def make_registry(status: ReporterStatus) -> CollectorRegistry:

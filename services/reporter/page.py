@@ -20,10 +20,17 @@ CHART_WIDTH, CHART_HEIGHT, CHART_MARGIN = 720, 160, 24
 CHART_LABEL_EVERY_HOURS = 6
 #: outcome → colour in the outcome mix and chart legend (reached greens, bad reds)
 OUTCOME_COLOURS = {
-    "conversation": "#1b7f3b", "refused": "#6fbf73", "callback": "#a5d6a7",
-    "no_answer": "#9e9e9e", "busy": "#bdbdbd", "voicemail": "#757575",
-    "wrong_number": "#e57373", "not_in_service": "#c62828", "do_not_call": "#6a1b9a",
-    "skipped": "#ffcc80", "expired": "#ffb300",
+    "conversation": "#1b7f3b",
+    "refused": "#6fbf73",
+    "callback": "#a5d6a7",
+    "no_answer": "#9e9e9e",
+    "busy": "#bdbdbd",
+    "voicemail": "#757575",
+    "wrong_number": "#e57373",
+    "not_in_service": "#c62828",
+    "do_not_call": "#6a1b9a",
+    "skipped": "#ffcc80",
+    "expired": "#ffb300",
 }
 #: colour of anything not in :data:`OUTCOME_COLOURS`
 OTHER_COLOUR = "#90a4ae"
@@ -63,20 +70,31 @@ def _colour(outcome: str) -> str:
 def _cards(totals: dict[str, Any]) -> str:
     days = totals["projected_days"]
     cards = [
-        ("Coverage", _percent(totals["coverage_ratio"]),
-         f"{_count(totals['attempted'])} of {_count(totals['ingested'])} numbers called"),
+        (
+            "Coverage",
+            _percent(totals["coverage_ratio"]),
+            f"{_count(totals['attempted'])} of {_count(totals['ingested'])} numbers called",
+        ),
         ("Reached", _count(totals["reached"]), f"{_percent(totals['reach_ratio'])} of called"),
         ("Conversations", _count(totals["conversations"]), "numbers"),
         ("Do not call", _count(totals["do_not_call"]), "numbers"),
         ("Calls per hour", f"{totals['calls_per_hour']:g}", "recent rate"),
         ("Days to full coverage", "—" if days is None else f"{days:g}", "at the recent rate"),
-        ("Volunteers active", _count(totals["volunteers_active_15m"]),
-         f"last 15 min · {_count(totals['volunteers_active_24h'])} in 24 h"),
+        (
+            "Volunteers active",
+            _count(totals["volunteers_active_15m"]),
+            f"last 15 min · {_count(totals['volunteers_active_24h'])} in 24 h",
+        ),
     ]
-    return '<div class="cards">' + "".join(
-        f'<div class="card">{_text(title)}<b>{_text(value)}</b>'
-        f'<span class="muted">{_text(note)}</span></div>'
-        for title, value, note in cards) + "</div>"
+    return (
+        '<div class="cards">'
+        + "".join(
+            f'<div class="card">{_text(title)}<b>{_text(value)}</b>'
+            f'<span class="muted">{_text(note)}</span></div>'
+            for title, value, note in cards
+        )
+        + "</div>"
+    )
 
 
 def _region_rows(regions: Iterable[dict[str, Any]]) -> str:
@@ -92,10 +110,13 @@ def _region_rows(regions: Iterable[dict[str, Any]]) -> str:
             f"<td>{_count(row['attempted'])} / {_count(row['ingested'])}</td>"
             f"<td>{_count(row['reached'])}</td><td>{_count(row['conversations'])}</td>"
             f"<td>{_count(row['do_not_call'])}</td><td>{_count(row['retired'])}</td>"
-            f"<td>{'—' if days is None else _text(f'{days:g}')}</td></tr>")
-    head = ("<tr><th>Region</th><th>Coverage</th><th></th><th>Called / ingested</th>"
-            "<th>Reached</th><th>Conversations</th><th>Do not call</th><th>Retired</th>"
-            "<th>Days left</th></tr>")
+            f"<td>{'—' if days is None else _text(f'{days:g}')}</td></tr>"
+        )
+    head = (
+        "<tr><th>Region</th><th>Coverage</th><th></th><th>Called / ingested</th>"
+        "<th>Reached</th><th>Conversations</th><th>Do not call</th><th>Retired</th>"
+        "<th>Days left</th></tr>"
+    )
     body = "".join(rows) or "<tr><td colspan='9'>No numbers ingested yet.</td></tr>"
     return f"<table>{head}{body}</table>"
 
@@ -105,22 +126,29 @@ def calls_chart(series: list[dict[str, Any]]) -> str:
     peak = max((point["calls"] for point in series), default=0) or 1
     plot_height = CHART_HEIGHT - 2 * CHART_MARGIN
     step = (CHART_WIDTH - CHART_MARGIN) / max(1, len(series))
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{CHART_WIDTH}" '
-             f'height="{CHART_HEIGHT}" role="img" aria-label="Calls per hour">',
-             f'<text x="0" y="{CHART_MARGIN - 8}" font-size="11">{_count(peak)} calls/h</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{CHART_WIDTH}" '
+        f'height="{CHART_HEIGHT}" role="img" aria-label="Calls per hour">',
+        f'<text x="0" y="{CHART_MARGIN - 8}" font-size="11">{_count(peak)} calls/h</text>',
+    ]
     for index, point in enumerate(series):
         height = plot_height * point["calls"] / peak
         x = CHART_MARGIN + index * step
         y = CHART_MARGIN + plot_height - height
-        parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{step * 0.8:.1f}" '
-                     f'height="{height:.1f}" fill="#1b7f3b"><title>'
-                     f'{_text(point["hour_start"])}: {point["calls"]} calls</title></rect>')
+        parts.append(
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{step * 0.8:.1f}" '
+            f'height="{height:.1f}" fill="#1b7f3b"><title>'
+            f"{_text(point['hour_start'])}: {point['calls']} calls</title></rect>"
+        )
         if index % CHART_LABEL_EVERY_HOURS == 0:
             label = str(point["hour_start"])[5:13].replace("T", " ") + "h"
-            parts.append(f'<text x="{x:.1f}" y="{CHART_HEIGHT - 6}" font-size="10">'
-                         f"{_text(label)}</text>")
-    parts.append(f'<line x1="{CHART_MARGIN}" y1="{CHART_MARGIN + plot_height}" '
-                 f'x2="{CHART_WIDTH}" y2="{CHART_MARGIN + plot_height}" stroke="#999"/></svg>')
+            parts.append(
+                f'<text x="{x:.1f}" y="{CHART_HEIGHT - 6}" font-size="10">{_text(label)}</text>'
+            )
+    parts.append(
+        f'<line x1="{CHART_MARGIN}" y1="{CHART_MARGIN + plot_height}" '
+        f'x2="{CHART_WIDTH}" y2="{CHART_MARGIN + plot_height}" stroke="#999"/></svg>'
+    )
     return "".join(parts)
 
 
@@ -129,14 +157,19 @@ def _outcome_mix(outcomes: dict[str, int]) -> str:
     if not total:
         return "<p class='muted'>No outcomes yet.</p>"
     shown = [(o, n) for o, n in sorted(outcomes.items(), key=lambda item: -item[1]) if n]
-    bar = "".join(f"<span style='flex:{n};background:{_colour(o)}' title='{_text(o)}'></span>"
-                  for o, n in shown)
+    bar = "".join(
+        f"<span style='flex:{n};background:{_colour(o)}' title='{_text(o)}'></span>"
+        for o, n in shown
+    )
     rows = "".join(
         f"<tr><td><span class='swatch' style='background:{_colour(o)}'></span>"
         f"{_text(o.replace('_', ' '))}</td><td>{_count(n)}</td><td>{_percent(n / total)}</td></tr>"
-        for o, n in shown)
-    return (f"<div class='mix'>{bar}</div><table><tr><th>Outcome</th><th>Events</th>"
-            f"<th>Share</th></tr>{rows}</table>")
+        for o, n in shown
+    )
+    return (
+        f"<div class='mix'>{bar}</div><table><tr><th>Outcome</th><th>Events</th>"
+        f"<th>Share</th></tr>{rows}</table>"
+    )
 
 
 def _guidelines(guidelines: list[dict[str, Any]]) -> str:
@@ -146,16 +179,21 @@ def _guidelines(guidelines: list[dict[str, Any]]) -> str:
         f"<tr><td>{_text(g['guideline'])}</td><td>{_count(g['calls'])}</td>"
         f"<td>{_percent(g['rates'].get('conversation', 0.0))}</td>"
         f"<td>{_percent(g['rates'].get('refused', 0.0))}</td>"
-        f"<td>{_percent(g['rates'].get('do_not_call', 0.0))}</td></tr>" for g in guidelines)
-    return ("<table><tr><th>Guideline version</th><th>Calls</th><th>Conversation</th>"
-            f"<th>Refused</th><th>Do not call</th></tr>{rows}</table>")
+        f"<td>{_percent(g['rates'].get('do_not_call', 0.0))}</td></tr>"
+        for g in guidelines
+    )
+    return (
+        "<table><tr><th>Guideline version</th><th>Calls</th><th>Conversation</th>"
+        f"<th>Refused</th><th>Do not call</th></tr>{rows}</table>"
+    )
 
 
 def _attempts(distribution: dict[str, int]) -> str:
     head = "".join(f"<th>{_text(calls)}</th>" for calls in distribution)
     cells = "".join(f"<td>{_count(n)}</td>" for n in distribution.values())
-    return (f"<table><tr><th>Calls to a number</th>{head}</tr>"
-            f"<tr><td>Numbers</td>{cells}</tr></table>")
+    return (
+        f"<table><tr><th>Calls to a number</th>{head}</tr><tr><td>Numbers</td>{cells}</tr></table>"
+    )
 
 
 def render_page(report: dict[str, Any]) -> str:

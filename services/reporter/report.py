@@ -71,8 +71,9 @@ def _in_window(by_hour: Mapping[int, int], now_ms: int, window_ms: int) -> int:
     return sum(n for hour, n in by_hour.items() if hour >= first_hour)
 
 
-def _projection(ingested: int, attempted: int, first_calls: int,
-                window_ms: int) -> tuple[float, float | None]:
+def _projection(
+    ingested: int, attempted: int, first_calls: int, window_ms: int
+) -> tuple[float, float | None]:
     """(first calls per day, projected days to full coverage); days None if unknowable."""
     per_day = first_calls * MS_PER_DAY / window_ms
     remaining = ingested - attempted
@@ -83,8 +84,9 @@ def _projection(ingested: int, attempted: int, first_calls: int,
     return round(per_day, 2), (round(remaining / per_day, 1) if per_day > 0 else None)
 
 
-def _region_row(code: str, tally: RegionTally, ingested: int, now_ms: int,
-                window_ms: int) -> dict[str, Any]:
+def _region_row(
+    code: str, tally: RegionTally, ingested: int, now_ms: int, window_ms: int
+) -> dict[str, Any]:
     region = REGIONS.get(code)
     calls = tally.calls
     first_calls = _in_window(tally.first_calls_by_hour, now_ms, window_ms)
@@ -109,23 +111,37 @@ def _region_row(code: str, tally: RegionTally, ingested: int, now_ms: int,
     }
 
 
-_TOTAL_FIELDS = ("ingested", "attempted", "reached", "conversations", "do_not_call",
-                 "retired", "parked", "calls")
+_TOTAL_FIELDS = (
+    "ingested",
+    "attempted",
+    "reached",
+    "conversations",
+    "do_not_call",
+    "retired",
+    "parked",
+    "calls",
+)
 
 
-def _totals(rows: list[dict[str, Any]], aggregator: Aggregator, inputs: ReportInputs,
-            window_ms: int) -> dict[str, Any]:
+def _totals(
+    rows: list[dict[str, Any]], aggregator: Aggregator, inputs: ReportInputs, window_ms: int
+) -> dict[str, Any]:
     totals: dict[str, Any] = {name: sum(row[name] for row in rows) for name in _TOTAL_FIELDS}
-    calls_by_hour = {hour: sum(n for o, n in counts.items() if o not in NOT_CALLS)
-                     for hour, counts in aggregator.outcomes_by_hour.items()}
-    first_calls = sum(_in_window(t.first_calls_by_hour, inputs.now_ms, window_ms)
-                      for t in aggregator.regions.values())
+    calls_by_hour = {
+        hour: sum(n for o, n in counts.items() if o not in NOT_CALLS)
+        for hour, counts in aggregator.outcomes_by_hour.items()
+    }
+    first_calls = sum(
+        _in_window(t.first_calls_by_hour, inputs.now_ms, window_ms)
+        for t in aggregator.regions.values()
+    )
     per_day, days = _projection(totals["ingested"], totals["attempted"], first_calls, window_ms)
     totals.update(
         coverage_ratio=_ratio(totals["attempted"], totals["ingested"]),
         reach_ratio=_ratio(totals["reached"], totals["attempted"]),
-        calls_per_hour=round(_in_window(calls_by_hour, inputs.now_ms, window_ms)
-                             * MS_PER_HOUR / window_ms, 2),
+        calls_per_hour=round(
+            _in_window(calls_by_hour, inputs.now_ms, window_ms) * MS_PER_HOUR / window_ms, 2
+        ),
         first_calls_per_day=per_day,
         projected_days=days,
         volunteers_active_15m=inputs.volunteers_active_15m,
@@ -147,13 +163,16 @@ def _guidelines(aggregator: Aggregator) -> list[dict[str, Any]]:
     rows = []
     for guideline, counts in sorted(aggregator.guidelines.items()):
         calls = sum(n for outcome, n in counts.items() if outcome not in NOT_CALLS)
-        rows.append({
-            "guideline": guideline,
-            "calls": calls,
-            "outcomes": dict(sorted(counts.items())),
-            "rates": {o: _ratio(n, calls) for o, n in sorted(counts.items())
-                      if o not in NOT_CALLS},
-        })
+        rows.append(
+            {
+                "guideline": guideline,
+                "calls": calls,
+                "outcomes": dict(sorted(counts.items())),
+                "rates": {
+                    o: _ratio(n, calls) for o, n in sorted(counts.items()) if o not in NOT_CALLS
+                },
+            }
+        )
     return rows
 
 
@@ -162,11 +181,13 @@ def _calls_by_hour(aggregator: Aggregator, now_ms: int) -> list[dict[str, Any]]:
     series = []
     for hour in range(last_hour - CHART_HOURS + 1, last_hour + 1):
         counts = aggregator.outcomes_by_hour.get(hour, {})
-        series.append({
-            "hour_start": _iso(hour * MS_PER_HOUR),
-            "calls": sum(n for o, n in counts.items() if o not in NOT_CALLS),
-            "outcomes": dict(sorted(counts.items())),
-        })
+        series.append(
+            {
+                "hour_start": _iso(hour * MS_PER_HOUR),
+                "calls": sum(n for o, n in counts.items() if o not in NOT_CALLS),
+                "outcomes": dict(sorted(counts.items())),
+            }
+        )
     return series
 
 
@@ -174,12 +195,20 @@ def build_report(aggregator: Aggregator, inputs: ReportInputs) -> dict[str, Any]
     """The ``/report.json`` document (see docs/metrics.md for its place among the outputs)."""
     window_ms = rate_window_ms(aggregator, inputs.now_ms)
     codes = sorted(set(aggregator.regions) | {c for c, n in inputs.ingested.items() if n})
-    rows = [_region_row(code, aggregator.regions.get(code) or RegionTally(),
-                        int(inputs.ingested.get(code, 0)), inputs.now_ms, window_ms)
-            for code in codes]
+    rows = [
+        _region_row(
+            code,
+            aggregator.regions.get(code) or RegionTally(),
+            int(inputs.ingested.get(code, 0)),
+            inputs.now_ms,
+            window_ms,
+        )
+        for code in codes
+    ]
     rows.sort(key=lambda row: (-row["coverage_ratio"], -row["attempted"], row["code"]))
-    outcomes = {o.value: sum(t.outcomes.get(o, 0) for t in aggregator.regions.values())
-                for o in Outcome}
+    outcomes = {
+        o.value: sum(t.outcomes.get(o, 0) for t in aggregator.regions.values()) for o in Outcome
+    }
     return {
         "campaign": inputs.campaign,
         "generated_at": _iso(inputs.now_ms),

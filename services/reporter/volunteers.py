@@ -65,8 +65,10 @@ class ActiveVolunteers:
         """Distinct volunteers over the last 15 minutes and the last 24 hours."""
         minute = now_ms // MS_PER_MINUTE
         hour = now_ms // MS_PER_HOUR
-        short = [self.keys.volunteers_minute(m)
-                 for m in range(minute - SHORT_WINDOW_MINUTES + 1, minute + 1)]
+        short = [
+            self.keys.volunteers_minute(m)
+            for m in range(minute - SHORT_WINDOW_MINUTES + 1, minute + 1)
+        ]
         long = [self.keys.volunteers_hour(h) for h in range(hour - LONG_WINDOW_HOURS + 1, hour + 1)]
         pipe = self.redis.pipeline(transaction=False)
         pipe.pfcount(*short)

@@ -50,8 +50,16 @@ class Http:
         secret = self.settings.volunteer_secret.get_secret_value()
         return mint(secret, volunteer, TOKEN_TTL_SECONDS)
 
-    def request(self, method: str, path: str, body: Any = None, *, volunteer: str | None = None,
-                bearer: str | None = None, headers: Mapping[str, str] | None = None) -> Answer:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        volunteer: str | None = None,
+        bearer: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
         """Send one request; ``body`` bytes are sent as is, anything else as JSON."""
         sent = dict(headers or {})
         if volunteer is not None:
@@ -61,13 +69,15 @@ class Http:
         payload = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
         if payload is not None:
             sent.setdefault("Content-Type", "application/json")
-        connection = http.client.HTTPConnection("127.0.0.1", self.port,
-                                                timeout=HTTP_TIMEOUT_SECONDS)
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", self.port, timeout=HTTP_TIMEOUT_SECONDS
+        )
         try:
             connection.request(method, path, body=payload, headers=sent)
             answer = connection.getresponse()
-            return Answer(answer.status, {k.lower(): v for k, v in answer.getheaders()},
-                          answer.read())
+            return Answer(
+                answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
+            )
         finally:
             connection.close()
 
@@ -75,13 +85,23 @@ class Http:
         """``POST /api/v1/leases``."""
         return self.request("POST", "/api/v1/leases", preferences or {}, volunteer=volunteer)
 
-    def on_lease(self, action: str, volunteer: str, lease: Mapping[str, Any],
-                 body: Any = None, lease_token: str | None = None) -> Answer:
+    def on_lease(
+        self,
+        action: str,
+        volunteer: str,
+        lease: Mapping[str, Any],
+        body: Any = None,
+        lease_token: str | None = None,
+    ) -> Answer:
         """``POST /api/v1/leases/{id}/{action}`` with the lease token in the header."""
         token = lease["lease_token"] if lease_token is None else lease_token
-        return self.request("POST", f"/api/v1/leases/{lease['lease_id']}/{action}",
-                            body if body is not None else {}, volunteer=volunteer,
-                            headers={"X-Lease-Token": token})
+        return self.request(
+            "POST",
+            f"/api/v1/leases/{lease['lease_id']}/{action}",
+            body if body is not None else {},
+            volunteer=volunteer,
+            headers={"X-Lease-Token": token},
+        )
 
 
 @dataclass

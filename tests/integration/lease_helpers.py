@@ -41,8 +41,9 @@ MINUTE_MS = 60 * SECOND_MS
 HOUR_MS = 60 * MINUTE_MS
 
 
-def local_instant(hour: int, minute: int = 0, second: int = 0, zone: str = MOSCOW,
-                  day: dt.date = TEST_DATE) -> dt.datetime:
+def local_instant(
+    hour: int, minute: int = 0, second: int = 0, zone: str = MOSCOW, day: dt.date = TEST_DATE
+) -> dt.datetime:
     """An aware datetime at a local wall-clock time."""
     return dt.datetime.combine(day, dt.time(hour, minute, second), tzinfo=ZoneInfo(zone))
 
@@ -52,11 +53,16 @@ def offset_to(instant: dt.datetime) -> int:
     return int(instant.timestamp() * SECOND_MS) - int(time.time() * SECOND_MS)
 
 
-def lease_client(settings: Settings, client: redis.Redis, at: dt.datetime,
-                 region_zones: Mapping[str, Sequence[str]] | None = None) -> LeaseClient:
+def lease_client(
+    settings: Settings,
+    client: redis.Redis,
+    at: dt.datetime,
+    region_zones: Mapping[str, Sequence[str]] | None = None,
+) -> LeaseClient:
     """A lease client whose clock reads ``at`` now."""
-    return LeaseClient(settings, client, region_zones or REGION_ZONES,
-                       clock_offset_ms=offset_to(at))
+    return LeaseClient(
+        settings, client, region_zones or REGION_ZONES, clock_offset_ms=offset_to(at)
+    )
 
 
 def reaper(settings: Settings, client: redis.Redis, offset_ms: int, **options: int) -> Reaper:
@@ -87,8 +93,9 @@ def states_of(client: redis.Redis, keys: RegionKeys) -> dict[str, list[int]]:
         "leased": client.hkeys(keys.holders),
         "parked": client.smembers(keys.parked),
     }
-    return {state: [int(n) for n in cast(Iterable[bytes], numbers)]
-            for state, numbers in found.items()}
+    return {
+        state: [int(n) for n in cast(Iterable[bytes], numbers)] for state, numbers in found.items()
+    }
 
 
 def assert_conserved(settings: Settings, client: redis.Redis, region: str, now_ms: int) -> None:

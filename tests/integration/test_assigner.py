@@ -25,20 +25,22 @@ from tests.integration.assigner_helpers import DEADLINE_SECONDS, consumed_to_end
 pytestmark = pytest.mark.integration
 
 
-
 def produce(settings: Settings, chunks: list[NumberChunk]) -> None:
     producer = make_producer(settings)
     for chunk in chunks:
         partition = partition_for_region(chunk.region, settings.numbers_partitions)
-        producer.send(settings.numbers_topic, key=chunk.region.encode(),
-                      value=chunk.encode(), partition=partition)
+        producer.send(
+            settings.numbers_topic,
+            key=chunk.region.encode(),
+            value=chunk.encode(),
+            partition=partition,
+        )
     producer.flush()
     producer.close()
 
 
 def chunk(region: str, seq: int, numbers: list[int], source: str = "test") -> NumberChunk:
-    return NumberChunk(campaign="default", region=region, source=source, seq=seq,
-                       numbers=numbers)
+    return NumberChunk(campaign="default", region=region, source=source, seq=seq, numbers=numbers)
 
 
 def ready(client: redis.Redis, settings: Settings, region: str) -> list[int]:
@@ -58,14 +60,22 @@ def test_chunks_are_queued_once_and_counted(
     settings: Settings, redis_client: redis.Redis, worker: AssignerWorker
 ) -> None:
     # Given chunks of two regions, one number repeated across chunks
-    produce(settings, [
-        chunk("RU-MOW", 0, [9161234567, 9161234568]),
-        chunk("RU-MOW", 1, [9161234568, 9161234569]),
-        chunk("RU-SPE", 0, [9211234567]),
-    ])
+    produce(
+        settings,
+        [
+            chunk("RU-MOW", 0, [9161234567, 9161234568]),
+            chunk("RU-MOW", 1, [9161234568, 9161234569]),
+            chunk("RU-SPE", 0, [9211234567]),
+        ],
+    )
     # When the worker consumes them
-    step_until(worker, lambda: len(ready(redis_client, settings, "RU-MOW")) == 3
-               and len(ready(redis_client, settings, "RU-SPE")) == 1)
+    step_until(
+        worker,
+        lambda: (
+            len(ready(redis_client, settings, "RU-MOW")) == 3
+            and len(ready(redis_client, settings, "RU-SPE")) == 1
+        ),
+    )
     # Then each number is queued once, in order, and counted as queued once
     assert ready(redis_client, settings, "RU-MOW") == [9161234567, 9161234568, 9161234569]
     scheme = KeyScheme(settings.key_prefix, settings.campaign)
@@ -86,8 +96,13 @@ def test_full_region_pauses_its_partition_until_drained(
     ensure_topics(tight)
     worker = AssignerWorker(tight, redis_client)
     try:
-        produce(tight, [chunk("RU-MOW", 0, [9160000001 + i for i in range(4)]),
-                        chunk("RU-MOW", 1, [9160000101, 9160000102])])
+        produce(
+            tight,
+            [
+                chunk("RU-MOW", 0, [9160000001 + i for i in range(4)]),
+                chunk("RU-MOW", 1, [9160000101, 9160000102]),
+            ],
+        )
         # When the first chunk fills the region
         step_until(worker, lambda: bool(worker.paused))
         # Then the second waits in Kafka, its partition paused
@@ -113,29 +128,43 @@ STREAM_CHUNKS = 200
 
 def produce_stream(settings: Settings) -> list[NumberChunk]:
     """200 chunks of 500 numbers over 4 regions, produced in order."""
-    chunks = [chunk(STREAM_REGIONS[seq % 4], seq,
-                    [9000000000 + seq * 1000 + i for i in range(500)])
-              for seq in range(STREAM_CHUNKS)]
+    chunks = [
+        chunk(STREAM_REGIONS[seq % 4], seq, [9000000000 + seq * 1000 + i for i in range(500)])
+        for seq in range(STREAM_CHUNKS)
+    ]
     produce(settings, chunks)
     return chunks
 
 
 def start_assigner(settings: Settings) -> subprocess.Popen[bytes]:
     """``phonebank assigner`` in its own process, on the test's namespace."""
-    env = {**os.environ, **{f"PHONEBANK_{k.upper()}": str(v) for k, v in {
-        "key_prefix": settings.key_prefix, "numbers_topic": settings.numbers_topic,
-        "outcomes_topic": settings.outcomes_topic, "assigner_group": settings.assigner_group,
-        "numbers_partitions": settings.numbers_partitions,
-        "outcomes_partitions": settings.outcomes_partitions,
-        "kafka_session_timeout_ms": 6000,
-        "queue_high_watermark": settings.queue_high_watermark,
-    }.items()}}
-    return subprocess.Popen([sys.executable, "-m", "phonebank.cli", "assigner", "--no-metrics"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        **{
+            f"PHONEBANK_{k.upper()}": str(v)
+            for k, v in {
+                "key_prefix": settings.key_prefix,
+                "numbers_topic": settings.numbers_topic,
+                "outcomes_topic": settings.outcomes_topic,
+                "assigner_group": settings.assigner_group,
+                "numbers_partitions": settings.numbers_partitions,
+                "outcomes_partitions": settings.outcomes_partitions,
+                "kafka_session_timeout_ms": 6000,
+                "queue_high_watermark": settings.queue_high_watermark,
+            }.items()
+        },
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "phonebank.cli", "assigner", "--no-metrics"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
-def wait_queued(client: redis.Redis, settings: Settings, process: subprocess.Popen[bytes],
-                at_least: int) -> None:
+def wait_queued(
+    client: redis.Redis, settings: Settings, process: subprocess.Popen[bytes], at_least: int
+) -> None:
     """Poll until the process has queued ``at_least`` numbers (it must stay alive)."""
     deadline = time.monotonic() + DEADLINE_SECONDS
     while sum(len(ready(client, settings, r)) for r in STREAM_REGIONS) < at_least:
@@ -170,13 +199,13 @@ def test_a_killed_worker_loses_nothing(unbounded: Settings, redis_client: redis.
     # Then every number is queued exactly once
     for region in STREAM_REGIONS:
         counts = Counter(ready(redis_client, settings, region))
-        assert sorted(counts) == sorted(n for c in chunks if c.region == region
-                                        for n in c.numbers)
+        assert sorted(counts) == sorted(n for c in chunks if c.region == region for n in c.numbers)
         assert set(counts.values()) == {1}
 
 
-def test_sigterm_commits_exactly_what_was_queued(unbounded: Settings,
-                                                 redis_client: redis.Redis) -> None:
+def test_sigterm_commits_exactly_what_was_queued(
+    unbounded: Settings, redis_client: redis.Redis
+) -> None:
     # Given a worker process in the middle of a stream
     settings = unbounded
     chunks = produce_stream(settings)
@@ -196,14 +225,18 @@ def test_sigterm_commits_exactly_what_was_queued(unbounded: Settings,
     for each in chunks:
         partition = partition_for_region(each.region, settings.numbers_partitions)
         by_partition.setdefault(partition, []).append(each)
-    expected = {n for partition, ordered in by_partition.items()
-                for each in ordered[:committed_offset(committed, settings, partition)]
-                for n in each.numbers}
+    expected = {
+        n
+        for partition, ordered in by_partition.items()
+        for each in ordered[: committed_offset(committed, settings, partition)]
+        for n in each.numbers
+    }
     queued = {n for region in STREAM_REGIONS for n in ready(redis_client, settings, region)}
     assert queued == expected
 
 
-def committed_offset(committed: dict[TopicPartition, OffsetAndMetadata], settings: Settings,
-                     partition: int) -> int:
+def committed_offset(
+    committed: dict[TopicPartition, OffsetAndMetadata], settings: Settings, partition: int
+) -> int:
     entry = committed.get(TopicPartition(settings.numbers_topic, partition))
     return entry.offset if entry is not None and entry.offset >= 0 else 0

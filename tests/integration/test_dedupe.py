@@ -18,12 +18,10 @@ ELSEWHERE = 9_169_999_999
 
 
 def mirror(settings: Settings, client: redis.Redis) -> SeenMirror:
-    return SeenMirror(client, Scripts(client),
-                      KeyScheme(settings.key_prefix, settings.campaign))
+    return SeenMirror(client, Scripts(client), KeyScheme(settings.key_prefix, settings.campaign))
 
 
-def test_claim_returns_each_new_number_once(settings: Settings,
-                                            redis_client: redis.Redis) -> None:
+def test_claim_returns_each_new_number_once(settings: Settings, redis_client: redis.Redis) -> None:
     # Given a fresh mirror and a chunk that repeats a number
     seen = mirror(settings, redis_client)
     chunk = [*SAME_BYTE, SAME_BYTE[0], ELSEWHERE]
@@ -34,8 +32,9 @@ def test_claim_returns_each_new_number_once(settings: Settings,
     assert second == []
 
 
-def test_marked_numbers_are_seen_by_a_new_process(settings: Settings,
-                                                  redis_client: redis.Redis) -> None:
+def test_marked_numbers_are_seen_by_a_new_process(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given numbers claimed and marked by one worker (several bits in one byte)
     first = mirror(settings, redis_client)
     numbers = first.claim([*SAME_BYTE, ELSEWHERE])
@@ -53,8 +52,9 @@ def test_claimed_but_unmarked_numbers_are_new_to_a_successor(
     assert mirror(settings, redis_client).unseen(SAME_BYTE) == SAME_BYTE
 
 
-def test_a_race_with_another_owner_is_reported(settings: Settings,
-                                               redis_client: redis.Redis) -> None:
+def test_a_race_with_another_owner_is_reported(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given two mirrors that both think a number is new
     one, other = mirror(settings, redis_client), mirror(settings, redis_client)
     assert one.claim([ELSEWHERE]) == other.claim([ELSEWHERE]) == [ELSEWHERE]
@@ -64,8 +64,9 @@ def test_a_race_with_another_owner_is_reported(settings: Settings,
     assert (one.races, other.races) == (0, 1)
 
 
-def test_more_numbers_than_one_bitfield_call_sets(settings: Settings,
-                                                 redis_client: redis.Redis) -> None:
+def test_more_numbers_than_one_bitfield_call_sets(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given more numbers of one prefix than one BITFIELD call sets
     numbers = [9_160_000_000 + 3 * i for i in range(BITFIELD_MAX_OFFSETS + 10)]
     seen = mirror(settings, redis_client)

@@ -19,8 +19,7 @@ from tests.conftest import drop_keys, drop_topics
 pytestmark = pytest.mark.integration
 
 #: The /metrics snapshot of each service the demo ran.
-SERVICE_METRICS = ("ingest.metrics", "assigner.metrics", "reporter.metrics",
-                   "volunteers.metrics")
+SERVICE_METRICS = ("ingest.metrics", "assigner.metrics", "reporter.metrics", "volunteers.metrics")
 #: Files the Grafana dashboard and the alert rules are in.
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -41,10 +40,30 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, local_stack: Settings) ->
 
 def _run_demo(folder: Path, namespace: str, local_stack: Settings) -> Path:
     result = subprocess.run(
-        [sys.executable, "-m", "phonebank.cli", "demo", "--count", "3000", "--duration", "8",
-         "--speed", "300", "--volunteers", "6", "--anytime", "--no-wait",
-         "--namespace", namespace, "--report-out", str(folder / "report.json")],
-        capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "phonebank.cli",
+            "demo",
+            "--count",
+            "3000",
+            "--duration",
+            "8",
+            "--speed",
+            "300",
+            "--volunteers",
+            "6",
+            "--anytime",
+            "--no-wait",
+            "--namespace",
+            namespace,
+            "--report-out",
+            str(folder / "report.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     (folder / "stdout.txt").write_text(result.stdout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -83,10 +102,14 @@ def test_metrics_of_every_service_pass_promtool(demo_run: Path) -> None:
         pytest.skip("promtool not installed (Debian package prometheus)")
     for name in SERVICE_METRICS:
         exposition = (demo_run / name).read_bytes()
-        check = subprocess.run([tool, "check", "metrics"], input=exposition,
-                               capture_output=True, check=False)
+        check = subprocess.run(
+            [tool, "check", "metrics"], input=exposition, capture_output=True, check=False
+        )
         assert check.returncode == 0 and not check.stdout and not check.stderr, (
-            name, check.stdout, check.stderr)
+            name,
+            check.stdout,
+            check.stderr,
+        )
         assert exposed_names(exposition.decode()) <= set(CATALOGUE)
 
 
@@ -96,8 +119,10 @@ def test_dashboard_and_rules_use_only_exposed_metrics(demo_run: Path) -> None:
     for name in SERVICE_METRICS:
         exposed |= exposed_names((demo_run / name).read_text())
     # When the dashboard and the alert rules are read
-    referenced = referenced_names((DEPLOY / "grafana" / "phonebank.json").read_text()
-                                  + (DEPLOY / "prometheus" / "rules.yml").read_text())
+    referenced = referenced_names(
+        (DEPLOY / "grafana" / "phonebank.json").read_text()
+        + (DEPLOY / "prometheus" / "rules.yml").read_text()
+    )
     # Then each metric they use is served by some service
     assert referenced
     assert referenced <= exposed

@@ -26,13 +26,13 @@ from tests.integration.lease_helpers import (
 pytestmark = pytest.mark.integration
 
 
-
 def moscow_or_none(number: int) -> str | None:
     return "RU-MOW" if str(number).startswith("916") else None
 
 
 def test_do_not_call_outcome_is_final_in_every_campaign(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given a callee who asked never to be called again
     fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 1))
     leases = lease_client(settings, redis_client, local_instant(12), MOSCOW_ONLY)
@@ -53,11 +53,11 @@ def test_do_not_call_outcome_is_final_in_every_campaign(
 
 
 def test_a_number_listed_while_queued_is_never_leased(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given three queued numbers, the first two then put on the list
     fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 3))
-    result = dnc.add_numbers(redis_client, settings.key_prefix, [FIRST, FIRST + 1],
-                             moscow_or_none)
+    result = dnc.add_numbers(redis_client, settings.key_prefix, [FIRST, FIRST + 1], moscow_or_none)
     assert (result.added, result.already_listed) == (2, 0)
     leases = lease_client(settings, redis_client, local_instant(12), MOSCOW_ONLY)
     # When volunteers acquire, Then only the third number is ever handed out
@@ -68,7 +68,8 @@ def test_a_number_listed_while_queued_is_never_leased(
 
 
 def test_import_counts_added_repeated_unplaced_and_unparseable(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given a file with a listed number twice, an unplaced one, and junk
     lines = [f"+7{FIRST}", f"8{FIRST}", "+79031234567", "", "not a number"]
 
@@ -80,14 +81,14 @@ def test_import_counts_added_repeated_unplaced_and_unparseable(
     numbers, unparseable = dnc.parse_lines(lines, parse)
     result = dnc.add_numbers(redis_client, settings.key_prefix, numbers, moscow_or_none)
     # Then each kind is counted, and the unplaced number is still found by check
-    assert (result, unparseable) == (
-        dnc.DncImport(added=2, already_listed=1, unplaced=1), 1)
+    assert (result, unparseable) == (dnc.DncImport(added=2, already_listed=1, unplaced=1), 1)
     assert dnc.is_listed(redis_client, settings.key_prefix, 9_031_234_567, moscow_or_none)
     assert not dnc.is_listed(redis_client, settings.key_prefix, FIRST + 5, moscow_or_none)
 
 
 def test_enqueue_skips_listed_numbers_and_counts_them(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given one listed number among five
     dnc.add_numbers(redis_client, settings.key_prefix, [FIRST + 2], moscow_or_none)
     keys = scheme(settings)

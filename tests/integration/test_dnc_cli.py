@@ -34,8 +34,9 @@ def test_add_then_check_in_any_format(env: Settings, capsys: pytest.CaptureFixtu
     assert main(["dnc", "check", "9000005678"]) == 1
 
 
-def test_import_counts_every_line(env: Settings, tmp_path: Path,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_counts_every_line(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given a file with a valid number, a repeat, junk and an empty line
     listing = tmp_path / "dnc.txt"
     listing.write_text("9000001234\n8 900 000 12 34\nnot a number\n\n")
@@ -45,7 +46,9 @@ def test_import_counts_every_line(env: Settings, tmp_path: Path,
     assert "added 1, already listed 1, unplaced 0, unparseable 1" in capsys.readouterr().out
     # And Kafka, the system of record, holds the number (compacted topic)
     assert [DncRecord.decode(r.value).number for r in read_topic(env, env.dnc_topic)] == [
-        9000001234, 9000001234]
+        9000001234,
+        9000001234,
+    ]
 
 
 def test_bad_number_is_a_clear_error(env: Settings, capsys: pytest.CaptureFixture[str]) -> None:

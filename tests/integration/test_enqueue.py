@@ -22,7 +22,8 @@ def ready_list(client: redis.Redis, settings: Settings) -> list[int]:
 
 
 def test_numbers_are_queued_in_order_across_command_batches(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given 1,234 numbers (three RPUSH batches inside the script), one of them listed
     numbers = numbers_from(FIRST, 1_234)
     dnc.add_numbers(redis_client, settings.key_prefix, [numbers[700]], lambda _: "RU-MOW")
@@ -35,14 +36,17 @@ def test_numbers_are_queued_in_order_across_command_batches(
 
 @pytest.mark.parametrize("count", [0, 5_001])
 def test_an_empty_or_oversized_batch_is_refused_and_queues_nothing(
-        settings: Settings, redis_client: redis.Redis, count: int) -> None:
+    settings: Settings, redis_client: redis.Redis, count: int
+) -> None:
     # Given a batch of no numbers, or of more than one call takes
     numbers = numbers_from(FIRST, count)
     keys = scheme(settings).region("RU-MOW")
     # When it is sent to the script directly
     reply = Scripts(redis_client).run(
-        "enqueue", [keys.ready, keys.dnc, keys.counters, keys.chunks],
-        [batch_id(pack_numbers(numbers)), *numbers])
+        "enqueue",
+        [keys.ready, keys.dnc, keys.counters, keys.chunks],
+        [batch_id(pack_numbers(numbers)), *numbers],
+    )
     # Then it is refused and nothing is queued
     assert reply == [ReturnCode.BAD_ARGUMENT]
     assert ready_list(redis_client, settings) == []

@@ -20,8 +20,9 @@ MOSCOW = "RU-MOW"
 
 
 @pytest.fixture
-def gateway(settings: Settings, redis_client: redis.Redis,
-            caplog: pytest.LogCaptureFixture) -> Iterator[Running]:
+def gateway(
+    settings: Settings, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> Iterator[Running]:
     """A gateway at 12:00 Moscow time with two queued Moscow numbers."""
     caplog.set_level(logging.DEBUG, logger="phonebank")
     fill(settings, redis_client, MOSCOW, [FIRST, FIRST + 1])
@@ -58,7 +59,10 @@ def test_acquire_renew_complete_and_a_repeated_complete(
     # Then the renew restarts the countdown, the outcome is recorded once, the repeat is a 200
     assert renewed.status == 200 and renewed.json()["deadline_ms"] >= lease["deadline_ms"]
     assert (done.status, done.json()["status"], done.json()["next_state"]) == (
-        200, "recorded", "due")
+        200,
+        "recorded",
+        "due",
+    )
     assert (again.status, again.json()["status"]) == (200, "already_recorded")
     assert again.json()["event_id"] == done.json()["event_id"]
     # And a renew after the complete is a conflict
@@ -72,13 +76,18 @@ def test_the_lease_token_may_travel_in_the_body(gateway: Running) -> None:
     # Given a lease, When it is released with the lease token in the body (no header)
     lease = _lease(gateway)
     path = f"/api/v1/leases/{lease['lease_id']}/release"
-    released = gateway.request("POST", path, {"lease_token": lease["lease_token"]},
-                               volunteer="alice")
+    released = gateway.request(
+        "POST", path, {"lease_token": lease["lease_token"]}, volunteer="alice"
+    )
     # Then it is released, the number goes back to the front, and a second release is a 404
     assert (released.status, released.json()["status"]) == (200, "released")
     assert _lease(gateway, "bob")["number"] == e164(FIRST)
-    assert gateway.request("POST", path, {"lease_token": lease["lease_token"]},
-                           volunteer="alice").status == 404
+    assert (
+        gateway.request(
+            "POST", path, {"lease_token": lease["lease_token"]}, volunteer="alice"
+        ).status
+        == 404
+    )
     # And the lease token is required at all
     assert gateway.request("POST", path, {}, volunteer="alice").status == 400
 
@@ -150,27 +159,42 @@ def test_outside_calling_hours_is_423_with_the_next_opening(
     assert 6 * 3600 - 60 <= int(answer.headers["retry-after"]) <= 6 * 3600 + 60
 
 
-@pytest.mark.parametrize(("body", "content_type", "status", "error"), [
-    (b"{not json", "application/json", 400, "malformed_json"),
-    (b"[]", "application/json", 400, "invalid_request"),
-    (b'{"outcome": "sold"}', "application/json", 400, "invalid_request"),
-    (b'{"outcome": "expired"}', "application/json", 400, "invalid_request"),
-    (b'{"outcome": "no_answer", "extra": 1}', "application/json", 400, "invalid_request"),
-    (b'{"outcome": "callback", "callback_at": "2026-03-10T18:00:00"}', "application/json",
-     400, "invalid_request"),
-    (b'{"outcome": "busy", "callback_at": "2026-03-10T18:00:00Z"}', "application/json",
-     400, "invalid_request"),
-    (b'{"outcome": "no_answer"}', "text/plain", 415, "unsupported_media_type"),
-    (b'{"outcome": "' + b"x" * 5000 + b'"}', "application/json", 413, "body_too_large"),
-])
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "error"),
+    [
+        (b"{not json", "application/json", 400, "malformed_json"),
+        (b"[]", "application/json", 400, "invalid_request"),
+        (b'{"outcome": "sold"}', "application/json", 400, "invalid_request"),
+        (b'{"outcome": "expired"}', "application/json", 400, "invalid_request"),
+        (b'{"outcome": "no_answer", "extra": 1}', "application/json", 400, "invalid_request"),
+        (
+            b'{"outcome": "callback", "callback_at": "2026-03-10T18:00:00"}',
+            "application/json",
+            400,
+            "invalid_request",
+        ),
+        (
+            b'{"outcome": "busy", "callback_at": "2026-03-10T18:00:00Z"}',
+            "application/json",
+            400,
+            "invalid_request",
+        ),
+        (b'{"outcome": "no_answer"}', "text/plain", 415, "unsupported_media_type"),
+        (b'{"outcome": "' + b"x" * 5000 + b'"}', "application/json", 413, "body_too_large"),
+    ],
+)
 def test_bad_complete_bodies_are_refused_clearly(
     gateway: Running, body: bytes, content_type: str, status: int, error: str
 ) -> None:
     # Given a lease, When its complete is sent a bad body
     lease = _lease(gateway)
-    answer = gateway.request("POST", f"/api/v1/leases/{lease['lease_id']}/complete", body,
-                             volunteer="alice", headers={"Content-Type": content_type,
-                                                         "X-Lease-Token": lease["lease_token"]})
+    answer = gateway.request(
+        "POST",
+        f"/api/v1/leases/{lease['lease_id']}/complete",
+        body,
+        volunteer="alice",
+        headers={"Content-Type": content_type, "X-Lease-Token": lease["lease_token"]},
+    )
     # Then the answer is the expected JSON refusal, with no stack trace and no echo
     assert (answer.status, answer.json()["error"]) == (status, error)
     assert b"Traceback" not in answer.body and b"xxxx" not in answer.body
@@ -180,8 +204,12 @@ def test_bad_complete_bodies_are_refused_clearly(
 
 def test_callback_with_a_time_is_recorded(gateway: Running) -> None:
     lease = _lease(gateway)
-    answer = gateway.on_lease("complete", "alice", lease,
-                              {"outcome": "callback", "callback_at": "2026-03-10T18:30:00+03:00"})
+    answer = gateway.on_lease(
+        "complete",
+        "alice",
+        lease,
+        {"outcome": "callback", "callback_at": "2026-03-10T18:30:00+03:00"},
+    )
     assert (answer.status, answer.json()["next_state"]) == (200, "due")
 
 

@@ -40,8 +40,9 @@ CLOSED_PORT = 1
 
 
 @pytest.fixture
-def gateway(settings: Settings, redis_client: redis.Redis,
-            caplog: pytest.LogCaptureFixture) -> Iterator[Running]:
+def gateway(
+    settings: Settings, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> Iterator[Running]:
     """A gateway at 12:00 Moscow time with one queued number."""
     caplog.set_level(logging.DEBUG, logger="phonebank")
     fill(settings, redis_client, "RU-MOW", [FIRST])
@@ -80,8 +81,9 @@ def test_every_endpoint_refuses_a_missing_or_bad_token(
 def test_the_page_is_self_contained_and_locked_down(gateway: Running) -> None:
     # When the page and its files are fetched (no token needed)
     page = gateway.request("GET", "/")
-    files = {name: gateway.request("GET", f"/static/{name}")
-             for name in gateway_server.STATIC_FILES}
+    files = {
+        name: gateway.request("GET", f"/static/{name}") for name in gateway_server.STATIC_FILES
+    }
     # Then they are served with a same-origin CSP and nosniff
     for answer in (page, *files.values()):
         assert answer.status == 200
@@ -122,14 +124,14 @@ def test_probes_and_metrics_pass_promtool(gateway: Running) -> None:
     text = metrics.body.decode()
     assert 'phonebank_leases_granted_total{region="RU-MOW"} 1.0' in text
     assert 'phonebank_lease_operation_seconds_count{operation="acquire",result="ok"} 1.0' in text
-    assert ('phonebank_gateway_requests_total{operation="acquire",result="unauthorized"} 1.0'
-            in text)
+    assert 'phonebank_gateway_requests_total{operation="acquire",result="unauthorized"} 1.0' in text
     assert exposed_names(text) <= set(CATALOGUE)
     tool = shutil.which("promtool")
     if tool is None:
         pytest.skip("promtool not installed (Debian package prometheus)")
-    check = subprocess.run([tool, "check", "metrics"], input=metrics.body, capture_output=True,
-                           check=False)
+    check = subprocess.run(
+        [tool, "check", "metrics"], input=metrics.body, capture_output=True, check=False
+    )
     assert (check.returncode, check.stdout + check.stderr) == (0, b"")
 
 
@@ -161,12 +163,22 @@ def test_protocol_errors_are_clear_4xx(gateway: Running) -> None:
     assert gateway.request("POST", "/api/v1/lists", {}, bearer=token).status == 404
     assert gateway.request("DELETE", "/").status == 405
     # A chunked body, a bad Content-Length
-    chunked = gateway.request("POST", "/api/v1/leases", b"2\r\n{}\r\n0\r\n\r\n", bearer=token,
-                              headers={"Transfer-Encoding": "chunked"})
+    chunked = gateway.request(
+        "POST",
+        "/api/v1/leases",
+        b"2\r\n{}\r\n0\r\n\r\n",
+        bearer=token,
+        headers={"Transfer-Encoding": "chunked"},
+    )
     assert chunked.status == 411
     # A malformed lease id is just "not yours"
-    odd = gateway.request("POST", "/api/v1/leases/..%2f..%2fetc/renew", {}, bearer=token,
-                          headers={"X-Lease-Token": "a" * 32 + "." + "b" * 32})
+    odd = gateway.request(
+        "POST",
+        "/api/v1/leases/..%2f..%2fetc/renew",
+        {},
+        bearer=token,
+        headers={"X-Lease-Token": "a" * 32 + "." + "b" * 32},
+    )
     assert odd.status == 404
 
 
@@ -181,15 +193,26 @@ def test_an_unexpected_error_is_a_json_500_without_a_trace(
     # When a number is asked for, Then the client sees a bare JSON 500
     answer = gateway.acquire("alice")
     assert (answer.status, answer.json()) == (
-        500, {"error": "internal_error", "message": "internal error"})
+        500,
+        {"error": "internal_error", "message": "internal error"},
+    )
 
 
 def test_the_command_serves_until_sigterm(settings: Settings) -> None:
     # Given `phonebank gateway` started for real on an ephemeral port
-    env = {**os.environ, "PHONEBANK_GATEWAY_PORT": "0", "PHONEBANK_BIND_ADDRESS": "127.0.0.1",
-           "PHONEBANK_KEY_PREFIX": settings.key_prefix, "PHONEBANK_LOG_LEVEL": "INFO"}
-    process = subprocess.Popen([sys.executable, "-m", "phonebank.cli", "gateway"], env=env,
-                               stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "PHONEBANK_GATEWAY_PORT": "0",
+        "PHONEBANK_BIND_ADDRESS": "127.0.0.1",
+        "PHONEBANK_KEY_PREFIX": settings.key_prefix,
+        "PHONEBANK_LOG_LEVEL": "INFO",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "phonebank.cli", "gateway"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stderr is not None
         started = ""

@@ -33,19 +33,22 @@ READ_TIMEOUT_SECONDS = 30
 
 
 def ingest(settings: Settings, path: Path, checkpoints: Path) -> dict:
-    options = IngestOptions([str(path)], checkpoint_dir=checkpoints, chunk_size=250,
-                            rejects=checkpoints / "rejects.tsv",
-                            progress=Progress(io.StringIO(), interactive=False))
-    return IngestRun(settings, NumberingPlan.default(), options,
-                     lambda: KafkaSink(settings)).run()
+    options = IngestOptions(
+        [str(path)],
+        checkpoint_dir=checkpoints,
+        chunk_size=250,
+        rejects=checkpoints / "rejects.tsv",
+        progress=Progress(io.StringIO(), interactive=False),
+    )
+    return IngestRun(settings, NumberingPlan.default(), options, lambda: KafkaSink(settings)).run()
 
 
 def read_all(settings: Settings) -> list[tuple[int, bytes, NumberChunk]]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
     try:
-        parts = [TopicPartition(settings.numbers_topic, p)
-                 for p in range(settings.numbers_partitions)]
+        parts = [
+            TopicPartition(settings.numbers_topic, p) for p in range(settings.numbers_partitions)
+        ]
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
         ends = consumer.end_offsets(parts)
@@ -103,18 +106,39 @@ def test_kill_9_mid_file_then_rerun_loses_no_line(settings: Settings, tmp_path: 
     path = tmp_path / "numbers.txt"
     path.write_text("".join(f"+7{n}\n" for n in numbers))
     checkpoints = tmp_path / "ck"
-    env = {**os.environ,
-           **{f"PHONEBANK_{name.upper()}": str(getattr(settings, name))
-              for name in ("key_prefix", "numbers_topic", "numbers_partitions", "redis_url",
-                           "kafka_bootstrap_servers")},
-           "PHONEBANK_INGEST_METRICS_PORT": "0"}
-    command = [sys.executable, "-m", "phonebank.cli", "ingest", str(path),
-               "--checkpoint-dir", str(checkpoints), "--checkpoint-lines", "20000",
-               "--rejects", str(tmp_path / "rejects.tsv"),
-               "--summary", str(tmp_path / "summary.json")]
+    env = {
+        **os.environ,
+        **{
+            f"PHONEBANK_{name.upper()}": str(getattr(settings, name))
+            for name in (
+                "key_prefix",
+                "numbers_topic",
+                "numbers_partitions",
+                "redis_url",
+                "kafka_bootstrap_servers",
+            )
+        },
+        "PHONEBANK_INGEST_METRICS_PORT": "0",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "phonebank.cli",
+        "ingest",
+        str(path),
+        "--checkpoint-dir",
+        str(checkpoints),
+        "--checkpoint-lines",
+        "20000",
+        "--rejects",
+        str(tmp_path / "rejects.tsv"),
+        "--summary",
+        str(tmp_path / "summary.json"),
+    ]
     # When the ingest is killed with SIGKILL once it has checkpointed part of the file
-    victim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + READ_TIMEOUT_SECONDS
     while checkpoint_position(checkpoints) == 0:
         assert victim.poll() is None, "the ingest finished before it could be killed"

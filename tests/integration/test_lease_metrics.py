@@ -41,8 +41,7 @@ def test_each_operation_is_timed_with_its_result(
     assert count("renew", "not_holder") == 1
     assert count("complete", "ok") == 1
     assert count("acquire", "empty") == 1
-    assert registry.get_sample_value("phonebank_leases_granted_total",
-                                     {"region": "RU-MOW"}) == 1
+    assert registry.get_sample_value("phonebank_leases_granted_total", {"region": "RU-MOW"}) == 1
 
 
 def test_a_closed_region_is_counted_as_closed(

@@ -38,15 +38,17 @@ from tests.integration.lease_helpers import (
 pytestmark = pytest.mark.integration
 
 
-
 def stream_events(client: redis.Redis, settings: Settings, region: str) -> list[dict[str, str]]:
-    entries = cast(list[tuple[bytes, dict[bytes, bytes]]],
-                   client.xrange(scheme(settings).region(region).outcomes))
+    entries = cast(
+        list[tuple[bytes, dict[bytes, bytes]]],
+        client.xrange(scheme(settings).region(region).outcomes),
+    )
     return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
 
 
 def test_acquire_hands_out_the_head_of_the_queue_with_everything_a_caller_needs(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given three numbers queued in Moscow at 12:00 Moscow time
     fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 3))
     leases = lease_client(settings, redis_client, local_instant(12))
@@ -64,7 +66,8 @@ def test_acquire_hands_out_the_head_of_the_queue_with_everything_a_caller_needs(
 
 
 def test_wrong_token_is_not_the_holder_for_every_operation(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given a live lease
     fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 1))
     leases = lease_client(settings, redis_client, local_instant(12))
@@ -80,8 +83,10 @@ def test_wrong_token_is_not_the_holder_for_every_operation(
     with pytest.raises(NotLeaseHolderError):
         leases.complete("RU-MOW.0000", lease.token, Outcome.CONVERSATION)
     # And the lease is untouched
-    assert leases.complete(lease.lease_id, lease.token, Outcome.CONVERSATION).status == \
-        CompletionStatus.RECORDED
+    assert (
+        leases.complete(lease.lease_id, lease.token, Outcome.CONVERSATION).status
+        == CompletionStatus.RECORDED
+    )
 
 
 def test_repeated_complete_is_idempotent(settings: Settings, redis_client: redis.Redis) -> None:
@@ -107,7 +112,8 @@ def test_repeated_complete_is_idempotent(settings: Settings, redis_client: redis
 
 
 def test_expired_lease_cannot_be_renewed_but_a_late_outcome_is_recorded(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given a lease whose deadline has passed (the reaper has not run yet)
     fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 1))
     leases = lease_client(settings, redis_client, local_instant(12))
@@ -127,7 +133,8 @@ def test_expired_lease_cannot_be_renewed_but_a_late_outcome_is_recorded(
 
 
 def test_late_outcome_does_not_disturb_the_new_lease_of_the_same_number(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given alice's lease expired and was reaped, and bob now holds the same number
     fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 1))
     leases = lease_client(settings, redis_client, local_instant(12))
@@ -150,7 +157,8 @@ def test_late_outcome_does_not_disturb_the_new_lease_of_the_same_number(
 
 
 def test_release_puts_the_number_back_at_the_front_without_counting_an_attempt(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given a lease on the first of two numbers
     fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 2))
     leases = lease_client(settings, redis_client, local_instant(12))
@@ -168,7 +176,8 @@ def test_release_puts_the_number_back_at_the_front_without_counting_an_attempt(
 
 
 def test_unanswered_call_is_retried_inside_the_next_calling_window(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given a number called at 20:00 Moscow time, not answered
     moscow_only = {"RU-MOW": ("Europe/Moscow",)}
     fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 1))
@@ -190,7 +199,8 @@ def test_unanswered_call_is_retried_inside_the_next_calling_window(
 
 
 def test_three_unanswered_attempts_finish_the_number(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given one number, answered by nobody three times, each retry when due
     fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 1))
     leases = lease_client(settings, redis_client, local_instant(10))
@@ -208,7 +218,8 @@ def test_three_unanswered_attempts_finish_the_number(
 
 
 def test_callback_is_moved_into_the_calling_window(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given a callee who asks to be called back at 23:00 their time
     fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 1))
     leases = lease_client(settings, redis_client, local_instant(12))
@@ -224,11 +235,13 @@ def test_callback_is_moved_into_the_calling_window(
 
 @pytest.mark.parametrize(("hour", "minute", "second"), [(8, 59, 59), (21, 0, 0)])
 def test_no_lease_at_the_edges_of_the_window(
-        settings: Settings, redis_client: redis.Redis, hour: int, minute: int, second: int) -> None:
+    settings: Settings, redis_client: redis.Redis, hour: int, minute: int, second: int
+) -> None:
     # Given numbers in Moscow, and the callee's clock at an edge of the window
     fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 3))
-    leases = lease_client(settings, redis_client, local_instant(hour, minute, second),
-                          {"RU-MOW": ("Europe/Moscow",)})
+    leases = lease_client(
+        settings, redis_client, local_instant(hour, minute, second), {"RU-MOW": ("Europe/Moscow",)}
+    )
     # When a volunteer acquires, Then they are told it is outside calling hours
     with pytest.raises(OutsideCallingHoursError) as refused:
         leases.acquire("alice")
@@ -237,7 +250,8 @@ def test_no_lease_at_the_edges_of_the_window(
 
 
 def test_the_script_itself_refuses_a_window_that_redis_time_is_not_in(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given a number queued, and a client that passes a window starting one second ahead
     fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 1))
     keys = scheme(settings).region("RU-MOW")
@@ -246,10 +260,29 @@ def test_the_script_itself_refuses_a_window_that_redis_time_is_not_in(
     lease_id = "RU-MOW.0123456789abcdef0123456789abcdef"
     reply = Scripts(redis_client).run(
         "acquire",
-        [keys.ready, keys.due, keys.leases, keys.lease(lease_id), keys.holders, keys.attempts,
-         keys.expiries, keys.counters, keys.dnc],
-        [lease_id, "token", "volunteer", 60_000, start, end, "g@1", "default", "RU-MOW",
-         offset_to(at)],
+        [
+            keys.ready,
+            keys.due,
+            keys.leases,
+            keys.lease(lease_id),
+            keys.holders,
+            keys.attempts,
+            keys.expiries,
+            keys.counters,
+            keys.dnc,
+        ],
+        [
+            lease_id,
+            "token",
+            "volunteer",
+            60_000,
+            start,
+            end,
+            "g@1",
+            "default",
+            "RU-MOW",
+            offset_to(at),
+        ],
     )
     # Then, by Redis time, the script answers CLOSED and the number stays queued
     assert reply[0] == ReturnCode.CLOSED
@@ -257,7 +290,8 @@ def test_the_script_itself_refuses_a_window_that_redis_time_is_not_in(
 
 
 def test_across_a_zone_boundary_only_the_open_region_is_called(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given numbers in Moscow (UTC+3) and Kaliningrad (UTC+2), at 09:30 Moscow = 08:30 there
     fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 10))
     fill(settings, redis_client, "RU-KGD", numbers_from(9_062_000_000, 10))
@@ -268,8 +302,9 @@ def test_across_a_zone_boundary_only_the_open_region_is_called(
     assert {lease.region for lease in got if lease} == {"RU-MOW"}
     assert redis_client.llen(scheme(settings).region("RU-KGD").ready) == 10
     # And an hour later Kaliningrad opens
-    later = lease_client(settings, redis_client, local_instant(10, 0, 1),
-                         {"RU-KGD": ("Europe/Kaliningrad",)})
+    later = lease_client(
+        settings, redis_client, local_instant(10, 0, 1), {"RU-KGD": ("Europe/Kaliningrad",)}
+    )
     lease = later.acquire("volunteer-x")
     assert lease is not None and lease.region == "RU-KGD"
 
@@ -329,7 +364,8 @@ def test_hourly_cap_over_a_rolling_hour(settings: Settings, redis_client: redis.
 
 
 def test_a_reservation_that_led_to_no_lease_is_given_back(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given a queue holding only numbers that became do-not-call after queueing
     capped = settings.model_copy(update={"volunteer_max_per_hour": 1})
     keys = scheme(capped).region("RU-MOW")

@@ -71,12 +71,16 @@ def volunteer_cycles(leases: LeaseClient, name: str, held: HeldNumbers, seed: in
         if rng.random() < 0.5:
             leases.release(lease.lease_id, lease.token)
         else:
-            leases.complete(lease.lease_id, lease.token, rng.choice([Outcome.SKIPPED,
-                            Outcome.NO_ANSWER, Outcome.CONVERSATION]))
+            leases.complete(
+                lease.lease_id,
+                lease.token,
+                rng.choice([Outcome.SKIPPED, Outcome.NO_ANSWER, Outcome.CONVERSATION]),
+            )
 
 
 def test_no_number_is_held_by_two_volunteers_under_200_concurrent_acquirers(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given fewer numbers than acquirers, and one shared client (one connection pool)
     pool = redis.Redis.from_url(settings.redis_url, max_connections=ACQUIRERS + 10)
     fill(settings, pool, "RU-MOW", numbers_from(9_161_000_000, ACQUIRERS // 2))
@@ -84,8 +88,10 @@ def test_no_number_is_held_by_two_volunteers_under_200_concurrent_acquirers(
     held = HeldNumbers()
     # When 200 volunteers acquire and finish at the same time
     with ThreadPoolExecutor(max_workers=ACQUIRERS) as pool_threads:
-        futures = [pool_threads.submit(volunteer_cycles, leases, f"v{i}", held, i)
-                   for i in range(ACQUIRERS)]
+        futures = [
+            pool_threads.submit(volunteer_cycles, leases, f"v{i}", held, i)
+            for i in range(ACQUIRERS)
+        ]
         for future in futures:
             future.result()
     # Then no number was ever held twice, and every number is still accounted for
@@ -96,7 +102,8 @@ def test_no_number_is_held_by_two_volunteers_under_200_concurrent_acquirers(
 
 
 def test_one_shot_race_gives_each_number_to_exactly_one_volunteer(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given 100 numbers and 200 volunteers released at the same instant
     pool = redis.Redis.from_url(settings.redis_url, max_connections=ACQUIRERS + 10)
     fill(settings, pool, "RU-MOW", numbers_from(9_161_000_000, ACQUIRERS // 2))
@@ -142,7 +149,8 @@ def _random_step(leases: LeaseClient, live: list[Lease], rng: random.Random, ste
 
 
 def test_conservation_across_acquire_renew_complete_release_and_expiry(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given 30 numbers, short leases and a number parked after two expiries
     short = settings.model_copy(update={"lease_ttl_seconds": 120, "lease_max_expiries": 2})
     fill(short, redis_client, "RU-MOW", numbers_from(9_161_000_000, 30))

@@ -25,9 +25,9 @@ from tests.integration.lease_helpers import (
 pytestmark = pytest.mark.integration
 
 
-
 def test_expired_lease_goes_back_to_the_front_and_frees_the_volunteer(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given alice leased the first of three numbers and let the lease run out
     fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 3))
     leases = lease_client(settings, redis_client, local_instant(12), MOSCOW_ONLY)
@@ -65,7 +65,8 @@ def test_renewed_lease_is_not_reaped(settings: Settings, redis_client: redis.Red
 
 
 def test_a_number_that_keeps_expiring_is_parked(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given a number parked after two expiries
     twice = settings.model_copy(update={"lease_max_expiries": 2})
     fill(twice, redis_client, "RU-MOW", numbers_from(FIRST, 1))
@@ -87,7 +88,8 @@ def test_a_number_that_keeps_expiring_is_parked(
 
 
 def test_reaping_is_bounded_per_pass_and_reports_the_lag_left(
-        settings: Settings, redis_client: redis.Redis) -> None:
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given 30 expired leases
     fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 30))
     leases = lease_client(settings, redis_client, local_instant(12), MOSCOW_ONLY)

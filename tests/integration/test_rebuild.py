@@ -46,15 +46,19 @@ def ready(client: redis.Redis, settings: Settings) -> list[int]:
     return [int(n) for n in client.lrange(scheme(settings).region("RU-MOW").ready, 0, -1)]
 
 
-def test_wiped_redis_is_rebuilt_from_kafka(settings: Settings,
-                                           redis_client: redis.Redis) -> None:
+def test_wiped_redis_is_rebuilt_from_kafka(settings: Settings, redis_client: redis.Redis) -> None:
     moscow = settings.model_copy(update={"regions_include": ["RU-MOW"]})
     ensure_topics(moscow)
     producer = make_producer(moscow)
-    chunk = NumberChunk(campaign=moscow.campaign, region="RU-MOW", source="t", seq=0,
-                        numbers=NUMBERS)
-    producer.send(moscow.numbers_topic, key=b"RU-MOW", value=chunk.encode(),
-                  partition=partition_for_region("RU-MOW", moscow.numbers_partitions))
+    chunk = NumberChunk(
+        campaign=moscow.campaign, region="RU-MOW", source="t", seq=0, numbers=NUMBERS
+    )
+    producer.send(
+        moscow.numbers_topic,
+        key=b"RU-MOW",
+        value=chunk.encode(),
+        partition=partition_for_region("RU-MOW", moscow.numbers_partitions),
+    )
     producer.flush()
     # Given ten queued numbers, four of them called with four different answers,
     queue_all(moscow, redis_client)
@@ -86,8 +90,9 @@ def test_wiped_redis_is_rebuilt_from_kafka(settings: Settings,
     assert_conserved(moscow, redis_client, "RU-MOW", client.now_ms())
 
 
-def test_rebuild_refuses_while_an_assigner_runs(settings: Settings,
-                                                redis_client: redis.Redis) -> None:
+def test_rebuild_refuses_while_an_assigner_runs(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
     # Given a live member of the assigner group
     ensure_topics(settings)
     worker = AssignerWorker(settings, redis_client)

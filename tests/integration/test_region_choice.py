@@ -38,8 +38,13 @@ def test_the_region_behind_on_coverage_gets_most_leases(
     keys = scheme(settings)
     redis_client.hset(keys.ingested, mapping={"RU-MOW": 10_000, "RU-SAM": 10_000})
     redis_client.hset(keys.region("RU-MOW").counters, "attempted", 9_500)
-    client = LeaseClient(settings, redis_client, zones, rng=random.Random(7),
-                         clock_offset_ms=offset_to(local_instant(12)))
+    client = LeaseClient(
+        settings,
+        redis_client,
+        zones,
+        rng=random.Random(7),
+        clock_offset_ms=offset_to(local_instant(12)),
+    )
     # When volunteers take numbers one after another
     regions: Counter[str] = Counter()
     for draw in range(DRAWS):
@@ -63,8 +68,13 @@ def test_pick_draws_distinct_regions_in_proportion_to_their_deficit(
     keys = scheme(settings)
     redis_client.hset(keys.ingested, mapping=dict.fromkeys(zones, 1_000))
     redis_client.hset(keys.region("RU-MOW").counters, "attempted", 900)
-    client = LeaseClient(settings, redis_client, zones, rng=random.Random(11),
-                         clock_offset_ms=offset_to(local_instant(12)))
+    client = LeaseClient(
+        settings,
+        redis_client,
+        zones,
+        rng=random.Random(11),
+        clock_offset_ms=offset_to(local_instant(12)),
+    )
     open_now = client.calendar.open_now(client.now_ms())
     # When the chooser picks two regions many times
     firsts: Counter[str] = Counter()
@@ -85,14 +95,18 @@ def test_a_drained_region_is_not_picked_until_the_next_snapshot(
     zones = {region: REGION_ZONES[region] for region in ("RU-MOW", "RU-SAM")}
     fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 10))
     fill(settings, redis_client, "RU-SAM", numbers_from(FIRST + 1_000, 10))
-    client = LeaseClient(settings, redis_client, zones, rng=random.Random(3),
-                         clock_offset_ms=offset_to(local_instant(12)))
+    client = LeaseClient(
+        settings,
+        redis_client,
+        zones,
+        rng=random.Random(3),
+        clock_offset_ms=offset_to(local_instant(12)),
+    )
     open_now = client.calendar.open_now(client.now_ms())
     assert sorted(client.chooser.pick(open_now, client.now_ms(), 4)) == ["RU-MOW", "RU-SAM"]
     # When an acquire finds Samara empty
     client.chooser.mark_drained("RU-SAM")
     # Then only Moscow is picked, until the queues are read again
-    assert all(client.chooser.pick(open_now, client.now_ms(), 4) == ["RU-MOW"]
-               for _ in range(50))
+    assert all(client.chooser.pick(open_now, client.now_ms(), 4) == ["RU-MOW"] for _ in range(50))
     client.chooser.invalidate()
     assert sorted(client.chooser.pick(open_now, client.now_ms(), 4)) == ["RU-MOW", "RU-SAM"]

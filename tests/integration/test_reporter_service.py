@@ -30,13 +30,29 @@ COUNT_TIMEOUT_SECONDS = 20.0
 MS_PER_HOUR = 3_600_000
 
 
-def outcome(number: int, kind: Outcome, *, region: str = "RU-MOW", volunteer: str = "vh-a",
-            at_ms: int | None = None, event_id: str | None = None) -> OutcomeEvent:
+def outcome(
+    number: int,
+    kind: Outcome,
+    *,
+    region: str = "RU-MOW",
+    volunteer: str = "vh-a",
+    at_ms: int | None = None,
+    event_id: str | None = None,
+) -> OutcomeEvent:
     completed = at_ms if at_ms is not None else int(time.time() * 1000)
     return OutcomeEvent(
-        event_id=event_id or uuid.uuid4().hex, campaign="default", region=region,
-        number=number, outcome=kind, attempt=1, lease_id=uuid.uuid4().hex, volunteer=volunteer,
-        guideline="calm@1", leased_at_ms=completed - 60_000, completed_at_ms=completed)
+        event_id=event_id or uuid.uuid4().hex,
+        campaign="default",
+        region=region,
+        number=number,
+        outcome=kind,
+        attempt=1,
+        lease_id=uuid.uuid4().hex,
+        volunteer=volunteer,
+        guideline="calm@1",
+        leased_at_ms=completed - 60_000,
+        completed_at_ms=completed,
+    )
 
 
 def produce(settings: Settings, events: list[OutcomeEvent], raw: tuple[bytes, ...] = ()) -> None:
@@ -62,8 +78,10 @@ def consume_until(service: ReporterService, consumer: KafkaConsumer, events: int
 
 
 def region_counts(service: ReporterService) -> dict[str, tuple[int, int, int]]:
-    return {code: (t.attempted, t.reached, t.calls)
-            for code, t in service.status.aggregator.regions.items()}
+    return {
+        code: (t.attempted, t.reached, t.calls)
+        for code, t in service.status.aggregator.regions.items()
+    }
 
 
 @pytest.fixture
@@ -72,11 +90,16 @@ def topic(settings: Settings) -> Iterator[Settings]:
     yield settings
 
 
-FIRST = [outcome(9_160_000_001, Outcome.NO_ANSWER), outcome(9_160_000_001, Outcome.CONVERSATION),
-         outcome(9_160_000_002, Outcome.REFUSED),
-         outcome(9_120_000_001, Outcome.BUSY, region="RU-SPE")]
-SECOND = [outcome(9_160_000_003, Outcome.DO_NOT_CALL), outcome(9_120_000_001, Outcome.CALLBACK,
-                                                               region="RU-SPE")]
+FIRST = [
+    outcome(9_160_000_001, Outcome.NO_ANSWER),
+    outcome(9_160_000_001, Outcome.CONVERSATION),
+    outcome(9_160_000_002, Outcome.REFUSED),
+    outcome(9_120_000_001, Outcome.BUSY, region="RU-SPE"),
+]
+SECOND = [
+    outcome(9_160_000_003, Outcome.DO_NOT_CALL),
+    outcome(9_120_000_001, Outcome.CALLBACK, region="RU-SPE"),
+]
 #: per region (attempted, reached, calls) after FIRST and SECOND
 EXPECTED = {"RU-MOW": (3, 2, 4), "RU-SPE": (1, 1, 2)}
 
@@ -132,7 +155,8 @@ def test_rebuild_recounts_the_topic_from_the_start(topic: Settings) -> None:
 
 
 def test_active_volunteers_and_ingested_counts_come_from_redis(
-        topic: Settings, redis_client: redis.Redis) -> None:
+    topic: Settings, redis_client: redis.Redis
+) -> None:
     settings = topic
     keys = KeyScheme(settings.key_prefix, settings.campaign)
     # Given the assigner's ingested counts, and outcomes by three volunteers now and a
@@ -141,8 +165,9 @@ def test_active_volunteers_and_ingested_counts_come_from_redis(
     redis_client.hset(keys.ingested, mapping={"RU-MOW": 8, "RU-SPE": 2})
     now_ms = int(time.time() * 1000)
     events = [outcome(9_160_000_010 + i, Outcome.NO_ANSWER, volunteer=f"vh-{i}") for i in range(3)]
-    events.append(outcome(9_160_000_020, Outcome.REFUSED, volunteer="vh-old",
-                          at_ms=now_ms - 2 * MS_PER_HOUR))
+    events.append(
+        outcome(9_160_000_020, Outcome.REFUSED, volunteer="vh-old", at_ms=now_ms - 2 * MS_PER_HOUR)
+    )
     leaky = outcome(9_160_000_030, Outcome.BUSY, region="9161234567")
     produce(settings, [*events, events[0], leaky], raw=(b"not json",))
     service = ReporterService(settings)
@@ -155,10 +180,14 @@ def test_active_volunteers_and_ingested_counts_come_from_redis(
         consumer.close()
     # Then volunteers are counted per window, ingested per region, bad records noted
     report = service.status.report()
-    assert (report["totals"]["volunteers_active_15m"],
-            report["totals"]["volunteers_active_24h"]) == (3, 4)
+    assert (
+        report["totals"]["volunteers_active_15m"],
+        report["totals"]["volunteers_active_24h"],
+    ) == (3, 4)
     assert {r["code"]: r["coverage_ratio"] for r in report["regions"]} == {
-        "RU-MOW": 0.5, "RU-SPE": 0.0}
+        "RU-MOW": 0.5,
+        "RU-SPE": 0.0,
+    }
     assert report["events"] == {"applied": 4, "duplicates": 1, "invalid": 2}
     assert service.status.consumer_lag == 0
 
@@ -174,11 +203,14 @@ def _get(url: str) -> tuple[int, str, bytes]:
         return answer.status, answer.headers["Content-Type"], answer.read()
 
 
-def test_http_endpoints_and_promtool_on_real_metrics(topic: Settings,
-                                                     redis_client: redis.Redis) -> None:
+def test_http_endpoints_and_promtool_on_real_metrics(
+    topic: Settings, redis_client: redis.Redis
+) -> None:
     settings = topic
-    redis_client.hset(KeyScheme(settings.key_prefix, settings.campaign).ingested,
-                      mapping={"RU-MOW": 10, "RU-SPE": 5})
+    redis_client.hset(
+        KeyScheme(settings.key_prefix, settings.campaign).ingested,
+        mapping={"RU-MOW": 10, "RU-SPE": 5},
+    )
     produce(settings, FIRST + SECOND)
     # Given a running reporter (threads, ephemeral port) that has counted the stream
     reporter = Reporter(settings, port=0).start()
@@ -196,8 +228,9 @@ def test_http_endpoints_and_promtool_on_real_metrics(topic: Settings,
     # Then they answer with the counted figures
     report = json.loads(body)
     assert json_type == "application/json"
-    assert {r["code"]: (r["attempted"], r["reached"], r["calls"]) for r in report["regions"]} \
-        == EXPECTED
+    assert {
+        r["code"]: (r["attempted"], r["reached"], r["calls"]) for r in report["regions"]
+    } == EXPECTED
     assert html_type.startswith("text/html") and b"Regions by coverage" in page
     assert (health, ready) == (200, 200)
     assert metrics_type.startswith("text/plain")
@@ -207,6 +240,7 @@ def test_http_endpoints_and_promtool_on_real_metrics(topic: Settings,
     tool = shutil.which("promtool")
     if tool is None:
         pytest.skip("promtool not installed (Debian package prometheus)")
-    check = subprocess.run([tool, "check", "metrics"], input=metrics, capture_output=True,
-                           check=False)
+    check = subprocess.run(
+        [tool, "check", "metrics"], input=metrics, capture_output=True, check=False
+    )
     assert (check.returncode, check.stdout + check.stderr) == (0, b"")

@@ -18,8 +18,11 @@ from phonebank.local import stack
 from phonebank.settings import Settings
 
 #: Ports of the private stack, away from the session stack's.
-PRIVATE_PORTS = {"stack_kafka_port": 29092, "stack_controller_port": 29093,
-                 "stack_redis_port": 26379}
+PRIVATE_PORTS = {
+    "stack_kafka_port": 29092,
+    "stack_controller_port": 29093,
+    "stack_redis_port": 26379,
+}
 
 
 def _alive(pid: int) -> bool:

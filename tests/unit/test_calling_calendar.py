@@ -26,8 +26,9 @@ REGION_ZONES = {
     "RU-KGD": ("Europe/Kaliningrad",),
     "XX-UNKNOWN": (),
 }
-WEEKDAYS_ONLY = CallingPolicy.every_day(dt.time(9), dt.time(21),
-                                        ("mon", "tue", "wed", "thu", "fri"))
+WEEKDAYS_ONLY = CallingPolicy.every_day(
+    dt.time(9), dt.time(21), ("mon", "tue", "wed", "thu", "fri")
+)
 SATURDAY_SHORT = CallingPolicy(((5, dt.time(11), dt.time(13)),))
 POLICIES = (CallingPolicy.every_day(dt.time(9), dt.time(21)), WEEKDAYS_ONLY, SATURDAY_SHORT)
 #: a Tuesday noon in Moscow
@@ -48,8 +49,9 @@ def test_every_answer_matches_calling_hours(steps: list[int], policy: CallingPol
         for region, zones in REGION_ZONES.items():
             assert calendar.window_at(region, now) == window_at(zones, policy, now)
             for anchor in (now - 3_600_000, now, now + 3 * DAY_MS):
-                assert calendar.upcoming(region, anchor, 4) == \
-                    upcoming_windows(zones, policy, anchor, 4)
+                assert calendar.upcoming(region, anchor, 4) == upcoming_windows(
+                    zones, policy, anchor, 4
+                )
         expected = [next_opening(zones, policy, now) for zones in REGION_ZONES.values()]
         known = [opening for opening in expected if opening is not None]
         assert calendar.next_opening(REGION_ZONES, now) == (min(known) if known else None)
@@ -76,5 +78,6 @@ def test_a_day_later_the_calendar_is_computed_again() -> None:
     # When asked about an anchor far past the first computed span
     # Then the answer is still right
     assert calendar.open_now(later) == open_regions(REGION_ZONES, POLICIES[0], later)
-    assert calendar.upcoming("RU-KAM", later, 2) == \
-        upcoming_windows(REGION_ZONES["RU-KAM"], POLICIES[0], later, 2)
+    assert calendar.upcoming("RU-KAM", later, 2) == upcoming_windows(
+        REGION_ZONES["RU-KAM"], POLICIES[0], later, 2
+    )

@@ -78,6 +78,7 @@ def subcommands() -> set[str]:
 
 # --- Dockerfile ---------------------------------------------------------------------------
 
+
 def test_entrypoint_is_the_phonebank_console_script() -> None:
     # Given the final stage of the Dockerfile
     entrypoints = [rest for keyword, rest in final_stage() if keyword == "ENTRYPOINT"]
@@ -96,7 +97,7 @@ def test_image_runs_as_a_numeric_non_root_user() -> None:
     assert gid.isdigit() and int(gid) != 0
     # And no instruction after it switches back
     index = final_stage().index(("USER", users[-1]))
-    assert all(keyword != "USER" for keyword, _ in final_stage()[index + 1:])
+    assert all(keyword != "USER" for keyword, _ in final_stage()[index + 1 :])
 
 
 def test_base_is_python_311_slim_and_the_project_is_pip_installed() -> None:
@@ -148,8 +149,11 @@ def test_copied_sources_exist_and_pass_the_ignore_list() -> None:
     for source in sources:
         assert (REPO / source).exists(), source
     # And the ignore list (ignore everything, then re-include) lets each through
-    patterns = [line.strip() for line in IGNORE.read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in IGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert patterns[0] == "**"
     included = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
     for source in sources:
@@ -157,6 +161,7 @@ def test_copied_sources_exist_and_pass_the_ignore_list() -> None:
 
 
 # --- compose ------------------------------------------------------------------------------
+
 
 def test_compose_runs_kafka_4_kraft_and_redis_with_the_shipped_config() -> None:
     # Given the compose file
@@ -186,8 +191,10 @@ def test_every_long_running_service_has_a_healthcheck(name: str) -> None:
 @pytest.mark.parametrize("name", PHONEBANK_PORTS)
 def test_phonebank_services_wait_for_healthy_kafka_and_redis(name: str) -> None:
     depends = service(name)["depends_on"]
-    assert depends == {"kafka": {"condition": "service_healthy"},
-                       "redis": {"condition": "service_healthy"}}
+    assert depends == {
+        "kafka": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+    }
 
 
 def compose_env_names() -> set[str]:

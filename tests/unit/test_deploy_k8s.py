@@ -25,8 +25,12 @@ DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
 PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 
 #: Manifests that are deliberately not applied by `kubectl apply -k`.
-NOT_APPLIED = {"secret.template.yaml", "ops/rebuild-job.yaml", "prometheus-scrape.yaml",
-               "kustomization.yaml"}
+NOT_APPLIED = {
+    "secret.template.yaml",
+    "ops/rebuild-job.yaml",
+    "prometheus-scrape.yaml",
+    "kustomization.yaml",
+}
 #: Which setting holds each component's HTTP port.
 PORT_SETTING = {
     "ingest": "ingest_metrics_port",
@@ -38,6 +42,7 @@ Doc = dict[str, Any]
 
 
 # --- loading ----------------------------------------------------------------------------
+
 
 def manifest_files() -> list[Path]:
     return sorted(p for p in K8S.rglob("*.yaml") if p.is_file())
@@ -85,8 +90,7 @@ def containers(workload: Doc) -> list[Doc]:
 
 
 def component(workload: Doc) -> str:
-    label: str = workload["spec"]["template"]["metadata"]["labels"][
-        "app.kubernetes.io/component"]
+    label: str = workload["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
     return label
 
 
@@ -157,6 +161,7 @@ def dockerfile_uid() -> int:
 
 # --- parsing and schema -------------------------------------------------------------------
 
+
 def test_every_manifest_parses_and_names_its_kind() -> None:
     # Given every YAML file under deploy/k8s
     files = manifest_files()
@@ -198,6 +203,7 @@ def test_objects_match_the_kubernetes_schema_strictly() -> None:
 
 
 # --- settings, secrets, commands ----------------------------------------------------------
+
 
 def phonebank_env_names() -> set[str]:
     """Every PHONEBANK_* name the manifests set or read."""
@@ -283,8 +289,12 @@ def test_container_commands_are_real_subcommands(workload: Doc) -> None:
 
 # --- ports and probes --------------------------------------------------------------------
 
-@pytest.mark.parametrize("workload", [w for w in workloads() if component(w) in PORT_SETTING],
-                         ids=lambda w: w["metadata"]["name"])
+
+@pytest.mark.parametrize(
+    "workload",
+    [w for w in workloads() if component(w) in PORT_SETTING],
+    ids=lambda w: w["metadata"]["name"],
+)
 def test_ports_probes_and_scrape_annotation_agree_with_the_settings(workload: Doc) -> None:
     for container in containers(workload):
         # Given the port the service listens on (its env, else the settings default)
@@ -304,21 +314,27 @@ def test_services_select_pods_and_target_their_ports() -> None:
     pods = {d["metadata"]["name"]: d for d in of_kind("Deployment")}
     for service in of_kind("Service"):
         # When the Deployments it selects are found
-        chosen = [d for d in pods.values()
-                  if selects(service["spec"]["selector"],
-                             d["spec"]["template"]["metadata"]["labels"])]
+        chosen = [
+            d
+            for d in pods.values()
+            if selects(service["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
+        ]
         # Then it selects exactly one, and its targetPort is that pod's listening port
         assert len(chosen) == 1, service["metadata"]["name"]
         container = containers(chosen[0])[0]
         for port in service["spec"]["ports"]:
             assert resolve_port(container, port["targetPort"]) == expected_port(
-                chosen[0], container)
+                chosen[0], container
+            )
 
 
-@pytest.mark.parametrize(("name", "paths"), [
-    ("phonebank-reporter", {"readinessProbe": "/readyz", "livenessProbe": "/healthz"}),
-    ("phonebank-gateway", {"readinessProbe": "/readyz", "livenessProbe": "/healthz"}),
-])
+@pytest.mark.parametrize(
+    ("name", "paths"),
+    [
+        ("phonebank-reporter", {"readinessProbe": "/readyz", "livenessProbe": "/healthz"}),
+        ("phonebank-gateway", {"readinessProbe": "/readyz", "livenessProbe": "/healthz"}),
+    ],
+)
 def test_http_services_probe_their_health_endpoints(name: str, paths: dict[str, str]) -> None:
     container = containers(named("Deployment", name))[0]
     for kind, path in paths.items():
@@ -334,8 +350,7 @@ def test_assigner_liveness_survives_a_redis_outage() -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/metrics"
 
 
-@pytest.mark.parametrize("deployment", of_kind("Deployment"),
-                         ids=lambda d: d["metadata"]["name"])
+@pytest.mark.parametrize("deployment", of_kind("Deployment"), ids=lambda d: d["metadata"]["name"])
 def test_every_deployment_has_liveness_and_readiness(deployment: Doc) -> None:
     for container in containers(deployment):
         assert "livenessProbe" in container
@@ -343,6 +358,7 @@ def test_every_deployment_has_liveness_and_readiness(deployment: Doc) -> None:
 
 
 # --- resources and security ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("workload", workloads(), ids=lambda w: w["metadata"]["name"])
 def test_every_container_has_requests_and_limits(workload: Doc) -> None:
@@ -372,6 +388,7 @@ def test_every_pod_runs_unprivileged_as_the_image_user(workload: Doc) -> None:
 
 # --- the services' own rules -------------------------------------------------------------
 
+
 def test_reporter_runs_exactly_one_replica_replaced_by_recreate() -> None:
     # Given the reporter, which checkpoints its whole state in one Redis value
     reporter = named("Deployment", "phonebank-reporter")
@@ -379,8 +396,10 @@ def test_reporter_runs_exactly_one_replica_replaced_by_recreate() -> None:
     assert reporter["spec"]["replicas"] == 1
     assert reporter["spec"]["strategy"] == {"type": "Recreate"}
     # And nothing scales it
-    scaled = {d["spec"]["scaleTargetRef"]["name"]
-              for d in of_kind("HorizontalPodAutoscaler") + of_kind("ScaledObject")}
+    scaled = {
+        d["spec"]["scaleTargetRef"]["name"]
+        for d in of_kind("HorizontalPodAutoscaler") + of_kind("ScaledObject")
+    }
     assert "phonebank-reporter" not in scaled
 
 
@@ -388,8 +407,9 @@ def test_assigner_is_autoscaled_on_lag_within_the_partition_count() -> None:
     # Given the assigner's ScaledObject and the configured numbers topic
     scaled = named("ScaledObject", "phonebank-assigner")["spec"]
     config = config_map()
-    partitions = int(config.get("PHONEBANK_NUMBERS_PARTITIONS",
-                                setting_default("numbers_partitions")))
+    partitions = int(
+        config.get("PHONEBANK_NUMBERS_PARTITIONS", setting_default("numbers_partitions"))
+    )
     # Then it scales the assigner Deployment, never above the partitions (idle consumers)
     assert scaled["scaleTargetRef"]["name"] == "phonebank-assigner"
     assert 1 <= scaled["minReplicaCount"] <= scaled["maxReplicaCount"] <= partitions
@@ -425,16 +445,20 @@ def test_gateway_is_redundant_and_autoscaled_on_cpu() -> None:
     gateway = named("Deployment", "phonebank-gateway")
     hpa = named("HorizontalPodAutoscaler", "phonebank-gateway")["spec"]
     assert gateway["spec"]["replicas"] >= 2
-    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                     "name": "phonebank-gateway"}
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "phonebank-gateway",
+    }
     assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"]
     (metric,) = hpa["metrics"]
     assert metric["resource"]["name"] == "cpu"
     assert "requests" in containers(gateway)[0]["resources"]  # utilisation needs requests
 
 
-@pytest.mark.parametrize(("name", "replicas_floor"), [
-    ("phonebank-assigner", 1), ("phonebank-gateway", 2)])
+@pytest.mark.parametrize(
+    ("name", "replicas_floor"), [("phonebank-assigner", 1), ("phonebank-gateway", 2)]
+)
 def test_disruption_budgets_select_their_deployment_and_allow_progress(
     name: str, replicas_floor: int
 ) -> None:
@@ -452,8 +476,10 @@ def test_disruption_budgets_select_their_deployment_and_allow_progress(
 
 def test_every_deployment_selector_matches_its_pod_labels() -> None:
     for deployment in of_kind("Deployment"):
-        assert selects(deployment["spec"]["selector"]["matchLabels"],
-                       deployment["spec"]["template"]["metadata"]["labels"])
+        assert selects(
+            deployment["spec"]["selector"]["matchLabels"],
+            deployment["spec"]["template"]["metadata"]["labels"],
+        )
 
 
 def test_ingest_job_resumes_from_checkpoints_on_its_volume() -> None:
@@ -468,8 +494,11 @@ def test_ingest_job_resumes_from_checkpoints_on_its_volume() -> None:
     assert job["spec"]["backoffLimit"] >= 1
     assert job["spec"]["parallelism"] == 1
     # And its checkpoints and metrics file are on the persistent volume, not in the pod
-    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"]
-              for v in spec["volumes"] if "persistentVolumeClaim" in v}
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"]
+        for v in spec["volumes"]
+        if "persistentVolumeClaim" in v
+    }
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     persistent = [Path(path) for path, volume in mounts.items() if volume in claims]
     for written in (args.checkpoint_dir, args.metrics_out):
@@ -487,6 +516,7 @@ def test_rebuild_job_never_retries_by_itself() -> None:
 
 # --- Prometheus ----------------------------------------------------------------------------
 
+
 def scrape_jobs() -> dict[str, Doc]:
     config = load_docs(K8S / "prometheus-scrape.yaml")[0]
     return {job["job_name"]: job for job in config["scrape_configs"]}
@@ -501,14 +531,16 @@ def test_scrape_jobs_are_the_ones_the_rules_and_dashboard_expect() -> None:
 
 
 def test_each_scrape_job_keeps_the_pods_of_one_component() -> None:
-    annotated = {component(w) for w in workloads()
-                 if w["spec"]["template"]["metadata"].get("annotations", {})
-                 .get("prometheus.io/scrape") == "true"}
+    annotated = {
+        component(w)
+        for w in workloads()
+        if w["spec"]["template"]["metadata"].get("annotations", {}).get("prometheus.io/scrape")
+        == "true"
+    }
     for name, job in scrape_jobs().items():
         keep = job["relabel_configs"][0]
         assert keep["action"] == "keep"
-        assert keep["source_labels"] == [
-            "__meta_kubernetes_pod_label_app_kubernetes_io_component"]
+        assert keep["source_labels"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]
         # The job phonebank-X keeps the pods labelled component X, and such pods exist
         assert f"phonebank-{keep['regex']}" == name
         assert keep["regex"] in annotated

@@ -60,11 +60,19 @@ def test_the_signature_is_not_a_plain_hmac_of_the_payload() -> None:
         verify(SECRET, _b64(payload) + "." + _b64(raw), now=NOW)
 
 
-@pytest.mark.parametrize("token", [
-    "", ".", "abc", "a.b.c", "!!!.???", "YWxpY2U6MQ." + "A" * 10,
-    "x" * (MAX_TOKEN_CHARS + 1),
-    _b64(b"no-expiry") + "." + _b64(b"\0" * 32),
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        ".",
+        "abc",
+        "a.b.c",
+        "!!!.???",
+        "YWxpY2U6MQ." + "A" * 10,
+        "x" * (MAX_TOKEN_CHARS + 1),
+        _b64(b"no-expiry") + "." + _b64(b"\0" * 32),
+    ],
+)
 def test_malformed_tokens_are_refused(token: str) -> None:
     with pytest.raises(TokenError) as refusal:
         verify(SECRET, token, now=NOW)

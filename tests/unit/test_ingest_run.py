@@ -18,8 +18,10 @@ from phonebank.settings import Settings, load_settings
 
 PLAN = NumberingPlan.default()
 CONTRACT_KEYS = ["source", "line", "status", "reason", "e164", "region", "tz"]
-MIXED = ("+7 (916) 123-45-67\n8 916 123 45 67\n\nabc\n+7 949 000 11 22\n8 800 555 35 35\n"
-         "9001234567\n+7 914 200 50 00\n9781000001\n")
+MIXED = (
+    "+7 (916) 123-45-67\n8 916 123 45 67\n\nabc\n+7 949 000 11 22\n8 800 555 35 35\n"
+    "9001234567\n+7 914 200 50 00\n9781000001\n"
+)
 
 
 class ListSink:
@@ -52,11 +54,21 @@ def dry_run(paths: list[Path], settings: Settings | None = None) -> tuple[list[d
     return [json.loads(line) for line in out.getvalue().splitlines()], summary
 
 
-def real_run(paths: list[Path], tmp_path: Path, sink: ListSink, chunk_size: int = 1000,
-             checkpoint_lines: int = runner.CHECKPOINT_LINES) -> dict:
-    options = IngestOptions([str(p) for p in paths], checkpoint_dir=tmp_path / "ck",
-                            rejects=tmp_path / "rejects.tsv", progress=quiet(),
-                            chunk_size=chunk_size, checkpoint_lines=checkpoint_lines)
+def real_run(
+    paths: list[Path],
+    tmp_path: Path,
+    sink: ListSink,
+    chunk_size: int = 1000,
+    checkpoint_lines: int = runner.CHECKPOINT_LINES,
+) -> dict:
+    options = IngestOptions(
+        [str(p) for p in paths],
+        checkpoint_dir=tmp_path / "ck",
+        rejects=tmp_path / "rejects.tsv",
+        progress=quiet(),
+        chunk_size=chunk_size,
+        checkpoint_lines=checkpoint_lines,
+    )
     return IngestRun(load_settings(), PLAN, options, lambda: sink).run()
 
 
@@ -70,12 +82,25 @@ def test_dry_run_writes_one_contract_object_per_line(tmp_path: Path) -> None:
     assert [r["line"] for r in report] == list(range(1, 10))
     assert all(list(r) == CONTRACT_KEYS for r in report)
     assert [(r["status"], r["reason"]) for r in report] == [
-        ("accepted", None), ("duplicate", None), ("rejected", "empty"),
-        ("rejected", "letters"), ("accepted", None), ("rejected", "non_personal"),
-        ("rejected", "unallocated"), ("accepted", None), ("accepted", None)]
+        ("accepted", None),
+        ("duplicate", None),
+        ("rejected", "empty"),
+        ("rejected", "letters"),
+        ("accepted", None),
+        ("rejected", "non_personal"),
+        ("rejected", "unallocated"),
+        ("accepted", None),
+        ("accepted", None),
+    ]
     assert report[0] | {"source": None} == {
-        "source": None, "line": 1, "status": "accepted", "reason": None,
-        "e164": "+79161234567", "region": "RU-MOW_MOS", "tz": "Europe/Moscow"}
+        "source": None,
+        "line": 1,
+        "status": "accepted",
+        "reason": None,
+        "e164": "+79161234567",
+        "region": "RU-MOW_MOS",
+        "tz": "Europe/Moscow",
+    }
     # And multi-zone regions have no single tz; occupied territories are their own regions
     assert (report[4]["region"], report[4]["tz"]) == ("UA-14", None)
     assert (report[7]["region"], report[7]["tz"]) == ("RU-SA", None)
@@ -88,7 +113,9 @@ def test_excluded_regions_are_rejected_and_counted(tmp_path: Path) -> None:
     path.write_text(MIXED)
     report, summary = dry_run([path], load_settings(regions_exclude=["occupied"]))
     assert [r["reason"] for r in report if r["region"] in {"UA-14", "UA-40"}] == [
-        "excluded_region", "excluded_region"]
+        "excluded_region",
+        "excluded_region",
+    ]
     assert summary["reasons"]["excluded_region"] == 2
 
 
@@ -130,8 +157,9 @@ def test_real_run_sends_region_chunks_and_a_rerun_sends_nothing(tmp_path: Path) 
     assert summary["sources"][0]["state"] == "already ingested"
 
 
-def test_resume_after_a_crash_loses_no_line(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_after_a_crash_loses_no_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given small blocks and frequent checkpoints, and a sink that dies mid-file
     monkeypatch.setattr(sources, "READ_BYTES", 4096)
     path = tmp_path / "numbers.txt"

@@ -23,8 +23,9 @@ from phonebank.ingest.sources import (
 def lines_of(source: Source, column: str | None = None, skip: int = 0) -> list[tuple[int, bytes]]:
     out = []
     for block in read_blocks(source, column, skip):
-        for number, text in zip(block.line_numbers.tolist(), block.data.split(b"\n")[:-1],
-                                strict=True):
+        for number, text in zip(
+            block.line_numbers.tolist(), block.data.split(b"\n")[:-1], strict=True
+        ):
             out.append((number, text))
     return out
 

@@ -20,10 +20,20 @@ def formats(national: int) -> list[str]:
     """Every way the design says people write ``national``."""
     s = str(national)
     return [
-        f"+7 ({s[:3]}) {s[3:6]}-{s[6:8]}-{s[8:]}", f"8 {s[:3]} {s[3:6]} {s[6:8]} {s[8:]}",
-        f"8{s}", f"7{s}", s, f"+7.{s[:3]}.{s[3:6]}.{s[6:8]}.{s[8:]}", f"tel:+7{s}",
-        f" \t{s}\t ", f"+7{s}", f'"+7 {s}"', f"TEL:+7-{s[:3]}-{s[3:]}", f"{s}\r",
-        f"+7\u00a0{s[:3]}\u00a0{s[3:]}", f"8 ({s[:3]}) {s[3:6]}\u2013{s[6:8]}\u2013{s[8:]}",
+        f"+7 ({s[:3]}) {s[3:6]}-{s[6:8]}-{s[8:]}",
+        f"8 {s[:3]} {s[3:6]} {s[6:8]} {s[8:]}",
+        f"8{s}",
+        f"7{s}",
+        s,
+        f"+7.{s[:3]}.{s[3:6]}.{s[6:8]}.{s[8:]}",
+        f"tel:+7{s}",
+        f" \t{s}\t ",
+        f"+7{s}",
+        f'"+7 {s}"',
+        f"TEL:+7-{s[:3]}-{s[3:]}",
+        f"{s}\r",
+        f"+7\u00a0{s[:3]}\u00a0{s[3:]}",
+        f"8 ({s[:3]}) {s[3:6]}\u2013{s[6:8]}\u2013{s[8:]}",
     ]
 
 
@@ -32,19 +42,40 @@ def test_every_kept_format_gives_the_national_number(text: str) -> None:
     assert normalize_line(text) == (9161234567, "ok")
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("", "empty"), ("   \t", "empty"), ("\r", "empty"),
-    ("916123456", "too_short"), ("+7 916 123 45 6", "too_short"), ("12", "too_short"),
-    ("991612345678", "too_long"), ("+7 916 123 45 678", "too_long"), ("99161234567", "too_long"),
-    ("abc", "letters"), ("тел. 9161234567", "letters"), ("9161234567 доб. 12", "letters"),
-    ("+380 50 123 45 67", "not_ru"), ("+1 212 555 0100", "not_ru"), ("+7 701 123 45 67", "not_ru"),
-    ("87011234567", "not_ru"), ("6123456789", "not_ru"),
-    ("8 800 555 35 35", "non_personal"), ("+7 809 123 45 67", "non_personal"),
-    ("5161234567", "unallocated"), ("0161234567", "unallocated"), ("2161234567", "unallocated"),
-    ("9161234567+", "unparseable"), ("++79161234567", "unparseable"), ("(((", "unparseable"),
-    ("9161234567, 9161234568", "unparseable"), ("9161234567;", "unparseable"),
-    ("+", "unparseable"), ("#9161234567", "unparseable"),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "empty"),
+        ("   \t", "empty"),
+        ("\r", "empty"),
+        ("916123456", "too_short"),
+        ("+7 916 123 45 6", "too_short"),
+        ("12", "too_short"),
+        ("991612345678", "too_long"),
+        ("+7 916 123 45 678", "too_long"),
+        ("99161234567", "too_long"),
+        ("abc", "letters"),
+        ("тел. 9161234567", "letters"),
+        ("9161234567 доб. 12", "letters"),
+        ("+380 50 123 45 67", "not_ru"),
+        ("+1 212 555 0100", "not_ru"),
+        ("+7 701 123 45 67", "not_ru"),
+        ("87011234567", "not_ru"),
+        ("6123456789", "not_ru"),
+        ("8 800 555 35 35", "non_personal"),
+        ("+7 809 123 45 67", "non_personal"),
+        ("5161234567", "unallocated"),
+        ("0161234567", "unallocated"),
+        ("2161234567", "unallocated"),
+        ("9161234567+", "unparseable"),
+        ("++79161234567", "unparseable"),
+        ("(((", "unparseable"),
+        ("9161234567, 9161234568", "unparseable"),
+        ("9161234567;", "unparseable"),
+        ("+", "unparseable"),
+        ("#9161234567", "unparseable"),
+    ],
+)
 def test_reason_codes(text: str, reason: str) -> None:
     assert normalize_line(text)[1] == reason
 
@@ -74,7 +105,8 @@ def test_slow_path_handles_quotes_and_prefix_alone() -> None:
 
 
 candidates = st.integers(min_value=3_000_000_000, max_value=9_999_999_999).filter(
-    lambda n: str(n)[0] in "3489" and not str(n).startswith("80"))
+    lambda n: str(n)[0] in "3489" and not str(n).startswith("80")
+)
 
 
 @settings(max_examples=300, deadline=None)

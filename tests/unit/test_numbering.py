@@ -39,16 +39,19 @@ def test_fixture_covers_occupied_and_multi_zone_regions() -> None:
     regions = [REGIONS[code] for code in NumberingPlan.default().regions()]
     # Then it has occupied territories and regions with several zones
     assert any(region.occupied for region in regions)
-    assert any(len(region.zones) > 1 and not region.code.startswith("RU-ALL")
-               for region in regions)
+    assert any(len(region.zones) > 1 and not region.code.startswith("RU-ALL") for region in regions)
 
 
 def test_seven_column_file_without_bom_and_header_loads(tmp_path: Path) -> None:
     # Given a registry with 7 columns (no territory), no BOM and no header
-    path = write_registry(tmp_path / "abc.csv", [
-        "495;1000000;1999999;1000000;ПАО X;г. Москва;7700000000",
-        "812;0000000;0999999;1000000;ПАО X;г. Санкт-Петербург;7700000000",
-    ], encoding="utf-8")
+    path = write_registry(
+        tmp_path / "abc.csv",
+        [
+            "495;1000000;1999999;1000000;ПАО X;г. Москва;7700000000",
+            "812;0000000;0999999;1000000;ПАО X;г. Санкт-Петербург;7700000000",
+        ],
+        encoding="utf-8",
+    )
     # When it is loaded
     plan = NumberingPlan.load([path])
     # Then its ranges classify, and it is authoritative for leading digits 4 and 8
@@ -60,19 +63,27 @@ def test_seven_column_file_without_bom_and_header_loads(tmp_path: Path) -> None:
 
 def test_cp1251_registry_loads(tmp_path: Path) -> None:
     # Given an older registry file in cp1251
-    path = write_registry(tmp_path / "old.csv", [
-        HEADER, "900;0000000;0099999;100000;ООО X;Тверская обл.;Тверская область;1",
-    ], encoding="cp1251")
+    path = write_registry(
+        tmp_path / "old.csv",
+        [
+            HEADER,
+            "900;0000000;0099999;100000;ООО X;Тверская обл.;Тверская область;1",
+        ],
+        encoding="cp1251",
+    )
     # When loaded, Then the Russian spelling still resolves
     assert NumberingPlan.load([path]).region_of(9000000001) == "RU-TVE"
 
 
 def test_repeated_files_merge_and_overlaps_are_refused(tmp_path: Path) -> None:
     # Given a registry, and another whose range overlaps it
-    first = write_registry(tmp_path / "a.csv", [
-        HEADER, "900;0000000;0099999;100000;X;Тверская обл.;Тверская область;1"])
-    clash = write_registry(tmp_path / "b.csv", [
-        HEADER, "900;0050000;0199999;150000;X;Омская обл.;Омская область;1"])
+    first = write_registry(
+        tmp_path / "a.csv",
+        [HEADER, "900;0000000;0099999;100000;X;Тверская обл.;Тверская область;1"],
+    )
+    clash = write_registry(
+        tmp_path / "b.csv", [HEADER, "900;0050000;0199999;150000;X;Омская обл.;Омская область;1"]
+    )
     # When the same file is given twice, Then it loads once
     assert len(NumberingPlan.load([first, first]).registry.starts) == 1
     # When overlapping files are given, Then the load fails naming the place
@@ -80,12 +91,15 @@ def test_repeated_files_merge_and_overlaps_are_refused(tmp_path: Path) -> None:
         NumberingPlan.load([first, clash])
 
 
-@pytest.mark.parametrize("row", [
-    "9x0;0000000;0099999;1;X;Тверская обл.;Тверская область;1",
-    "900;0099999;0000000;1;X;Тверская обл.;Тверская область;1",
-    "900;00000000;0099999;1;X;Тверская обл.;Тверская область;1",
-    "900;0000000;0099999",
-])
+@pytest.mark.parametrize(
+    "row",
+    [
+        "9x0;0000000;0099999;1;X;Тверская обл.;Тверская область;1",
+        "900;0099999;0000000;1;X;Тверская обл.;Тверская область;1",
+        "900;00000000;0099999;1;X;Тверская обл.;Тверская область;1",
+        "900;0000000;0099999",
+    ],
+)
 def test_malformed_rows_fail_with_file_and_line(tmp_path: Path, row: str) -> None:
     # Given a registry with one malformed row
     path = write_registry(tmp_path / "bad.csv", [HEADER, row])
@@ -96,8 +110,9 @@ def test_malformed_rows_fail_with_file_and_line(tmp_path: Path, row: str) -> Non
 
 def test_unknown_spelling_is_filed_as_unknown_region(tmp_path: Path) -> None:
     # Given a range whose region spelling nobody knows
-    path = write_registry(tmp_path / "new.csv", [
-        HEADER, "900;0000000;0099999;100000;X;Марсианская обл.;Марс;1"])
+    path = write_registry(
+        tmp_path / "new.csv", [HEADER, "900;0000000;0099999;100000;X;Марсианская обл.;Марс;1"]
+    )
     # When loaded, Then it is filed under RU-UNK (window safe for every zone)
     assert NumberingPlan.load([path]).region_of(9000000000) == "RU-UNK"
 
@@ -112,21 +127,24 @@ def test_landlines_fall_back_to_libphonenumber_geocoding() -> None:
     assert plan.region_of(3362123456) is None  # Baikonur: not a Russian region
 
 
-@pytest.mark.parametrize(("spelling", "territory", "code"), [
-    ("Ханты - Мансийский - Югра АО", "", "RU-KHM"),
-    ("Ханты-Мансийский Автономный округ - Югра АО", "", "RU-KHM"),
-    ("Республика Саха /Якутия/", "", "RU-SA"),
-    ("Кемеровская область - Кузбасс обл.", "", "RU-KEM"),
-    ("Ямало-Ненецкий АО", "", "RU-YAN"),
-    ("Ненецкий АО", "", "RU-NEN"),
-    ("Московская область * Москва|Московская область * Москва", "", "RU-MOW_MOS"),
-    ("г. Норильск|Красноярский край", "", "RU-KYA"),
-    ("Республика Крым * г. Севастополь", "", "UA-43_40"),
-    ("Луга́нская Наро́дная Респу́блика", "", "UA-09"),
-    ("-", "Город Санкт-Петербург, Ленинградская область", "RU-SPE_LEN"),
-    ("-", "", "RU-UNK"),
-    ("Тверская обл. * Омская обл.", "", None),
-])
+@pytest.mark.parametrize(
+    ("spelling", "territory", "code"),
+    [
+        ("Ханты - Мансийский - Югра АО", "", "RU-KHM"),
+        ("Ханты-Мансийский Автономный округ - Югра АО", "", "RU-KHM"),
+        ("Республика Саха /Якутия/", "", "RU-SA"),
+        ("Кемеровская область - Кузбасс обл.", "", "RU-KEM"),
+        ("Ямало-Ненецкий АО", "", "RU-YAN"),
+        ("Ненецкий АО", "", "RU-NEN"),
+        ("Московская область * Москва|Московская область * Москва", "", "RU-MOW_MOS"),
+        ("г. Норильск|Красноярский край", "", "RU-KYA"),
+        ("Республика Крым * г. Севастополь", "", "UA-43_40"),
+        ("Луга́нская Наро́дная Респу́блика", "", "UA-09"),
+        ("-", "Город Санкт-Петербург, Ленинградская область", "RU-SPE_LEN"),
+        ("-", "", "RU-UNK"),
+        ("Тверская обл. * Омская обл.", "", None),
+    ],
+)
 def test_registry_spellings_resolve(spelling: str, territory: str, code: str | None) -> None:
     assert region_code(spelling, territory) == code
 
@@ -141,8 +159,14 @@ def test_every_region_has_names_and_valid_zones() -> None:
             ZoneInfo(zone)
     assert REGIONS["RU-SA"].zone is None
     assert REGIONS["RU-KGD"].zone == "Europe/Kaliningrad"
-    assert sum(1 for r in REGIONS.values() if r.code.startswith("RU-") and "_" not in r.code
-               and r.code not in {"RU-ALL", "RU-UNK"}) == 83
+    assert (
+        sum(
+            1
+            for r in REGIONS.values()
+            if r.code.startswith("RU-") and "_" not in r.code and r.code not in {"RU-ALL", "RU-UNK"}
+        )
+        == 83
+    )
 
 
 def test_region_selection_follows_constituents_and_exclusion_wins() -> None:

@@ -21,16 +21,32 @@ STEP_MS = 60_000
 _ids = count()
 
 
-def event(region: str, number: int, outcome: Outcome, *, at_ms: int | None = None,
-          event_id: str | None = None, guideline: str = "calm@1",
-          volunteer: str = "vh1") -> OutcomeEvent:
+def event(
+    region: str,
+    number: int,
+    outcome: Outcome,
+    *,
+    at_ms: int | None = None,
+    event_id: str | None = None,
+    guideline: str = "calm@1",
+    volunteer: str = "vh1",
+) -> OutcomeEvent:
     """One outcome event; ids are unique unless given."""
     serial = next(_ids)
     completed = T0_MS + serial * STEP_MS if at_ms is None else at_ms
     return OutcomeEvent(
-        event_id=event_id or f"ev-{serial}", campaign="default", region=region, number=number,
-        outcome=outcome, attempt=1, lease_id=f"lease-{serial}", volunteer=volunteer,
-        guideline=guideline, leased_at_ms=completed - STEP_MS, completed_at_ms=completed)
+        event_id=event_id or f"ev-{serial}",
+        campaign="default",
+        region=region,
+        number=number,
+        outcome=outcome,
+        attempt=1,
+        lease_id=f"lease-{serial}",
+        volunteer=volunteer,
+        guideline=guideline,
+        leased_at_ms=completed - STEP_MS,
+        completed_at_ms=completed,
+    )
 
 
 A, B, C, D, E, F, G, H = (9_160_000_000 + i for i in range(8))
@@ -76,9 +92,15 @@ def test_region_counts_match_the_crafted_answers() -> None:
     assert (moscow["attempted"], moscow["reached"], moscow["conversations"]) == (4, 2, 1)
     assert (moscow["do_not_call"], moscow["retired"], moscow["parked"]) == (1, 1, 1)
     assert moscow["calls"] == 6
-    assert moscow["outcomes"] == {"conversation": 1, "do_not_call": 1, "expired": 3,
-                                  "no_answer": 2, "refused": 1, "skipped": 1,
-                                  "wrong_number": 1}
+    assert moscow["outcomes"] == {
+        "conversation": 1,
+        "do_not_call": 1,
+        "expired": 3,
+        "no_answer": 2,
+        "refused": 1,
+        "skipped": 1,
+        "wrong_number": 1,
+    }
     assert (moscow["coverage_ratio"], moscow["reach_ratio"]) == (0.4, 0.5)
     spb = rows["RU-SPE"]
     assert (spb["attempted"], spb["reached"], spb["calls"], spb["coverage_ratio"]) == (2, 1, 3, 0.5)
@@ -153,14 +175,16 @@ def test_checkpoint_state_round_trip_resumes_exactly() -> None:
 
 
 OUTCOMES = st.sampled_from(list(Outcome))
-EVENTS = st.lists(st.tuples(st.sampled_from(["RU-MOW", "RU-SPE"]), st.integers(0, 6), OUTCOMES),
-                  max_size=60)
+EVENTS = st.lists(
+    st.tuples(st.sampled_from(["RU-MOW", "RU-SPE"]), st.integers(0, 6), OUTCOMES), max_size=60
+)
 
 
 @settings(max_examples=60, deadline=None)
 @given(EVENTS, st.integers(0, 60))
 def test_counts_equal_a_naive_recount_across_a_restart(
-        triples: list[tuple[str, int, Outcome]], cut: int) -> None:
+    triples: list[tuple[str, int, Outcome]], cut: int
+) -> None:
     # Given any stream, aggregated with a checkpoint/restore at any point
     stream = [event(r, A + n, o) for r, n, o in triples]
     first = Aggregator(max_expiries=2)
@@ -173,8 +197,11 @@ def test_counts_equal_a_naive_recount_across_a_restart(
         calls = [e for e in mine if e.outcome not in {Outcome.SKIPPED, Outcome.EXPIRED}]
         expiries = [e.number for e in mine if e.outcome is Outcome.EXPIRED]
         tally = second.regions.get(region)
-        got = (tally.attempted, tally.reached, tally.do_not_call, tally.parked) if tally else (
-            0, 0, 0, 0)
+        got = (
+            (tally.attempted, tally.reached, tally.do_not_call, tally.parked)
+            if tally
+            else (0, 0, 0, 0)
+        )
         assert got == (
             len({e.number for e in calls}),
             len({e.number for e in calls if e.outcome in REACHED}),

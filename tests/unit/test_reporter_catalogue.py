@@ -18,8 +18,19 @@ RULES = REPO / "deploy" / "prometheus" / "rules.yml"
 RULES_TEST = REPO / "deploy" / "prometheus" / "rules_test.yml"
 SCRAPE_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 DOC = REPO / "docs" / "metrics.md"
-UNIT_SUFFIXES = ("_total", "_seconds", "_records", "_numbers", "_ratio", "_events", "_open",
-                 "_paused", "_active", "_15m", "_24h")
+UNIT_SUFFIXES = (
+    "_total",
+    "_seconds",
+    "_records",
+    "_numbers",
+    "_ratio",
+    "_events",
+    "_open",
+    "_paused",
+    "_active",
+    "_15m",
+    "_24h",
+)
 
 
 def dashboard_expressions() -> list[str]:
@@ -30,9 +41,14 @@ def dashboard_expressions() -> list[str]:
 
 
 def test_every_constant_is_catalogued_and_follows_the_conventions() -> None:
-    constants = {value for name, value in vars(metrics).items()
-                 if name.isupper() and name != "PREFIX" and isinstance(value, str)
-                 and value.startswith(metrics.PREFIX)}
+    constants = {
+        value
+        for name, value in vars(metrics).items()
+        if name.isupper()
+        and name != "PREFIX"
+        and isinstance(value, str)
+        and value.startswith(metrics.PREFIX)
+    }
     assert constants == set(metrics.CATALOGUE)
     for spec in metrics.CATALOGUE.values():
         assert spec.name.startswith(metrics.PREFIX)
@@ -47,9 +63,15 @@ def test_dashboard_uses_only_catalogued_metrics() -> None:
     # Then each metric it names is in the catalogue, and the panels the issue asks for exist
     assert used, "the dashboard queries no phonebank metric"
     assert sorted(used - set(metrics.CATALOGUE)) == []
-    for required in (metrics.COVERAGE_RATIO, metrics.OUTCOMES, metrics.QUEUE_READY,
-                     metrics.LEASE_EXPIRIES, metrics.CONSUMER_LAG,
-                     metrics.LEASE_OPERATION_SECONDS, metrics.INGEST_NUMBERS):
+    for required in (
+        metrics.COVERAGE_RATIO,
+        metrics.OUTCOMES,
+        metrics.QUEUE_READY,
+        metrics.LEASE_EXPIRIES,
+        metrics.CONSUMER_LAG,
+        metrics.LEASE_OPERATION_SECONDS,
+        metrics.INGEST_NUMBERS,
+    ):
         assert required in used
 
 
@@ -58,8 +80,13 @@ def test_rules_use_only_catalogued_metrics() -> None:
     assert used
     assert sorted(used - set(metrics.CATALOGUE)) == []
     alerts = set(re.findall(r"alert: (\w+)", RULES.read_text()))
-    assert {"PhonebankServiceDown", "PhonebankConsumerLagGrowing", "PhonebankOpenRegionQueueEmpty",
-            "PhonebankLeaseExpiryRatioHigh", "PhonebankOutcomesRelayStalled"} <= alerts
+    assert {
+        "PhonebankServiceDown",
+        "PhonebankConsumerLagGrowing",
+        "PhonebankOpenRegionQueueEmpty",
+        "PhonebankLeaseExpiryRatioHigh",
+        "PhonebankOutcomesRelayStalled",
+    } <= alerts
 
 
 def test_docs_table_is_generated_from_the_catalogue() -> None:
@@ -68,10 +95,15 @@ def test_docs_table_is_generated_from_the_catalogue() -> None:
     assert table == metrics.markdown_catalogue()
 
 
-@pytest.mark.parametrize("labels", [
-    {"number": "x"}, {"region": "9161234567"}, {"result": "+7 916 123-45-67"},
-    {"outcome": "a" * 80},
-])
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {"number": "x"},
+        {"region": "9161234567"},
+        {"result": "+7 916 123-45-67"},
+        {"outcome": "a" * 80},
+    ],
+)
 def test_check_labels_refuses_personal_data_and_unknown_labels(labels: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="label"):
         metrics.check_labels(labels)

@@ -21,8 +21,13 @@ HOSTILE = "<script>alert(1)</script>"
 def crafted_status() -> ReporterStatus:
     aggregator = Aggregator()
     aggregator.apply_all(crafted_stream())
-    status = ReporterStatus("default", aggregator, ingested=dict(INGESTED),
-                            volunteers_active_15m=3, volunteers_active_24h=7)
+    status = ReporterStatus(
+        "default",
+        aggregator,
+        ingested=dict(INGESTED),
+        volunteers_active_15m=3,
+        volunteers_active_24h=7,
+    )
     return status
 
 
@@ -45,8 +50,14 @@ def test_page_shows_regions_by_coverage_chart_totals_and_update_time() -> None:
 def test_page_escapes_data_and_fetches_nothing() -> None:
     # Given a region code and a guideline crafted to inject markup
     aggregator = Aggregator()
-    aggregator.apply(event(HOSTILE, 9_160_000_001, Outcome.CONVERSATION,
-                           guideline="x'\"><img src=x onerror=alert(1)>@1"))
+    aggregator.apply(
+        event(
+            HOSTILE,
+            9_160_000_001,
+            Outcome.CONVERSATION,
+            guideline="x'\"><img src=x onerror=alert(1)>@1",
+        )
+    )
     report = build_report(aggregator, ReportInputs("default", NOW_MS, {HOSTILE: 1}))
     # When the page is rendered
     page = render_page(report)
@@ -70,11 +81,13 @@ def test_metrics_follow_the_catalogue_and_match_the_report() -> None:
         for sample in family.samples:
             assert set(sample.labels) - {"le"} <= metrics.ALLOWED_LABELS
     # And the values are the report's
-    attempted = {s.labels["region"]: s.value
-                 for s in families[metrics.COVERAGE_ATTEMPTED].samples}
+    attempted = {s.labels["region"]: s.value for s in families[metrics.COVERAGE_ATTEMPTED].samples}
     assert attempted == {"RU-MOW": 4, "RU-SPE": 2, "RU-KGD": 0}
-    outcomes = {(s.labels["region"], s.labels["outcome"]): s.value
-                for s in families["phonebank_outcomes"].samples if s.name.endswith("_total")}
+    outcomes = {
+        (s.labels["region"], s.labels["outcome"]): s.value
+        for s in families["phonebank_outcomes"].samples
+        if s.name.endswith("_total")
+    }
     assert outcomes[("RU-MOW", "expired")] == 3
     assert families[metrics.VOLUNTEERS_ACTIVE_24H].samples[0].value == 7
 

@@ -18,15 +18,23 @@ from phonebank.domain.retry_policy import (
 def test_default_table_follows_the_design() -> None:
     policy = RetryPolicy()
     expected = {
-        Outcome.CONVERSATION: Disposition.DONE, Outcome.REFUSED: Disposition.DONE,
-        Outcome.NO_ANSWER: Disposition.RETRY, Outcome.BUSY: Disposition.RETRY,
-        Outcome.VOICEMAIL: Disposition.RETRY, Outcome.CALLBACK: Disposition.CALLBACK,
-        Outcome.WRONG_NUMBER: Disposition.RETIRE, Outcome.NOT_IN_SERVICE: Disposition.RETIRE,
-        Outcome.DO_NOT_CALL: Disposition.DO_NOT_CALL, Outcome.SKIPPED: Disposition.REQUEUE,
+        Outcome.CONVERSATION: Disposition.DONE,
+        Outcome.REFUSED: Disposition.DONE,
+        Outcome.NO_ANSWER: Disposition.RETRY,
+        Outcome.BUSY: Disposition.RETRY,
+        Outcome.VOICEMAIL: Disposition.RETRY,
+        Outcome.CALLBACK: Disposition.CALLBACK,
+        Outcome.WRONG_NUMBER: Disposition.RETIRE,
+        Outcome.NOT_IN_SERVICE: Disposition.RETIRE,
+        Outcome.DO_NOT_CALL: Disposition.DO_NOT_CALL,
+        Outcome.SKIPPED: Disposition.REQUEUE,
     }
     assert {outcome: policy.rule(outcome).disposition for outcome in expected} == expected
     assert {o for o in Outcome if o is not Outcome.EXPIRED and policy.rule(o).reached} == {
-        Outcome.CONVERSATION, Outcome.REFUSED, Outcome.CALLBACK}
+        Outcome.CONVERSATION,
+        Outcome.REFUSED,
+        Outcome.CALLBACK,
+    }
 
 
 def test_unreached_numbers_get_three_attempts_four_hours_then_the_next_day() -> None:
@@ -36,14 +44,20 @@ def test_unreached_numbers_get_three_attempts_four_hours_then_the_next_day() -> 
     assert 24 * HOUR_MS < rule.retry_delay_ms(2) < 48 * HOUR_MS
     assert rule.retry_delay_ms(2) % (24 * HOUR_MS) != 0  # another local hour
     assert [rule.next_step(attempt) for attempt in (1, 2, 3)] == [
-        Disposition.RETRY, Disposition.RETRY, Disposition.DONE]
+        Disposition.RETRY,
+        Disposition.RETRY,
+        Disposition.DONE,
+    ]
 
 
 def test_skipped_counts_no_attempt_and_everything_else_does() -> None:
     policy = RetryPolicy()
     assert not policy.rule(Outcome.SKIPPED).counts_attempt
-    assert all(policy.rule(o).counts_attempt for o in Outcome
-               if o not in {Outcome.SKIPPED, Outcome.EXPIRED})
+    assert all(
+        policy.rule(o).counts_attempt
+        for o in Outcome
+        if o not in {Outcome.SKIPPED, Outcome.EXPIRED}
+    )
 
 
 def test_rules_can_be_changed_but_do_not_call_stays_final() -> None:
@@ -57,12 +71,15 @@ def test_rules_can_be_changed_but_do_not_call_stays_final() -> None:
         RetryPolicy().with_rule(Outcome.DO_NOT_CALL, hourly)
 
 
-@pytest.mark.parametrize("bad", [
-    lambda: OutcomeRule(Disposition.RETRY),
-    lambda: OutcomeRule(Disposition.DONE, max_attempts=0),
-    lambda: OutcomeRule(Disposition.RETRY, retry_delays_ms=(HOUR_MS,) * 9),
-    lambda: OutcomeRule(Disposition.RETRY, retry_delays_ms=(-1,)),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda: OutcomeRule(Disposition.RETRY),
+        lambda: OutcomeRule(Disposition.DONE, max_attempts=0),
+        lambda: OutcomeRule(Disposition.RETRY, retry_delays_ms=(HOUR_MS,) * 9),
+        lambda: OutcomeRule(Disposition.RETRY, retry_delays_ms=(-1,)),
+    ],
+)
 def test_rules_that_the_script_could_not_apply_are_refused(bad: object) -> None:
     with pytest.raises(PolicyError):
         bad()  # type: ignore[operator]

@@ -34,12 +34,15 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.calling_window_start == dt.time(10, 30)
 
 
-@pytest.mark.parametrize(("variable", "value"), [
-    ("PHONEBANK_LEASE_TTL_SECONDS", "soon"),
-    ("PHONEBANK_REDIS_URL", "http://example"),
-    ("PHONEBANK_KAFKA_BOOTSTRAP_SERVERS", "nohostport"),
-    ("PHONEBANK_CALLING_DAYS", "mon,funday"),
-])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PHONEBANK_LEASE_TTL_SECONDS", "soon"),
+        ("PHONEBANK_REDIS_URL", "http://example"),
+        ("PHONEBANK_KAFKA_BOOTSTRAP_SERVERS", "nohostport"),
+        ("PHONEBANK_CALLING_DAYS", "mon,funday"),
+    ],
+)
 def test_invalid_value_names_the_variable(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str
 ) -> None:
