@@ -42,7 +42,7 @@ def imported(path: Path) -> set[str]:
 
 
 def layer(module: str) -> str:
-    return module.split(".")[0]
+    return module.split(".", maxsplit=1)[0]
 
 
 def phonebank_layers(names: set[str]) -> set[str]:
@@ -50,7 +50,7 @@ def phonebank_layers(names: set[str]) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    ("module", "path"), [m for m in modules() if layer(m[0]) == "domain"], ids=lambda v: str(v)
+    ("module", "path"), [m for m in modules() if layer(m[0]) == "domain"], ids=str
 )
 def test_domain_is_pure(module: str, path: Path) -> None:
     # Given a module of the domain layer, When its imports are read
