@@ -29,6 +29,7 @@ from typing import Any
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
+from phonebank.domain import clock
 from phonebank.domain.calling_hours import CallingPolicy, open_regions
 from phonebank.leases.client import (
     GIL_SWITCH_INTERVAL_SECONDS,
@@ -89,7 +90,7 @@ def demo_settings(settings: Settings, args: argparse.Namespace) -> Settings:
 
 def any_region_open(settings: Settings) -> bool:
     """Whether some region of the campaign is inside its calling window now."""
-    now_ms = int(time.time() * 1000)
+    now_ms = clock.now_ms()
     policy = CallingPolicy.from_settings(settings)
     return bool(open_regions(campaign_region_zones(settings), policy, now_ms))
 
