@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from phonebank.domain.retry_policy import MAX_RETRY_DELAYS
-from phonebank.leases import scripts
+from phonebank.leases import protocol_doc, scripts
 from phonebank.leases.client import SCHEDULE_WINDOWS
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.queues import ENQUEUE_BATCH
@@ -110,3 +110,11 @@ def test_includes_are_inlined_once() -> None:
     for source in render_all().values():
         assert "@include" not in source.text
         assert source.text.count("local BAD_ARGUMENT = -10") == 1
+
+
+def test_the_protocol_document_shows_the_current_headers() -> None:
+    # Given the document, When its generated part is made again from the scripts
+    document = (Path(__file__).resolve().parents[2] / "docs" / "lease-protocol.md").read_text()
+    # Then nothing changes (else: make docs)
+    assert protocol_doc.rewrite(document) == document, "stale script tables: make docs"
+    assert "| `complete-11` | `ready` LIST · `due` ZSET" in document
