@@ -1,8 +1,9 @@
 # The two commands of the README, plus the checks CI runs. Each target installs what it
 # needs first (deploy/local/bootstrap.sh), so they work on a fresh machine.
 PYTHON ?= python3
+SOURCES = services tests benchmarks
 
-.PHONY: bootstrap demo test lint bench
+.PHONY: bootstrap demo test lint format docs clean bench
 
 bootstrap:
 	@bash deploy/local/bootstrap.sh
@@ -15,9 +16,25 @@ demo: bootstrap
 test: bootstrap
 	$(PYTHON) -m pytest
 
+## What CI checks before the tests: lint, formatting, strict types on everything.
 lint: bootstrap
-	ruff check services tests benchmarks
+	ruff check $(SOURCES)
+	ruff format --check $(SOURCES)
 	mypy
+
+## Rewrite the tree in the project's format (and apply ruff's safe fixes).
+format: bootstrap
+	ruff check --fix $(SOURCES)
+	ruff format $(SOURCES)
+
+## Regenerate every generated table: the README's settings, the protocol's scripts.
+docs: bootstrap
+	$(PYTHON) -m phonebank.local.docs .
+
+## Remove caches and build output (not .stack/: `phonebank stack down` first, then rm it).
+clean:
+	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
+	find . -name __pycache__ -type d -prune -not -path './.stack/*' -exec rm -rf {} +
 
 ## The benchmarks the README quotes (slow; run on purpose).
 bench: bootstrap

@@ -17,12 +17,12 @@ from phonebank.assigner import app as assigner_service
 from phonebank.gateway import cli as gateway_service
 from phonebank.ingest import cli as ingest_cli
 from phonebank.local import demo as demo_run
-from phonebank.local import stack
-from phonebank.local.stack_settings import StackSettings, load_stack_settings
+from phonebank.local import docs, stack
+from phonebank.local.stack_settings import load_stack_settings
 from phonebank.ops import dnc as dnc_cli
 from phonebank.ops import rebuild
 from phonebank.reporter import cli as reporter_cli
-from phonebank.settings import Settings, SettingsError, load_settings, markdown_table
+from phonebank.settings import Settings, SettingsError, load_settings
 
 #: A service's hook that adds its subcommand(s) to the ``phonebank`` parser.
 AddParser = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -36,9 +36,7 @@ EXIT_STACK = 3
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """Print the effective settings, secrets masked (or the README's table of them)."""
     if args.markdown:
-        print(markdown_table())
-        print("\nLocal stack only (`phonebank stack`, the demo, the tests):\n")
-        print(markdown_table(StackSettings))
+        print(docs.settings_tables())
     else:
         print(json.dumps(settings.masked(), indent=2, sort_keys=True))
     return 0

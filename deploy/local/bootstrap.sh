@@ -20,8 +20,8 @@ fi
 
 PYTHON="${PYTHON:-python3}"
 if ! "$PYTHON" -c "import phonebank, pytest, ruff, mypy, hypothesis" >/dev/null 2>&1 \
-   || [ pyproject.toml -nt .stack/.installed ]; then
-  echo "bootstrap: pip install -e '.[dev]'"
-  "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[dev]'
+   || [ pyproject.toml -nt .stack/.installed ] || [ constraints.txt -nt .stack/.installed ]; then
+  echo "bootstrap: pip install -e '.[dev]' -c constraints.txt"
+  "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[dev]' -c constraints.txt
   mkdir -p .stack && touch .stack/.installed
 fi

@@ -11,6 +11,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import redis
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.integration
 READ_TIMEOUT_SECONDS = 30
 
 
-def ingest(settings: Settings, path: Path, checkpoints: Path) -> dict:
+def ingest(settings: Settings, path: Path, checkpoints: Path) -> dict[str, Any]:
     options = IngestOptions(
         [str(path)],
         checkpoint_dir=checkpoints,
@@ -94,7 +95,10 @@ def test_chunks_land_on_region_partitions_and_a_rerun_sends_nothing(
 def ingested_counts(settings: Settings) -> Counter[str]:
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     try:
-        counts = client.hgetall(KeyScheme(settings.key_prefix, settings.campaign).ingested)
+        counts = cast(
+            dict[str, str],
+            client.hgetall(KeyScheme(settings.key_prefix, settings.campaign).ingested),
+        )
     finally:
         client.close()
     return Counter({region: int(count) for region, count in counts.items()})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 
 from phonebank.infra.kafka import ensure_topic, make_consumer, make_producer
@@ -19,7 +21,7 @@ def test_kafka_round_trip(settings: Settings) -> None:
     producer.send(settings.numbers_topic, key=b"RU-MOW", value=b"hello", partition=1).get(10)
     producer.close()
     consumer = make_consumer(settings, settings.assigner_group, settings.numbers_topic)
-    records = []
+    records: list[Any] = []
     try:
         while not records:
             batch = consumer.poll(timeout_ms=POLL_TIMEOUT_MS)

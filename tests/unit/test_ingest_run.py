@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,9 @@ def quiet() -> Progress:
     return Progress(io.StringIO(), interactive=False)
 
 
-def dry_run(paths: list[Path], settings: Settings | None = None) -> tuple[list[dict], dict]:
+def dry_run(
+    paths: list[Path], settings: Settings | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     out = io.StringIO()
     options = IngestOptions([str(p) for p in paths], dry_run=True, report=out, progress=quiet())
     summary = IngestRun(settings or load_settings(), PLAN, options).run()
@@ -60,7 +63,7 @@ def real_run(
     sink: ListSink,
     chunk_size: int = 1000,
     checkpoint_lines: int = runner.CHECKPOINT_LINES,
-) -> dict:
+) -> dict[str, Any]:
     options = IngestOptions(
         [str(p) for p in paths],
         checkpoint_dir=tmp_path / "ck",

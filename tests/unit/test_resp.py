@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hiredis
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from phonebank.leases.resp import pack_with_integers
+from phonebank.leases.scripts import pack_command
 
 values = st.lists(st.integers(min_value=0, max_value=2**63 - 1), max_size=60)
 arguments = st.lists(
@@ -32,7 +32,7 @@ def test_same_bytes_as_hiredis(
         command += [*before, number, *after]
     # When it is encoded in bulk, Then the bytes are hiredis's
     packed = pack_with_integers(("CMD", *head), np.array(numbers, dtype=np.int64), before, after)
-    assert packed == hiredis.pack_command(tuple(command))
+    assert packed == pack_command(tuple(command))
 
 
 def test_every_digit_count_and_the_edges() -> None:
@@ -44,7 +44,7 @@ def test_every_digit_count_and_the_edges() -> None:
         command += ["SET", "u1", offset, 1]
     assert pack_with_integers(
         ("BITFIELD", "key"), np.array(edges, dtype=np.int64), ("SET", "u1"), (1,)
-    ) == hiredis.pack_command(tuple(command))
+    ) == pack_command(tuple(command))
 
 
 def test_a_negative_value_is_refused() -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from phonebank.domain.clock import HOUR_MS
 from phonebank.domain.records import Outcome
 from phonebank.domain.retry_policy import (
     FIRST_RETRY_DELAY_MS,
-    HOUR_MS,
     Disposition,
     OutcomeRule,
     PolicyError,
