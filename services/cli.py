@@ -20,6 +20,7 @@ from phonebank.local import demo as demo_run
 from phonebank.local import stack
 from phonebank.ops import dnc as dnc_cli
 from phonebank.ops import rebuild
+from phonebank.ops import volunteers as volunteers_cli
 from phonebank.reporter import cli as reporter_cli
 from phonebank.settings import Settings, SettingsError, load_settings, markdown_table
 
@@ -99,6 +100,7 @@ def _service_parsers() -> list[AddParser]:
         reporter_cli.add_parser,
         demo_run.add_parser,
         gateway_service.add_parser,
+        volunteers_cli.add_parser,
     ]
 
 

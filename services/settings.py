@@ -19,6 +19,12 @@ ENV_PREFIX = "PHONEBANK_"
 
 #: Marker shown instead of a secret by :meth:`Settings.masked`.
 MASK = "***"
+#: Shown by :meth:`Settings.masked` for a secret still at its public default.
+DEFAULT_MARK = "default"
+#: The public default of ``PHONEBANK_VOLUNTEER_SECRET``: never accepted by a service.
+INSECURE_DEFAULT = "change-me-in-production"
+#: bytes: the shortest volunteer secret a service accepts
+MIN_SECRET_BYTES = 32
 
 
 class SettingsError(ValueError):
@@ -161,9 +167,46 @@ class Settings(BaseSettings):
         description="Seconds a volunteer bearer token minted by `phonebank gateway token` "
         "stays valid (seconds).",
     )
+    volunteer_token_max_ttl_seconds: int = Field(
+        7 * 86_400,
+        ge=60,
+        le=366 * 86_400,
+        description="Longest lifetime (exp - iat) of a volunteer token the gateway accepts "
+        "or `phonebank gateway token` mints (seconds).",
+    )
+    volunteer_token_public_keys: CsvList = Field(
+        default_factory=list,
+        description="PEM files of Ed25519 or RSA public keys that verify EdDSA / RS256 "
+        "volunteer tokens of an identity provider (comma list; kid = file name stem).",
+    )
     volunteer_secret: SecretStr = Field(
-        SecretStr("change-me-in-production"),
-        description="HMAC key of volunteer hashes and lease tokens (secret; set it in production).",
+        SecretStr(INSECURE_DEFAULT),
+        description="HMAC key of volunteer tokens (HS256), volunteer hashes and lease tokens "
+        f"(secret, at least {MIN_SECRET_BYTES} bytes; services refuse to start without it).",
+    )
+    gateway_rate_per_token: str = Field(
+        "120/minute",
+        description="Requests one volunteer token may make (limits notation, e.g. 120/minute).",
+    )
+    gateway_rate_per_address: str = Field(
+        "1200/minute",
+        description="Requests one client address may make (limits notation).",
+    )
+    gateway_auth_failures_per_address: str = Field(
+        "20/minute",
+        description="Failed authentications one client address may make (limits notation).",
+    )
+    gateway_max_connections: int = Field(
+        2048, ge=1, le=100_000, description="Open connections the gateway accepts (count)."
+    )
+    gateway_cors_origins: CsvList = Field(
+        default_factory=list,
+        description="Origins allowed to call /api/v1/ from a browser (comma list; none = "
+        "same origin only).",
+    )
+    gateway_trusted_proxies: CsvList = Field(
+        default_factory=list,
+        description="Peer addresses whose X-Forwarded-For names the client (comma list).",
     )
     log_level: str = Field(
         "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level."
@@ -184,6 +227,9 @@ class Settings(BaseSettings):
 
     @field_validator(
         "numbering_plan",
+        "volunteer_token_public_keys",
+        "gateway_cors_origins",
+        "gateway_trusted_proxies",
         "regions_include",
         "regions_exclude",
         "calling_days",
@@ -246,8 +292,10 @@ class Settings(BaseSettings):
         """The effective settings with secrets and DSN passwords replaced by ``***``."""
         shown: dict[str, Any] = {}
         for name, value in self.model_dump(mode="json").items():
-            if isinstance(getattr(self, name), SecretStr):
-                shown[name] = MASK
+            secret = getattr(self, name)
+            if isinstance(secret, SecretStr):
+                default = type(self).model_fields[name].default
+                shown[name] = DEFAULT_MARK if secret == default else MASK
             elif name == "redis_url":
                 shown[name] = mask_dsn(value)
             else:
@@ -285,6 +333,23 @@ def mask_dsn(dsn: str) -> str:
     port = f":{parts.port}" if parts.port else ""
     netloc = f"{user}:{MASK}@{host}{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def require_volunteer_secret(settings: Settings) -> str:
+    """The volunteer secret; :class:`SettingsError` naming the variable while it is the
+    public default or shorter than :data:`MIN_SECRET_BYTES` (every service that verifies
+    or mints tokens or volunteer hashes calls this before it starts)."""
+    secret = settings.volunteer_secret.get_secret_value()
+    variable = env_name("volunteer_secret")
+    if secret == INSECURE_DEFAULT:
+        raise SettingsError(
+            f"{variable} is the public default: set it to a secret of at least "
+            f"{MIN_SECRET_BYTES} bytes, e.g. python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'"
+        )
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise SettingsError(f"{variable} is shorter than {MIN_SECRET_BYTES} bytes")
+    return secret
 
 
 def env_name(field: str) -> str:

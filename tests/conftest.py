@@ -6,6 +6,7 @@ removed afterwards, so tests run in any order and side by side.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_REGISTRY = REPO.parent / "shared" / "data" / "numbering-plan" / "DEF-9xx.csv"
 #: keys deleted per SCAN batch when a test's namespace is cleaned
 CLEANUP_SCAN_COUNT = 1000
+#: the tests' throwaway volunteer secret (services refuse the public default); set for
+#: this process and every subprocess a test starts
+TEST_VOLUNTEER_SECRET = "test-only-volunteer-secret-0123456789abcdef"
+os.environ.setdefault("PHONEBANK_VOLUNTEER_SECRET", TEST_VOLUNTEER_SECRET)
 
 
 @pytest.fixture(scope="session")

@@ -223,6 +223,14 @@ class ScriptPipeline:
         """Queue an HGETALL (reply: the flat field, value, … list of RESP2)."""
         self._command("HGETALL", key)
 
+    def hset(self, key: str, field: str, value: str) -> None:
+        """Queue an HSET of one field."""
+        self._command("HSET", key, field, value)
+
+    def hdel(self, key: str, field: str) -> None:
+        """Queue an HDEL of one field."""
+        self._command("HDEL", key, field)
+
     def hincrby(self, key: str, field: str, amount: int) -> None:
         """Queue an HINCRBY."""
         self._command("HINCRBY", key, field, amount)

@@ -6,9 +6,10 @@ read its tallies, the checkpoint module saves :meth:`Aggregator.to_state`.
 
 Definitions (DESIGN.md, "Outcomes and retries"):
 
-- a *call* is an event whose outcome is neither ``skipped`` (the volunteer could not
-  call) nor ``expired`` (the lease ran out); ``attempted`` counts distinct numbers with
-  at least one call;
+- a *call* is an event whose outcome is none of ``skipped`` (the volunteer could not
+  call), ``unreachable_channel`` (their messenger could not place the call: not an
+  attempt on the person) and ``expired`` (the lease ran out); ``attempted`` counts
+  distinct numbers with at least one call;
 - ``reached``, ``conversations``, ``do_not_call`` and ``retired`` count distinct numbers
   that ever had such an outcome (``retired``: wrong number or not in service);
 - ``parked`` counts distinct numbers whose ``expired`` events reached the parking limit
@@ -58,7 +59,7 @@ _OUTCOME_FLAGS: dict[str, int] = {
     Outcome.NOT_IN_SERVICE: _RETIRED,
 }
 #: outcomes that are not calls
-NOT_CALLS = frozenset({Outcome.SKIPPED, Outcome.EXPIRED})
+NOT_CALLS = frozenset({Outcome.SKIPPED, Outcome.UNREACHABLE_CHANNEL, Outcome.EXPIRED})
 
 
 @dataclass
@@ -163,7 +164,7 @@ class Aggregator:
             tally.numbers[event.number] = tally.expire(
                 tally.numbers.get(event.number, 0), self.max_expiries
             )
-        elif outcome is not Outcome.SKIPPED:
+        elif outcome not in NOT_CALLS:
             tally.numbers[event.number] = tally.call(
                 tally.numbers.get(event.number, 0), outcome, hour
             )

@@ -17,12 +17,21 @@ import pytest
 from phonebank.local import stack
 from phonebank.settings import Settings
 
+def _private_ports() -> dict[str, int]:
+    """Ports of the private stack: free ones the kernel picks, so that no other stack on
+    the machine (a session's 2K092/2K379…) can collide with them."""
+    sockets = [socket.socket() for _ in range(3)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    names = ("stack_kafka_port", "stack_controller_port", "stack_redis_port")
+    return dict(zip(names, ports, strict=True))
+
+
 #: Ports of the private stack, away from the session stack's.
-PRIVATE_PORTS = {
-    "stack_kafka_port": 29092,
-    "stack_controller_port": 29093,
-    "stack_redis_port": 26379,
-}
+PRIVATE_PORTS = _private_ports()
 
 
 def _alive(pid: int) -> bool:
@@ -73,7 +82,7 @@ def test_port_taken_by_a_stranger_is_a_one_line_error(private_settings: Settings
             stack.up(private_settings)
     message = str(error.value)
     assert "\n" not in message
-    assert "26379" in message and "PHONEBANK_STACK_REDIS_PORT" in message
+    assert str(private_settings.stack_redis_port) in message and "PHONEBANK_STACK_REDIS_PORT" in message
 
 
 def test_missing_tool_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
