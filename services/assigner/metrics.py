@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import redis
 from kafka import KafkaConsumer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -18,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from phonebank.domain.calling_hours import CallingPolicy, is_open
 from phonebank.infra import metrics as names
+from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.client import campaign_region_zones
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.queues import known_regions, queue_depths
@@ -30,7 +30,7 @@ LAG_INTERVAL_SECONDS = 5.0
 class RedisStateCollector(Collector):
     """Per-region queue depths and lease counters, read from Redis at scrape time."""
 
-    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+    def __init__(self, client: RedisClient, settings: Settings) -> None:
         self.redis = client
         self.scheme = KeyScheme(settings.key_prefix, settings.campaign)
         self.lease_ttl_ms = settings.lease_ttl_seconds * 1000
@@ -107,7 +107,7 @@ class RedisStateCollector(Collector):
 class AssignerMetrics:
     """The assigner's registry; one per worker process (tests make several)."""
 
-    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+    def __init__(self, settings: Settings, client: RedisClient | None = None) -> None:
         self.registry = CollectorRegistry()
         self.numbers_consumed = Counter(
             names.ASSIGNER_NUMBERS,

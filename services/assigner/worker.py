@@ -20,7 +20,6 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import redis
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
@@ -30,6 +29,7 @@ from phonebank.assigner.dedupe import SeenMirror
 from phonebank.assigner.metrics import AssignerMetrics
 from phonebank.domain.records import NumberChunk
 from phonebank.infra.kafka import make_consumer
+from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.queues import queue_numbers, queued_count
 from phonebank.leases.scripts import Scripts
@@ -76,7 +76,7 @@ class AssignerWorker:
     """One member of the assigner consumer group."""
 
     def __init__(
-        self, settings: Settings, client: redis.Redis, metrics: AssignerMetrics | None = None
+        self, settings: Settings, client: RedisClient, metrics: AssignerMetrics | None = None
     ) -> None:
         self.settings = settings
         self.redis = client

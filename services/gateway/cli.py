@@ -13,12 +13,12 @@ import logging
 import sys
 import time
 
-import redis
 from prometheus_client import CollectorRegistry
 
 from phonebank.domain.guidelines import load_guidelines
 from phonebank.gateway.server import Gateway, serve
 from phonebank.gateway.tokens import mint
+from phonebank.infra.redis_client import RedisClient, connect
 from phonebank.infra.shutdown import stop_on_signals
 from phonebank.leases.client import GIL_SWITCH_INTERVAL_SECONDS, LeaseClient
 from phonebank.settings import Settings
@@ -32,11 +32,11 @@ EXIT_USAGE = 2
 
 
 def build_gateway(
-    settings: Settings, client: redis.Redis | None = None, leases: LeaseClient | None = None
+    settings: Settings, client: RedisClient | None = None, leases: LeaseClient | None = None
 ) -> Gateway:
     """A gateway on its own metrics registry, from the settings (or the given parts)."""
-    client = client or redis.Redis.from_url(
-        settings.redis_url,
+    client = client or connect(
+        settings,
         socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
         socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
     )

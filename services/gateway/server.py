@@ -29,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from phonebank.domain.guidelines import GuidelineLibrary
 from phonebank.gateway.api import ApiError, ApiRequest, LeaseApi, Response, json_response
 from phonebank.infra import metrics as names
+from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.client import LeaseClient
 from phonebank.leases.metrics import LeaseMetrics
 
@@ -81,7 +82,7 @@ class Gateway:
         self,
         secret: str,
         leases: LeaseClient,
-        client: redis.Redis,
+        client: RedisClient,
         guidelines: GuidelineLibrary,
         registry: CollectorRegistry,
     ) -> None:

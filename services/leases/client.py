@@ -24,8 +24,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-import redis
-
 from phonebank.domain.calling_calendar import CallingCalendar
 from phonebank.domain.calling_hours import (
     CallingPolicy,
@@ -51,6 +49,7 @@ from phonebank.domain.lease_types import (
 from phonebank.domain.records import Outcome
 from phonebank.domain.regions import REGIONS, select_regions
 from phonebank.domain.retry_policy import HOUR_MS, RetryPolicy
+from phonebank.infra.redis_client import RedisClient
 from phonebank.infra.replies import reply_text
 from phonebank.leases.keys import KeyScheme, RegionKeys
 from phonebank.leases.limits import (
@@ -123,7 +122,7 @@ class LeaseClient:
     def __init__(
         self,
         settings: Settings,
-        client: redis.Redis,
+        client: RedisClient,
         region_zones: Mapping[str, Sequence[str]] | None = None,
         *,
         guidelines: GuidelineLibrary | None = None,

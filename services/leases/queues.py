@@ -15,6 +15,7 @@ from typing import Any, cast
 import numpy as np
 import redis
 
+from phonebank.infra.redis_client import RedisClient
 from phonebank.infra.replies import reply_text
 from phonebank.leases.keys import KeyScheme, RegionKeys
 from phonebank.leases.resp import Integers
@@ -27,7 +28,7 @@ BATCH_ID_BYTES = 12
 
 
 def enqueue_chunk(
-    client: redis.Redis,
+    client: RedisClient,
     keys: KeyScheme,
     region: str,
     numbers: Sequence[int],
@@ -116,14 +117,14 @@ class QueueDepths:
         )
 
 
-def known_regions(client: redis.Redis, keys: KeyScheme) -> list[str]:
+def known_regions(client: RedisClient, keys: KeyScheme) -> list[str]:
     """The regions that have ever had numbers queued, sorted."""
     members = cast(Iterable[bytes | str], client.smembers(keys.regions))
     return sorted(reply_text(member) for member in members)
 
 
 def queue_depths(
-    client: redis.Redis, keys: KeyScheme, regions: Iterable[str], now_ms: int
+    client: RedisClient, keys: KeyScheme, regions: Iterable[str], now_ms: int
 ) -> dict[str, QueueDepths]:
     """The depths of every region in ``regions`` at ``now_ms``, read in one pipeline."""
     region_list = list(regions)

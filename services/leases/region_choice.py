@@ -21,9 +21,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import redis
-
 from phonebank.domain.calling_hours import Interval
+from phonebank.infra.redis_client import RedisClient
 from phonebank.infra.replies import reply_text
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.scripts import Scripts
@@ -77,7 +76,7 @@ class RegionChooser:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         keys: KeyScheme,
         region_zones: Mapping[str, Sequence[str]],
         rng: random.Random | None = None,

@@ -14,7 +14,7 @@ from phonebank.settings import Settings
 from tests.integration.gateway_helpers import Running, running_gateway
 from tests.integration.lease_helpers import FIRST, SECOND_MS, fill, local_instant
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 MOSCOW = "RU-MOW"
 
