@@ -24,7 +24,6 @@ import redis
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
-from pydantic import ValidationError
 
 from phonebank.assigner.dedupe import SeenMirror
 from phonebank.assigner.metrics import AssignerMetrics
@@ -159,8 +158,13 @@ class AssignerWorker:
         """The chunk of a record, or None (logged, counted, skipped) if malformed."""
         try:
             return NumberChunk.decode(record.value)
-        except ValidationError:
-            log.error("skipping malformed record at %s offset %d", partition, record.offset)
+        except ValueError as exc:  # ChunkFormatError, or pydantic's ValidationError
+            log.error(
+                "skipping malformed record at %s offset %d: %s",
+                partition,
+                record.offset,
+                str(exc).splitlines()[0],
+            )
             self.metrics.malformed_records.inc()
             return None
 
