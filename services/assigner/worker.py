@@ -34,7 +34,6 @@ import redis
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
-from pydantic import ValidationError
 
 from phonebank.assigner.backpressure import Backpressure
 from phonebank.assigner.dedupe import SeenMirror
@@ -222,8 +221,13 @@ class AssignerWorker:
         """The chunk of a record, or None (logged, counted, skipped) if malformed."""
         try:
             return NumberChunk.decode(record.value)
-        except ValidationError:
-            log.error("skipping malformed record at %s offset %d", partition, record.offset)
+        except ValueError as exc:  # ChunkFormatError, or pydantic's ValidationError
+            log.error(
+                "skipping malformed record at %s offset %d: %s",
+                partition,
+                record.offset,
+                str(exc).splitlines()[0],
+            )
             self.metrics.malformed_records.inc()
             return None
 
