@@ -21,6 +21,7 @@ import pytest
 from phonebank.infra.kafka import make_admin
 from phonebank.infra.redis_client import RedisClient, connect, primaries
 from phonebank.local import redis_cluster, stack
+from phonebank.local.stack_settings import StackSettings, load_stack_settings
 from phonebank.settings import Settings, load_settings
 
 #: Root of the repository (tests read ../shared from here).
@@ -33,17 +34,23 @@ CLEANUP_SCAN_COUNT = 1000
 
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
-    """The settings of the local stack (environment applied), stack folder in the repo."""
-    return load_settings(stack_dir=REPO / ".stack")
+    """The services' settings (environment applied)."""
+    return load_settings()
 
 
 @pytest.fixture(scope="session")
-def local_stack(base_settings: Settings) -> Iterator[Settings]:
+def stack_settings() -> StackSettings:
+    """The local stack's settings (environment applied), stack folder in the repo."""
+    return load_stack_settings(stack_dir=REPO / ".stack")
+
+
+@pytest.fixture(scope="session")
+def local_stack(base_settings: Settings, stack_settings: StackSettings) -> Iterator[Settings]:
     """Bring the real Kafka + Redis up once if they are not running; leave them as found."""
-    started = stack.up(base_settings)
+    started = stack.up(stack_settings)
     yield base_settings
     if started:
-        stack.down(base_settings)
+        stack.down(stack_settings)
 
 
 #: the Redis an ``on_cluster`` test runs on: one node, and the Redis Cluster (-m cluster)
@@ -73,18 +80,18 @@ def crossslot_errors(client: RedisClient) -> int:
 
 
 @pytest.fixture(scope="session")
-def cluster_stack(local_stack: Settings) -> Iterator[Settings]:
+def cluster_stack(local_stack: Settings, stack_settings: StackSettings) -> Iterator[Settings]:
     """The local Redis Cluster (started if it is not running; left as found), and at the
     end of the session: no command was refused with CROSSSLOT."""
-    started = redis_cluster.up(local_stack)
-    on_cluster = redis_cluster.cluster_settings(local_stack)
+    started = redis_cluster.up(stack_settings)
+    on_cluster = redis_cluster.cluster_settings(local_stack, stack_settings)
     client = connect(on_cluster)
     before = crossslot_errors(client)
     yield on_cluster
     after = crossslot_errors(client)
     client.close()
     if started:
-        redis_cluster.down(local_stack)
+        redis_cluster.down(stack_settings)
     assert after == before, f"{after - before} command(s) refused with CROSSSLOT"
 
 

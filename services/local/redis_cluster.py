@@ -31,6 +31,7 @@ from phonebank.local.stack import (
     stack_paths,
     stop_process,
 )
+from phonebank.local.stack_settings import StackSettings
 from phonebank.settings import Settings
 
 #: redis-server processes of the local cluster: 3 masters, each with 1 replica
@@ -45,7 +46,7 @@ SLOTS = 16384
 CREATE_TIMEOUT_SECONDS = 60.0
 
 
-def node_ports(settings: Settings) -> list[int]:
+def node_ports(settings: StackSettings) -> list[int]:
     """The client port of every node."""
     return [settings.stack_redis_cluster_port + index for index in range(NODES)]
 
@@ -55,21 +56,21 @@ def process_name(port: int) -> str:
     return f"redis-cluster-{port}"
 
 
-def seeds_url(settings: Settings) -> str:
+def seeds_url(settings: StackSettings) -> str:
     """``PHONEBANK_REDIS_URL`` for the local cluster: every node as a seed."""
     return ",".join(f"redis://127.0.0.1:{port}" for port in node_ports(settings))
 
 
-def cluster_settings(settings: Settings) -> Settings:
-    """``settings`` pointed at the local cluster."""
-    return settings.model_copy(update={"redis_url": seeds_url(settings), "redis_cluster": True})
+def cluster_settings(settings: Settings, stack: StackSettings) -> Settings:
+    """``settings`` pointed at the local cluster of ``stack``."""
+    return settings.model_copy(update={"redis_url": seeds_url(stack), "redis_cluster": True})
 
 
 def _node(port: int) -> redis.Redis:
     return redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, decode_responses=True)
 
 
-def start_node(settings: Settings, paths: Paths, index: int) -> None:
+def start_node(settings: StackSettings, paths: Paths, index: int) -> None:
     """Start one node unless it runs already."""
     port = node_ports(settings)[index]
     name = process_name(port)
@@ -93,7 +94,9 @@ def start_node(settings: Settings, paths: Paths, index: int) -> None:
     spawn(paths, name, [require_tool("redis-server"), str(DEPLOY_LOCAL / "redis.conf"), *flags])
 
 
-def _wait(settings: Settings, paths: Paths, what: str, check: Callable[[Settings], bool]) -> None:
+def _wait(
+    settings: StackSettings, paths: Paths, what: str, check: Callable[[StackSettings], bool]
+) -> None:
     """Wait until ``check`` holds; a node that exits meanwhile is an error."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while not check(settings):
@@ -116,7 +119,7 @@ def _answers(port: int) -> bool:
         client.close()
 
 
-def nodes_answer(settings: Settings) -> bool:
+def nodes_answer(settings: StackSettings) -> bool:
     """Every node answers PING."""
     return all(_answers(port) for port in node_ports(settings))
 
@@ -145,7 +148,7 @@ def masters_with_replicas(port: int) -> int:
     return len({tuple(shard[2][:2]) for shard in shards if len(shard) > 2 + REPLICAS_PER_MASTER})
 
 
-def cluster_ready(settings: Settings) -> bool:
+def cluster_ready(settings: StackSettings) -> bool:
     """Every node says ``cluster_state:ok`` with all slots assigned, and 3 masters each
     have a replica."""
     masters = NODES // (1 + REPLICAS_PER_MASTER)
@@ -156,12 +159,12 @@ def cluster_ready(settings: Settings) -> bool:
     return masters_with_replicas(node_ports(settings)[0]) == masters
 
 
-def formed(settings: Settings) -> bool:
+def formed(settings: StackSettings) -> bool:
     """Whether the nodes already know each other (a cluster was created before)."""
     return cluster_info(node_ports(settings)[0]).get("cluster_known_nodes") == str(NODES)
 
 
-def create(settings: Settings) -> None:
+def create(settings: StackSettings) -> None:
     """``redis-cli --cluster create`` over the six nodes, one replica per master."""
     addresses = [f"127.0.0.1:{port}" for port in node_ports(settings)]
     result = subprocess.run(
@@ -184,7 +187,7 @@ def create(settings: Settings) -> None:
         raise StackError("redis-cli --cluster create failed: " + " | ".join(tail))
 
 
-def up(settings: Settings) -> bool:
+def up(settings: StackSettings) -> bool:
     """Start the nodes that are not running, form the cluster once, wait until ready.
     Returns True if any node started."""
     paths = stack_paths(settings)
@@ -200,13 +203,13 @@ def up(settings: Settings) -> bool:
     return not all(running)
 
 
-def down(settings: Settings) -> list[str]:
+def down(settings: StackSettings) -> list[str]:
     """Stop every node of the local cluster; returns the names that were running."""
     paths = stack_paths(settings)
     return [name for name in map(process_name, node_ports(settings)) if stop_process(paths, name)]
 
 
-def status(settings: Settings) -> dict[str, str]:
+def status(settings: StackSettings) -> dict[str, str]:
     """``redis-cluster-PORT → 'ready (pid N)' | 'starting (pid N)' | 'stopped'``."""
     paths = stack_paths(settings)
     report = {}

@@ -85,9 +85,7 @@ def migrate_keys(source: Master, target: Master, slot: int) -> int:
     moved = 0
     with source.client() as node:
         while keys := node.cluster("GETKEYSINSLOT", slot, MIGRATE_BATCH):
-            node.execute_command(
-                "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys
-            )
+            node.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
             moved += len(keys)
     return moved
 
@@ -107,7 +105,9 @@ def move_slot(any_port: int, slot: int, target: Master) -> None:
     start_migration(source, target, slot)
     migrate_keys(source, target, slot)
     finish_migration(masters(any_port), target, slot)
-    wait_for(lambda: owner(any_port, slot).node_id == target.node_id, f"slot {slot} on {target.port}")
+    wait_for(
+        lambda: owner(any_port, slot).node_id == target.node_id, f"slot {slot} on {target.port}"
+    )
 
 
 def slot_owner_port(client: RedisCluster, slot: int) -> int:

@@ -54,7 +54,8 @@ def cluster_client(redis_client: RedisClient) -> Iterator[RedisCluster]:
 
 
 def seed_port(settings: Settings) -> int:
-    return settings.stack_redis_cluster_port
+    """The port of the first seed node."""
+    return int(settings.redis_url.split(",", maxsplit=1)[0].rsplit(":", 1)[1])
 
 
 def test_every_master_serves_its_share_of_the_regions(
