@@ -17,7 +17,8 @@ from phonebank.assigner import app as assigner_service
 from phonebank.gateway import cli as gateway_service
 from phonebank.ingest import cli as ingest_cli
 from phonebank.local import demo as demo_run
-from phonebank.local import stack
+from phonebank.local import redis_cluster, stack
+from phonebank.local.stack_settings import StackSettings, load_stack_settings
 from phonebank.ops import dnc as dnc_cli
 from phonebank.ops import rebuild
 from phonebank.ops import volunteers as volunteers_cli
@@ -37,22 +38,33 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """Print the effective settings, secrets masked (or the README's table of them)."""
     if args.markdown:
         print(markdown_table())
+        print("\nLocal stack only (`phonebank stack`, the demo, the tests):\n")
+        print(markdown_table(StackSettings))
     else:
         print(json.dumps(settings.masked(), indent=2, sort_keys=True))
     return 0
 
 
-def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
-    """Run one stack action."""
+def cmd_stack(args: argparse.Namespace, _: Settings) -> int:
+    """Run one stack action (the stack has its own settings, ``PHONEBANK_STACK_*``)."""
     try:
+        settings = load_stack_settings()
         if args.action == "up":
             started = stack.up(settings)
+            if args.redis_cluster:
+                started = redis_cluster.up(settings) or started
+                print(
+                    f"Redis Cluster: PHONEBANK_REDIS_CLUSTER=true PHONEBANK_REDIS_URL="
+                    f"{redis_cluster.seeds_url(settings)}"
+                )
             print("stack started" if started else "stack already running")
         elif args.action == "down":
             stopped = stack.down(settings)
             print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
         elif args.action == "status":
             report = stack.status(settings)
+            if args.redis_cluster:
+                report.update(redis_cluster.status(settings))
             for name, state in report.items():
                 print(f"{name}: {state}")
             return 0 if all(s.startswith("ready") for s in report.values()) else 1
@@ -82,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     stack_parser = commands.add_parser("stack", help="run the local Kafka + Redis stack")
     stack_parser.add_argument("action", choices=["up", "down", "status", "logs"])
     stack_parser.add_argument("--lines", type=int, default=40, help="log lines to show")
+    stack_parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="up: also a local Redis Cluster (3 masters, 3 replicas); status: show its nodes",
+    )
     stack_parser.set_defaults(handler=cmd_stack)
 
     for add_parser in _service_parsers():

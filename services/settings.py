@@ -7,7 +7,6 @@ naming the environment variable (see :func:`load_settings`).
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -91,7 +90,14 @@ class Settings(BaseSettings):
 
     # --- Redis ----------------------------------------------------------------------
     redis_url: str = Field(
-        "redis://127.0.0.1:16379/0", description="Redis DSN: redis[s]://[:password@]host:port/db."
+        "redis://127.0.0.1:16379/0",
+        description="Redis DSN: redis[s]://[:password@]host:port/db; with PHONEBANK_REDIS_CLUSTER, "
+        "a comma list of seed nodes redis[s]://[:password@]host:port (db 0).",
+    )
+    redis_cluster: bool = Field(
+        False,
+        description="Redis Cluster: PHONEBANK_REDIS_URL lists seed nodes, the client follows "
+        "the cluster's slot map (docs/redis-cluster.md).",
     )
 
     # --- leases ---------------------------------------------------------------------
@@ -212,19 +218,6 @@ class Settings(BaseSettings):
         "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level."
     )
 
-    # --- local stack ----------------------------------------------------------------
-    stack_dir: Path = Field(
-        Path(".stack"), description="Folder of the local stack's jars, data, logs and pids."
-    )
-    stack_kafka_port: int = Field(19092, ge=1, le=65535, description="Local Kafka port.")
-    stack_controller_port: int = Field(
-        19093, ge=1, le=65535, description="Local KRaft controller port."
-    )
-    stack_redis_port: int = Field(16379, ge=1, le=65535, description="Local Redis port.")
-    stack_kafka_heap_mb: int = Field(
-        512, ge=128, le=8192, description="Local Kafka JVM heap (MiB)."
-    )
-
     @field_validator(
         "numbering_plan",
         "volunteer_token_public_keys",
@@ -259,11 +252,12 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_dsn(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in {"redis", "rediss", "unix"}:
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        if parts.scheme != "unix" and not parts.hostname:
-            raise ValueError("needs a host, e.g. redis://127.0.0.1:6379/0")
+        for dsn in value.split(","):
+            parts = urlsplit(dsn.strip())
+            if parts.scheme not in {"redis", "rediss", "unix"}:
+                raise ValueError("must start with redis://, rediss:// or unix://")
+            if parts.scheme != "unix" and not parts.hostname:
+                raise ValueError("needs a host, e.g. redis://127.0.0.1:6379/0")
         return value
 
     @field_validator("kafka_bootstrap_servers")
@@ -274,6 +268,21 @@ class Settings(BaseSettings):
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"{server!r} is not host:port")
         return value
+
+    @model_validator(mode="after")
+    def _redis_topology(self) -> Settings:
+        seeds = [urlsplit(dsn.strip()) for dsn in self.redis_url.split(",")]
+        url, flag = env_name("redis_url"), env_name("redis_cluster")
+        if not self.redis_cluster:
+            if len(seeds) > 1:
+                raise ValueError(f"{url}: a comma list of seed nodes needs {flag}=true")
+            return self
+        for seed in seeds:
+            if seed.scheme == "unix" or seed.path.strip("/") not in {"", "0"}:
+                raise ValueError(f"{url}: with {flag}=true each seed is host:port, db 0")
+        if len({(seed.scheme, seed.username, seed.password) for seed in seeds}) > 1:
+            raise ValueError(f"{url}: every cluster seed needs the same scheme and credentials")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -324,7 +333,9 @@ def day_hours(item: str) -> tuple[str, dt.time, dt.time]:
 
 
 def mask_dsn(dsn: str) -> str:
-    """Replace the password of a DSN by ``***``."""
+    """Replace the password of a DSN (or of each DSN of a comma list) by ``***``."""
+    if "," in dsn:
+        return ",".join(mask_dsn(item.strip()) for item in dsn.split(","))
     parts = urlsplit(dsn)
     if not parts.password:
         return dsn
@@ -370,11 +381,11 @@ def load_settings(**overrides: Any) -> Settings:
         raise SettingsError("invalid setting " + "; ".join(problems)) from None
 
 
-def markdown_table() -> str:
-    """The configuration table of the README, generated from the fields."""
+def markdown_table(model: type[BaseSettings] = Settings) -> str:
+    """The configuration table of the README, generated from the fields of ``model``."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    defaults = Settings.model_construct()
-    for name, field in Settings.model_fields.items():
+    defaults = model.model_construct()
+    for name, field in model.model_fields.items():
         default = getattr(defaults, name)
         if isinstance(default, SecretStr):
             shown = MASK

@@ -37,6 +37,7 @@ from phonebank.gateway.api import Answer, ApiRequest, LeaseApi, refusal
 from phonebank.gateway.errors import ApiError, not_found
 from phonebank.infra import metrics as names
 from phonebank.infra.http import SecurityHeaders
+from phonebank.infra.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class Gateway:
     def __init__(
         self,
         api: LeaseApi,
-        client: redis.Redis,
+        client: RedisClient,
         registry: CollectorRegistry,
         trusted_proxies: Sequence[str] = (),
     ) -> None:

@@ -16,7 +16,6 @@ import logging
 import sys
 from collections.abc import Callable
 
-import redis
 from prometheus_client import CollectorRegistry
 
 from phonebank.domain.guidelines import load_guidelines
@@ -25,6 +24,7 @@ from phonebank.gateway.app import Gateway, create_app
 from phonebank.gateway.guard import Guard, RateLimits
 from phonebank.gateway.tokens import TokenVerifier, load_public_keys, mint
 from phonebank.infra.http import HttpLimits, RunningServer, start
+from phonebank.infra.redis_client import RedisClient, connect
 from phonebank.infra.shutdown import stop_on_signals
 from phonebank.leases.client import GIL_SWITCH_INTERVAL_SECONDS, LeaseClient
 from phonebank.leases.keys import KeyScheme
@@ -58,12 +58,12 @@ def guideline_renderer() -> Callable[[str], str]:
 
 
 def build_gateway(
-    settings: Settings, client: redis.Redis | None = None, leases: LeaseClient | None = None
+    settings: Settings, client: RedisClient | None = None, leases: LeaseClient | None = None
 ) -> Gateway:
     """A gateway on its own metrics registry, from the settings (or the given parts)."""
     secret = require_volunteer_secret(settings)
-    client = client or redis.Redis.from_url(
-        settings.redis_url,
+    client = client or connect(
+        settings,
         socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
         socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
         max_connections=REDIS_MAX_CONNECTIONS,

@@ -18,13 +18,14 @@ import threading
 import time
 from collections import OrderedDict
 
-import redis
 from limits import RateLimitItem, parse
-from limits.storage import RedisStorage
+from limits.storage import RedisClusterStorage, RedisStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
+from redis.cluster import RedisCluster
 
 from phonebank.gateway.errors import ApiError, banned, rate_limited, unauthorized
 from phonebank.gateway.tokens import TokenError, TokenVerifier, VolunteerToken
+from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.limits import volunteer_hash
 
@@ -49,15 +50,20 @@ class RateLimits:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         prefix: str,
         per_token: str,
         per_address: str,
         auth_failures: str,
     ) -> None:
-        storage = RedisStorage(
-            "redis://", connection_pool=client.connection_pool, key_prefix=f"{prefix}:limits"
-        )
+        storage: RedisStorage
+        if isinstance(client, RedisCluster):
+            nodes = ",".join(f"{node.host}:{node.port}" for node in client.get_nodes())
+            storage = RedisClusterStorage(f"redis+cluster://{nodes}", key_prefix=f"{prefix}:limits")
+        else:
+            storage = RedisStorage(
+                "redis://", connection_pool=client.connection_pool, key_prefix=f"{prefix}:limits"
+            )
         self._limiter = SlidingWindowCounterRateLimiter(storage)
         self.per_token: RateLimitItem = parse(per_token)
         self.per_address: RateLimitItem = parse(per_address)
@@ -80,7 +86,7 @@ class Guard:
         self,
         verifier: TokenVerifier,
         limits: RateLimits,
-        client: redis.Redis,
+        client: RedisClient,
         keys: KeyScheme,
     ) -> None:
         self._verifier = verifier

@@ -14,9 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from phonebank.domain.lease_types import LeaseError, split_lease_id
+from phonebank.infra.redis_client import RedisClient
 from phonebank.infra.replies import reply_text
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.limits import token_owner
@@ -45,7 +44,7 @@ class OpenLease:
 class OpenLeases:
     """Writes and reads the volunteer's ``open`` record."""
 
-    def __init__(self, client: redis.Redis, keys: KeyScheme, scripts: Scripts, ttl_ms: int) -> None:
+    def __init__(self, client: RedisClient, keys: KeyScheme, scripts: Scripts, ttl_ms: int) -> None:
         self._client = client
         self._keys = keys
         self._scripts = scripts

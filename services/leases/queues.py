@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
-import redis
 
+from phonebank.infra.redis_client import RedisClient, RedisPipeline
 from phonebank.infra.replies import reply_text
 from phonebank.leases.keys import KeyScheme, RegionKeys
 from phonebank.leases.resp import Integers
@@ -27,7 +27,7 @@ BATCH_ID_BYTES = 12
 
 
 def enqueue_chunk(
-    client: redis.Redis,
+    client: RedisClient,
     keys: KeyScheme,
     region: str,
     numbers: Sequence[int],
@@ -52,11 +52,10 @@ def queue_numbers(
 ) -> int:
     """Add the ``enqueue`` calls for ``numbers`` to ``pipe``; returns how many calls."""
     region_keys = keys.region(region)
-    script_keys = [region_keys.ready, region_keys.dnc, region_keys.counters, region_keys.chunks]
     calls = 0
     for start in range(0, len(numbers), ENQUEUE_BATCH):
         batch = np.asarray(numbers[start : start + ENQUEUE_BATCH], dtype=np.int64)
-        pipe.script("enqueue", script_keys, [batch_id(pack_numbers(batch))], batch)
+        pipe.script("enqueue", region_keys, [batch_id(pack_numbers(batch))], batch)
         calls += 1
     return calls
 
@@ -116,14 +115,14 @@ class QueueDepths:
         )
 
 
-def known_regions(client: redis.Redis, keys: KeyScheme) -> list[str]:
+def known_regions(client: RedisClient, keys: KeyScheme) -> list[str]:
     """The regions that have ever had numbers queued, sorted."""
     members = cast(Iterable[bytes | str], client.smembers(keys.regions))
     return sorted(reply_text(member) for member in members)
 
 
 def queue_depths(
-    client: redis.Redis, keys: KeyScheme, regions: Iterable[str], now_ms: int
+    client: RedisClient, keys: KeyScheme, regions: Iterable[str], now_ms: int
 ) -> dict[str, QueueDepths]:
     """The depths of every region in ``regions`` at ``now_ms``, read in one pipeline."""
     region_list = list(regions)
@@ -147,7 +146,7 @@ def queue_depths(
     return depths
 
 
-def _queue_commands(pipe: redis.client.Pipeline, region: RegionKeys, now_ms: int) -> None:
+def _queue_commands(pipe: RedisPipeline, region: RegionKeys, now_ms: int) -> None:
     pipe.llen(region.ready)
     pipe.zcard(region.due)
     pipe.zcount(region.due, "-inf", now_ms)

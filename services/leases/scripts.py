@@ -5,24 +5,31 @@ script, BullMQ style). The rendered text is what runs on Redis; other clients (a
 or Go frontend) can take it from :func:`render_all` or from
 ``python -m phonebank.leases.scripts OUTPUT_FOLDER``.
 
-Return codes shared by the scripts are mirrored in :class:`ReturnCode`.
+Each script's header lists its KEYS by name (``1 ready LIST …``); the names are
+attributes of the key scheme (:class:`~phonebank.leases.keys.RegionKeys`,
+:class:`~phonebank.leases.keys.VolunteerKeys`), so a caller passes the key holder and the
+KEYS list is built from the header, in its order (:func:`resolve_keys`): the order is
+written once, in the script. Return codes shared by the scripts are mirrored in
+:class:`ReturnCode` (a test keeps it equal to ``lua/includes/codes.lua``).
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import hiredis
 import redis
 
+from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.resp import Integers, pack_with_integers
+from phonebank.leases.transport import transport_for
 
 #: Folder of the scripts shipped with the package.
 LUA_FOLDER = Path(__file__).with_name("lua")
@@ -30,20 +37,21 @@ LUA_FOLDER = Path(__file__).with_name("lua")
 SCRIPT_NAME = re.compile(r"^(?P<operation>[a-z]+)-(?P<numkeys>\d+)\.lua$")
 #: ``--- @include "includes/time.lua"``
 INCLUDE_LINE = re.compile(r'^---\s*@include\s+"(?P<path>[^"]+)"\s*$')
+#: the KEYS block of a script header: from the ``KEYS`` line to the ``ARGV`` line
+KEYS_BLOCK = re.compile(r"^\s*KEYS\s*$(?P<block>.*?)^\s*ARGV\b", re.MULTILINE | re.DOTALL)
+#: one entry of a KEYS block, ``1 ready LIST`` (several entries may share a line)
+KEY_ENTRY = re.compile(
+    r"(?<!\S)(?P<index>\d+)\s+(?P<name>[a-z_]+)\s+(?:LIST|ZSET|HASH|SET|STREAM|STRING)\b"
+)
+
+#: what a caller passes for a script's KEYS: an object whose attributes are named as the
+#: header's keys (a key needing the lease id, ``lease``, is a method taking it), or a
+#: mapping of name to key
+KeyHolder = object | Mapping[str, str]
 
 #: one command as Redis protocol bytes (hiredis's encoder; its stub types the command
 #: as a one-element tuple, though it takes any length)
 pack_command = cast(Callable[[tuple[str | int | bytes, ...]], bytes], hiredis.pack_command)
-
-
-class _Connection(Protocol):
-    """The part of a pooled redis-py connection a batch uses (redis-py leaves it untyped)."""
-
-    def send_packed_command(self, command: list[bytes]) -> None: ...
-
-    def read_response(self) -> Any: ...
-
-    def disconnect(self) -> None: ...
 
 
 class ReturnCode(IntEnum):
@@ -91,13 +99,41 @@ def _render(path: Path, seen: set[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def header_key_names(text: str, script: str) -> tuple[str, ...]:
+    """The KEYS of a script's header by name, in KEYS order (entries numbered 1..n)."""
+    block = KEYS_BLOCK.search(text)
+    if block is None:
+        raise ScriptError(f"{script}: the header has no KEYS … ARGV block")
+    entries = [(int(m["index"]), m["name"]) for m in KEY_ENTRY.finditer(block["block"])]
+    entries.sort()
+    if [index for index, _ in entries] != list(range(1, len(entries) + 1)):
+        raise ScriptError(f"{script}: KEYS must be numbered 1..n, got {entries}")
+    return tuple(name for _, name in entries)
+
+
 @dataclass(frozen=True)
 class ScriptSource:
-    """One operation's rendered script."""
+    """One operation's rendered script, with its KEYS names from the header."""
 
     operation: str
     numkeys: int
     text: str
+    key_names: tuple[str, ...]
+
+    def keys(self, holder: KeyHolder, lease_id: str | None = None) -> list[str]:
+        """The KEYS list of a call: each header name looked up on ``holder``."""
+        keys = []
+        for name in self.key_names:
+            try:
+                value = holder[name] if isinstance(holder, Mapping) else getattr(holder, name)
+            except (KeyError, AttributeError):
+                raise ScriptError(f"{self.operation}: no key {name!r} on {holder!r}") from None
+            if callable(value):
+                if lease_id is None:
+                    raise ScriptError(f"{self.operation}: key {name!r} needs the lease id")
+                value = value(lease_id)
+            keys.append(str(value))
+        return keys
 
 
 @lru_cache(maxsize=4)
@@ -108,15 +144,18 @@ def render_all(folder: Path = LUA_FOLDER) -> dict[str, ScriptSource]:
         match = SCRIPT_NAME.match(path.name)
         if match is None:
             raise ScriptError(f"{path.name}: script names are <operation>-<numkeys>.lua")
-        operation = match["operation"]
-        sources[operation] = ScriptSource(operation, int(match["numkeys"]), render(path))
+        operation, numkeys = match["operation"], int(match["numkeys"])
+        names = header_key_names(path.read_text(encoding="utf-8"), path.name)
+        if len(names) != numkeys:
+            raise ScriptError(f"{path.name}: the header lists {len(names)} KEYS, not {numkeys}")
+        sources[operation] = ScriptSource(operation, numkeys, render(path), names)
     return sources
 
 
 class Scripts:
     """The scripts registered with one redis-py client (EVALSHA, EVAL on NOSCRIPT)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self._sources = render_all()
         self._registered = {
             name: client.register_script(source.text) for name, source in self._sources.items()
@@ -130,21 +169,25 @@ class Scripts:
         """The SHA1 Redis knows ``operation`` by."""
         return str(self._registered[operation].sha)
 
-    def pipeline(self, client: redis.Redis) -> ScriptPipeline:
+    def pipeline(self, client: RedisClient) -> ScriptPipeline:
         """A one-round-trip batch of script calls and commands."""
         return ScriptPipeline(self, client)
 
     def run(
         self,
         operation: str,
-        keys: list[str],
+        keys: KeyHolder,
         args: Sequence[str | int | bytes],
+        *,
+        lease_id: str | None = None,
     ) -> list[Any]:
-        """Run ``operation`` with ``keys`` and ``args`` (one round trip; batches of calls go
-        through :meth:`pipeline`)."""
-        source = self._sources[operation]
-        if len(keys) != source.numkeys:
-            raise ScriptError(f"{operation} takes {source.numkeys} keys, got {len(keys)}")
+        """Run ``operation`` with the KEYS of ``keys`` and ``args`` (one round trip;
+        batches of calls go through :meth:`pipeline`)."""
+        return self._run_resolved(operation, self._sources[operation].keys(keys, lease_id), args)
+
+    def _run_resolved(
+        self, operation: str, keys: list[str], args: Sequence[str | int | bytes]
+    ) -> list[Any]:
         reply = self._registered[operation](keys=keys, args=args)
         return reply  # type: ignore[no-any-return]
 
@@ -152,10 +195,11 @@ class Scripts:
 class ScriptPipeline:
     """Script calls and plain commands sent in ONE round trip (no transaction).
 
-    The batch is written on one pooled connection and its replies read back in order,
-    through redis-py's connection API (``send_packed_command``/``read_response``) rather
-    than its ``Pipeline`` object, whose per-command bookkeeping cost more client CPU than
-    the round trip itself on the lease path (``benchmarks/leases.py``). Each command is
+    The batch is written on one pooled connection (on a Redis Cluster, one per master,
+    grouped by slot: :mod:`phonebank.leases.transport`) and its replies read back in
+    order, through redis-py's connection API (``send_packed_command``/``read_response``)
+    rather than its ``Pipeline`` object, whose per-command bookkeeping cost more client
+    CPU than the round trip itself on the lease path (``benchmarks/leases.py``). Each command is
     encoded when queued (hiredis; long runs of integers by :mod:`phonebank.leases.resp`).
     Replies are raw RESP values (integers, not booleans). Unlike redis-py's script
     pipelining this sends no ``SCRIPT EXISTS`` first: a call refused with NOSCRIPT
@@ -163,25 +207,31 @@ class ScriptPipeline:
     raised, never retried: a script that may have run once must not run twice unasked.
     """
 
-    def __init__(self, scripts: Scripts, client: redis.Redis) -> None:
+    def __init__(self, scripts: Scripts, client: RedisClient) -> None:
         self._scripts = scripts
-        self._pool = client.connection_pool
+        self._transport = transport_for(client)
         self._packed: list[bytes] = []
+        #: per command, the key that routes it to its Cluster slot (None: any node)
+        self._routes: list[str | None] = []
         #: per command, the script call to replay on NOSCRIPT (None: not a script)
         self._calls: list[tuple[str, list[str], Sequence[str | int | bytes]] | None] = []
 
     def script(
         self,
         operation: str,
-        keys: list[str],
+        holder: KeyHolder,
         args: Sequence[str | int | bytes],
         integers: Integers | None = None,
+        *,
+        lease_id: str | None = None,
     ) -> None:
-        """Queue a script call; ``integers`` (non-negative), if given, follow ``args``."""
+        """Queue a script call with the KEYS of ``holder`` (``lease_id`` for a script
+        whose KEYS name the lease hash); ``integers`` (non-negative), if given, follow
+        ``args``."""
         source = self._scripts.source(operation)
-        if len(keys) != source.numkeys:
-            raise ScriptError(f"{operation} takes {source.numkeys} keys, got {len(keys)}")
+        keys = source.keys(holder, lease_id)
         head = ("EVALSHA", self._scripts.sha(operation), source.numkeys, *keys, *args)
+        self._routes.append(keys[0] if keys else None)
         if integers is None:
             self._packed.append(pack_command(head))
             self._calls.append((operation, keys, args))
@@ -192,6 +242,7 @@ class ScriptPipeline:
     def _command(self, *command: str | int | bytes) -> None:
         self._packed.append(pack_command(command))
         self._calls.append(None)
+        self._routes.append(str(command[1]) if len(command) > 1 else None)
 
     def ping(self) -> None:
         """Queue a PING (the bare round trip, for comparison in benchmarks/leases.py)."""
@@ -210,6 +261,7 @@ class ScriptPipeline:
         bit's value before, in order)."""
         self._packed.append(pack_with_integers(("BITFIELD", key), offsets, ("SET", "u1"), (1,)))
         self._calls.append(None)
+        self._routes.append(key)
 
     def zcount(self, key: str, low: str | int, high: str | int) -> None:
         """Queue a ZCOUNT."""
@@ -254,30 +306,14 @@ class ScriptPipeline:
         replies = self._round_trip()
         for index, (reply, call) in enumerate(zip(replies, self._calls, strict=True)):
             if isinstance(reply, redis.exceptions.NoScriptError) and call is not None:
-                replies[index] = self._scripts.run(*call)
+                replies[index] = self._scripts._run_resolved(*call)
             elif isinstance(reply, Exception):
                 raise reply
         return replies
 
     def _round_trip(self) -> list[Any]:
-        """Write the batch, read one reply per command (an error reply is kept as its
-        exception, so that every reply is read and the connection stays in step)."""
-        pooled = self._pool.get_connection()
-        connection = cast(_Connection, pooled)
-        try:
-            connection.send_packed_command([b"".join(self._packed)])
-            replies: list[Any] = []
-            for _ in self._packed:
-                try:
-                    replies.append(connection.read_response())
-                except redis.exceptions.ResponseError as error:
-                    replies.append(error)
-        except BaseException:
-            connection.disconnect()  # replies may be left unread: never reuse it as is
-            raise
-        finally:
-            self._pool.release(pooled)
-        return replies
+        """Send the batch, one reply per command (an error reply kept as its exception)."""
+        return self._transport.round_trip(self._packed, self._routes)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,10 +26,11 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
+from phonebank.domain import clock
 from phonebank.domain.calling_hours import CallingPolicy, open_regions
+from phonebank.infra.redis_client import connect
 from phonebank.leases.client import (
     GIL_SWITCH_INTERVAL_SECONDS,
     LeaseClient,
@@ -39,6 +40,7 @@ from phonebank.leases.metrics import LeaseMetrics
 from phonebank.local import stack
 from phonebank.local.demo_screen import final_table, progress_line, tally_matches
 from phonebank.local.simulated_volunteers import Tally, Volunteer
+from phonebank.local.stack_settings import load_stack_settings
 from phonebank.settings import Settings, env_name
 
 #: seconds the demo waits for a background service to answer, or for the reporter to
@@ -88,7 +90,7 @@ def demo_settings(settings: Settings, args: argparse.Namespace) -> Settings:
 
 def any_region_open(settings: Settings) -> bool:
     """Whether some region of the campaign is inside its calling window now."""
-    now_ms = int(time.time() * 1000)
+    now_ms = clock.now_ms()
     policy = CallingPolicy.from_settings(settings)
     return bool(open_regions(campaign_region_zones(settings), policy, now_ms))
 
@@ -208,7 +210,7 @@ def save_snapshots(settings: Settings, folder: Path, volunteers: CollectorRegist
 def call(settings: Settings, args: argparse.Namespace, registry: CollectorRegistry) -> Tally:
     """Run the volunteers for ``--duration`` seconds, showing progress."""
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings)
     leases = LeaseClient(settings, client, metrics=LeaseMetrics(registry))
     tally = Tally()
     stop = threading.Event()
@@ -248,9 +250,10 @@ def wait_counted(settings: Settings, tally: Tally) -> dict[str, Any]:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Run the demo; 0 when the reporter's table matches what the volunteers did."""
-    stack.up(settings)
+    stack_settings = load_stack_settings()
+    stack.up(stack_settings)
     settings = demo_settings(settings, args)
-    folder = (settings.stack_dir / "demo" / settings.key_prefix).resolve()
+    folder = (stack_settings.stack_dir / "demo" / settings.key_prefix).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     print(f"demo namespace {settings.key_prefix}; logs and files in {folder}")
     with ExitStack() as exits:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-import redis
-
 from phonebank.domain.lease_types import LeaseError
 from phonebank.gateway.tokens import VOLUNTEER_ID_PATTERN
+from phonebank.infra.redis_client import RedisClient, connect
 from phonebank.leases.client import LeaseClient
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.limits import volunteer_hash
@@ -26,7 +25,7 @@ EXIT_USAGE = 2
 
 def ban(
     settings: Settings,
-    client: redis.Redis,
+    client: RedisClient,
     volunteer_ids: list[str],
     leases: LeaseClient | None = None,
 ) -> int:
@@ -46,7 +45,7 @@ def ban(
     return ended
 
 
-def unban(settings: Settings, client: redis.Redis, volunteer_ids: list[str]) -> int:
+def unban(settings: Settings, client: RedisClient, volunteer_ids: list[str]) -> int:
     """Take the volunteers off the ban list; return how many were on it."""
     secret = require_volunteer_secret(settings)
     banned_key = KeyScheme(settings.key_prefix, settings.campaign).banned
@@ -62,7 +61,7 @@ def cmd_volunteers(args: argparse.Namespace, settings: Settings) -> int:
     if bad:
         print("phonebank volunteers: ids are 1-64 of A-Z a-z 0-9 _ . @ -", file=sys.stderr)
         return EXIT_USAGE
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings)
     try:
         if args.volunteers_action == "ban":
             ended = ban(settings, client, args.volunteer_ids)

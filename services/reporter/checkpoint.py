@@ -14,8 +14,7 @@ import json
 import zlib
 from dataclasses import dataclass, field
 
-import redis
-
+from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.keys import ReporterKeys
 from phonebank.reporter.aggregate import Aggregator
 
@@ -60,7 +59,7 @@ def decode(blob: bytes, topic: str) -> Checkpoint | None:
 class CheckpointStore:
     """Loads and saves the reporter's checkpoint in Redis."""
 
-    def __init__(self, client: redis.Redis, keys: ReporterKeys) -> None:
+    def __init__(self, client: RedisClient, keys: ReporterKeys) -> None:
         self.redis = client
         self.key = keys.checkpoint
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-import redis
-
+from phonebank.domain.clock import HOUR_MS, MINUTE_MS
 from phonebank.domain.records import OutcomeEvent
+from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.keys import ReporterKeys
 
 #: milliseconds in one minute / one hour (bucket widths)
-MS_PER_MINUTE = 60_000
-MS_PER_HOUR = 3_600_000
 #: minutes in the short window, hours in the long one
 SHORT_WINDOW_MINUTES = 15
 LONG_WINDOW_HOURS = 24
@@ -32,7 +30,7 @@ HOUR_BUCKET_TTL_SECONDS = (LONG_WINDOW_HOURS + 2) * 3600
 class ActiveVolunteers:
     """Records volunteers per time bucket and counts them over the two windows."""
 
-    def __init__(self, client: redis.Redis, keys: ReporterKeys) -> None:
+    def __init__(self, client: RedisClient, keys: ReporterKeys) -> None:
         self.redis = client
         self.keys = keys
 
@@ -40,38 +38,36 @@ class ActiveVolunteers:
         """Add the volunteers of ``events`` to their buckets (skipping long-closed ones)."""
         minutes: dict[int, set[str]] = defaultdict(set)
         hours: dict[int, set[str]] = defaultdict(set)
-        oldest_ms = now_ms - LONG_WINDOW_HOURS * MS_PER_HOUR - MS_PER_HOUR
+        oldest_ms = now_ms - LONG_WINDOW_HOURS * HOUR_MS - HOUR_MS
         for event in events:
             at_ms = event.completed_at_ms
             if at_ms < oldest_ms:
                 continue
-            hours[at_ms // MS_PER_HOUR].add(event.volunteer)
-            if at_ms >= now_ms - (SHORT_WINDOW_MINUTES + 1) * MS_PER_MINUTE:
-                minutes[at_ms // MS_PER_MINUTE].add(event.volunteer)
+            hours[at_ms // HOUR_MS].add(event.volunteer)
+            if at_ms >= now_ms - (SHORT_WINDOW_MINUTES + 1) * MINUTE_MS:
+                minutes[at_ms // MINUTE_MS].add(event.volunteer)
         if not hours:
             return
         pipe = self.redis.pipeline(transaction=False)
         for minute, members in minutes.items():
             key = self.keys.volunteers_minute(minute)
             pipe.pfadd(key, *members)
-            pipe.expireat(key, (minute + 1) * MS_PER_MINUTE // 1000 + MINUTE_BUCKET_TTL_SECONDS)
+            pipe.expireat(key, (minute + 1) * MINUTE_MS // 1000 + MINUTE_BUCKET_TTL_SECONDS)
         for hour, members in hours.items():
             key = self.keys.volunteers_hour(hour)
             pipe.pfadd(key, *members)
-            pipe.expireat(key, (hour + 1) * MS_PER_HOUR // 1000 + HOUR_BUCKET_TTL_SECONDS)
+            pipe.expireat(key, (hour + 1) * HOUR_MS // 1000 + HOUR_BUCKET_TTL_SECONDS)
         pipe.execute()
 
     def counts(self, now_ms: int) -> tuple[int, int]:
         """Distinct volunteers over the last 15 minutes and the last 24 hours."""
-        minute = now_ms // MS_PER_MINUTE
-        hour = now_ms // MS_PER_HOUR
+        minute = now_ms // MINUTE_MS
+        hour = now_ms // HOUR_MS
         short = [
             self.keys.volunteers_minute(m)
             for m in range(minute - SHORT_WINDOW_MINUTES + 1, minute + 1)
         ]
         long = [self.keys.volunteers_hour(h) for h in range(hour - LONG_WINDOW_HOURS + 1, hour + 1)]
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.pfcount(*short)
-        pipe.pfcount(*long)
-        short_count, long_count = pipe.execute()
-        return int(short_count), int(long_count)
+        # Two calls, not a pipeline: redis-py's cluster pipeline refuses PFCOUNT (the
+        # buckets of one campaign share one slot, so each call is one node's answer).
+        return int(self.redis.pfcount(*short)), int(self.redis.pfcount(*long))

@@ -19,10 +19,11 @@ from phonebank.gateway.cli import build_gateway, serve
 from phonebank.gateway.tokens import mint
 from phonebank.infra.metrics import CATALOGUE, exposed_names
 from phonebank.settings import Settings
+from tests.conftest import redis_env
 from tests.integration.gateway_helpers import Http, Running, running_gateway
 from tests.integration.lease_helpers import FIRST, MOSCOW_ONLY, fill, lease_client, local_instant
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 LEASE = "/api/v1/leases/RU-MOW." + "a" * 32
 #: every API endpoint with the method it takes
@@ -217,6 +218,7 @@ def test_the_command_serves_until_sigterm(settings: Settings) -> None:
         "PHONEBANK_BIND_ADDRESS": "127.0.0.1",
         "PHONEBANK_KEY_PREFIX": settings.key_prefix,
         "PHONEBANK_LOG_LEVEL": "INFO",
+        **redis_env(settings),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "phonebank.cli", "gateway"],

@@ -7,10 +7,10 @@ from typing import cast
 import pytest
 import redis
 
+from phonebank.domain.clock import MINUTE_MS
 from phonebank.settings import Settings
 from tests.integration.lease_helpers import (
     FIRST,
-    MINUTE_MS,
     MOSCOW_ONLY,
     assert_conserved,
     fill,
@@ -22,7 +22,7 @@ from tests.integration.lease_helpers import (
     states_of,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 
 def test_expired_lease_goes_back_to_the_front_and_frees_the_volunteer(
