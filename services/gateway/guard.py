@@ -25,7 +25,7 @@ from redis.cluster import RedisCluster
 
 from phonebank.gateway.errors import ApiError, banned, rate_limited, unauthorized
 from phonebank.gateway.tokens import TokenError, TokenVerifier, VolunteerToken
-from phonebank.infra.redis_client import RedisClient
+from phonebank.infra.redis_client import RedisClient, primary_nodes
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.limits import volunteer_hash
 
@@ -58,7 +58,7 @@ class RateLimits:
     ) -> None:
         storage: RedisStorage
         if isinstance(client, RedisCluster):
-            nodes = ",".join(f"{node.host}:{node.port}" for node in client.get_nodes())
+            nodes = ",".join(f"{node.host}:{node.port}" for node in primary_nodes(client))
             storage = RedisClusterStorage(f"redis+cluster://{nodes}", key_prefix=f"{prefix}:limits")
         else:
             storage = RedisStorage(
