@@ -7,6 +7,13 @@ but had not yet sent to its replica is gone after the failover. The test measure
 many, and checks the bound: what is lost is a suffix of the writes acknowledged before
 the kill (replication is in order), and nothing acknowledged by the new master is lost.
 The killed node is started again and rejoins as a replica.
+
+The second test makes the loss certain (the replica's link is cut before the last
+writes) and shows what finds and repairs it. The auditor (``phonebank audit``) had not
+landed when this was written, so the detector here is the comparison the auditor makes
+in bulk, Kafka's outcomes against Redis's queues, next to the invariant check of
+tests/integration (``assert_conserved``), which cannot see this loss: the promoted
+replica's state is consistent, only older.
 """
 
 from __future__ import annotations
@@ -19,15 +26,30 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from kafka import KafkaProducer
+from prometheus_client import CollectorRegistry
 from redis.cluster import RedisCluster
 
+from phonebank.domain.records import NumberChunk, Outcome, OutcomeEvent
+from phonebank.infra.kafka import ensure_topics, make_producer, partition_for_region, read_topic
 from phonebank.infra.redis_client import RedisClient
+from phonebank.leases.relay import OutcomeRelay, RelayMetrics
 from phonebank.leases.scripts import Scripts
 from phonebank.local import redis_cluster, stack
 from phonebank.local.stack_settings import StackSettings
+from phonebank.ops.rebuild import rebuild
 from phonebank.settings import Settings
-from tests.integration.cluster_helpers import owner, region_slot, wait_for
-from tests.integration.lease_helpers import scheme
+from tests.conftest import wipe_namespace
+from tests.integration.cluster_helpers import Master, masters, owner, region_slot, wait_for
+from tests.integration.lease_helpers import (
+    FIRST,
+    MOSCOW_ONLY,
+    assert_conserved,
+    lease_client,
+    local_instant,
+    scheme,
+)
+from tests.integration.test_rebuild import queue_all, ready
 
 pytestmark = [
     pytest.mark.integration,
@@ -129,3 +151,97 @@ def _owner_port(seed: int, slot: int) -> int | None:
         except (redis.RedisError, StopIteration):
             continue
     return None
+
+
+#: the campaign's numbers: FIRST … FIRST + 9
+NUMBERS = [FIRST + i for i in range(10)]
+
+
+def replica_of(master: Master) -> int:
+    """The port of ``master``'s replica."""
+    with master.client() as node:
+        line = node.execute_command("CLUSTER", "REPLICAS", master.node_id)[0]
+    text = line.decode() if isinstance(line, bytes) else str(line)
+    return int(text.split()[1].split("@")[0].rsplit(":", 1)[1])
+
+
+def pid_of(stack_settings: StackSettings, port: int) -> int:
+    pid = stack.read_pid(stack.stack_paths(stack_settings), redis_cluster.process_name(port))
+    assert pid is not None
+    return pid
+
+
+def call_and_relay(
+    settings: Settings, client: RedisClient, producer: KafkaProducer, n: int
+) -> None:
+    """``n`` volunteers each reach their number; the outcomes are relayed to Kafka."""
+    leases = lease_client(settings, client, local_instant(12), MOSCOW_ONLY)
+    for index in range(n):
+        lease = leases.acquire(f"volunteer-{index}-{uuid_suffix()}")
+        assert lease is not None
+        leases.complete(lease.lease_id, lease.token, Outcome.CONVERSATION)
+    OutcomeRelay(settings, client, producer, RelayMetrics(CollectorRegistry())).relay_all()
+
+
+def uuid_suffix() -> str:
+    return os.urandom(4).hex()
+
+
+def finished_in_kafka(settings: Settings) -> set[int]:
+    """Numbers whose outcome (a conversation: final) the outcomes topic holds."""
+    return {
+        OutcomeEvent.decode(r.value).number for r in read_topic(settings, settings.outcomes_topic)
+    }
+
+
+def test_writes_lost_in_a_failover_are_found_against_kafka_and_repaired_by_rebuild(
+    settings: Settings, cluster_client: RedisCluster, stack_settings: StackSettings
+) -> None:
+    # Given ten Moscow numbers queued from Kafka, two of them called and relayed
+    moscow = settings.model_copy(update={"regions_include": ["RU-MOW"]})
+    ensure_topics(moscow)
+    producer = make_producer(moscow)
+    chunk = NumberChunk(
+        campaign=moscow.campaign, region="RU-MOW", source="t", seq=0, numbers=NUMBERS
+    )
+    partition = partition_for_region("RU-MOW", moscow.numbers_partitions)
+    producer.send(moscow.numbers_topic, key=b"RU-MOW", value=chunk.encode(), partition=partition)
+    producer.flush()
+    queue_all(moscow, cluster_client)
+    call_and_relay(moscow, cluster_client, producer, 2)
+    # And Moscow's master cut off from its replica (stopped; the master drops the link)
+    seed = stack_settings.stack_redis_cluster_port
+    victim = owner(seed, region_slot("RU-MOW"))
+    replica = replica_of(victim)
+    replica_pid = pid_of(stack_settings, replica)
+    os.kill(replica_pid, signal.SIGSTOP)
+    try:
+        with victim.client() as node:
+            node.execute_command("CLIENT", "KILL", "TYPE", "replica")
+        # When two more numbers are called and relayed, acknowledged by the master alone,
+        call_and_relay(moscow, cluster_client, producer, 2)
+        # and the master dies before its replica heard of them
+        os.kill(pid_of(stack_settings, victim.port), signal.SIGKILL)
+    finally:
+        os.kill(replica_pid, signal.SIGCONT)
+    wait_for(lambda: _owner_port(seed, region_slot("RU-MOW")) == replica, "the replica promoted")
+    # Then the promoted replica is consistent but older: the invariant check passes,
+    leases = lease_client(moscow, cluster_client, local_instant(12), MOSCOW_ONLY)
+    assert_conserved(moscow, cluster_client, "RU-MOW", leases.now_ms())
+    # while Kafka holds four final outcomes and Redis queues two of those numbers again
+    finished = finished_in_kafka(moscow)
+    assert len(finished) == 4
+    requeued = finished & set(ready(cluster_client, moscow))
+    assert len(requeued) == 2
+    # When the campaign's keys are dropped and Redis rebuilt from Kafka
+    wipe_namespace(cluster_client, moscow.key_prefix)
+    summary = rebuild(moscow, cluster_client)
+    queue_all(moscow, cluster_client)
+    producer.close()
+    # Then the four reached numbers are finished and only the six others are queued
+    assert summary.states["done"] == 4
+    assert sorted(ready(cluster_client, moscow)) == sorted(set(NUMBERS) - finished)
+    assert_conserved(moscow, cluster_client, "RU-MOW", leases.now_ms())
+    # Finally the killed node comes back as a replica
+    redis_cluster.up(stack_settings)
+    assert {m.port for m in masters(seed)} >= {replica}
