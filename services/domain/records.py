@@ -75,6 +75,9 @@ class Outcome(StrEnum):
     NOT_IN_SERVICE = "not_in_service"
     DO_NOT_CALL = "do_not_call"
     SKIPPED = "skipped"
+    #: The volunteer's channel could not place the call (messenger blocked, number not on
+    #: it): not an attempt on the person; the number is due again later.
+    UNREACHABLE_CHANNEL = "unreachable_channel"
     #: Not a volunteer's answer: the lease ran out (written by the reaper).
     EXPIRED = "expired"
 

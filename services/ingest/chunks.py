@@ -25,11 +25,11 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import redis
 
 from phonebank.domain import chunk_codec
 from phonebank.domain.numbering import REGION_CODES
 from phonebank.infra.kafka import ensure_topic, make_producer, partition_for_region
+from phonebank.infra.redis_client import connect
 from phonebank.leases.keys import KeyScheme
 from phonebank.settings import Settings
 
@@ -137,7 +137,7 @@ class KafkaSink:
 
     def __init__(self, settings: Settings, **producer_overrides: Any) -> None:
         self.topic = settings.numbers_topic
-        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.redis = connect(settings)
         self.ingested_key = KeyScheme(settings.key_prefix, settings.campaign).ingested
         ensure_topic(settings, self.topic, settings.numbers_partitions)
         self.producer = make_producer(

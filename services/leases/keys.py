@@ -149,6 +149,13 @@ class VolunteerKeys:
         """ZSET reservation id → grant time (epoch ms) over the last rolling hour."""
         return self._key("hourly")
 
+    @property
+    def open(self) -> str:
+        """HASH lease token → lease id of the leases that may be open (written before the
+        grant, so a lease whose answer was lost is found again; stale entries are dropped
+        by whoever reads them)."""
+        return self._key("open")
+
 
 @dataclass(frozen=True)
 class KeyScheme:
@@ -172,6 +179,11 @@ class KeyScheme:
     def volunteer(self, volunteer_hash: str) -> VolunteerKeys:
         """The keys of one volunteer, by keyed hash of the volunteer id."""
         return VolunteerKeys(self.prefix, self.campaign, volunteer_hash)
+
+    @property
+    def banned(self) -> str:
+        """SET of banned volunteer hashes (all campaigns of the prefix)."""
+        return f"{self.prefix}:banned"
 
     def seen(self, national_prefix: str) -> str:
         """BITMAP of numbers already accepted by the assigner, one bit per subscriber number."""

@@ -8,9 +8,10 @@ arrays, 12 bytes a called number) by segment.
 
 Definitions (DESIGN.md, "Outcomes and retries"):
 
-- a *call* is an event whose outcome is neither ``skipped`` (the volunteer could not
-  call) nor ``expired`` (the lease ran out); ``attempted`` counts distinct numbers with
-  at least one call;
+- a *call* is an event whose outcome is none of ``skipped`` (the volunteer could not
+  call), ``unreachable_channel`` (their messenger could not place the call: not an
+  attempt on the person) and ``expired`` (the lease ran out); ``attempted`` counts
+  distinct numbers with at least one call;
 - ``reached``, ``conversations``, ``do_not_call`` and ``retired`` count distinct numbers
   that ever had such an outcome (``retired``: wrong number or not in service);
 - ``parked`` counts distinct numbers whose ``expired`` events reached the parking limit
@@ -60,7 +61,7 @@ _OUTCOME_FLAGS: dict[str, int] = {
     Outcome.NOT_IN_SERVICE: _RETIRED,
 }
 #: outcomes that are not calls
-NOT_CALLS = frozenset({Outcome.SKIPPED, Outcome.EXPIRED})
+NOT_CALLS = frozenset({Outcome.SKIPPED, Outcome.UNREACHABLE_CHANNEL, Outcome.EXPIRED})
 
 
 @dataclass
@@ -166,13 +167,13 @@ class Aggregator:
         self.last_event_ms = max(self.last_event_ms, at_ms)
         if at_ms < self.first_event_ms or not self.first_event_ms:
             self.first_event_ms = at_ms
-        if outcome is Outcome.SKIPPED:
+        if outcome in NOT_CALLS and outcome is not Outcome.EXPIRED:
             return True
         key = number_key(self.region_index[event.region], event.number)
         state = self.numbers.get(key)
         if outcome is Outcome.EXPIRED:
             self.numbers.set(key, tally.expire(state, self.max_expiries))
-        else:
+        elif outcome not in NOT_CALLS:
             self.numbers.set(key, tally.call(state, outcome, hour))
         return True
 

@@ -24,9 +24,9 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
 import zstandard
 
+from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.keys import ReporterKeys
 from phonebank.reporter.aggregate import Aggregator
 from phonebank.reporter.number_states import ZSTD_LEVEL
@@ -102,7 +102,7 @@ def decode(blob: bytes, segments: dict[int, bytes], topic: str) -> Checkpoint | 
 class CheckpointStore:
     """Loads and saves the reporter's checkpoint in Redis."""
 
-    def __init__(self, client: redis.Redis, keys: ReporterKeys) -> None:
+    def __init__(self, client: RedisClient, keys: ReporterKeys) -> None:
         self.redis = client
         self.key = keys.checkpoint
         self.numbers_key = keys.checkpoint_numbers

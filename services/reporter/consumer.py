@@ -25,6 +25,7 @@ from phonebank.domain import clock
 from phonebank.domain.records import OutcomeEvent
 from phonebank.infra.kafka import ensure_topic, make_consumer
 from phonebank.infra.metrics import is_code
+from phonebank.infra.redis_client import connect
 from phonebank.infra.replies import reply_text
 from phonebank.leases.keys import KeyScheme, ReporterKeys
 from phonebank.reporter.aggregate import Aggregator
@@ -56,7 +57,7 @@ class ReporterService:
         self.settings = settings
         self.topic = settings.outcomes_topic
         self.rebuild = rebuild
-        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.redis = connect(settings)
         self.keys = ReporterKeys(settings.key_prefix, settings.campaign)
         self.ingested_key = KeyScheme(settings.key_prefix, settings.campaign).ingested
         self.store = CheckpointStore(self.redis, self.keys)
