@@ -221,6 +221,12 @@ class ReporterKeys:
         """STRING: zlib-compressed JSON of the aggregate state and its Kafka offsets."""
         return self._key("checkpoint")
 
+    @property
+    def checkpoint_numbers(self) -> str:
+        """HASH: segment id → the per-number states of that segment (written in one
+        MULTI with :attr:`checkpoint`)."""
+        return self._key("checkpoint:numbers")
+
     def volunteers_minute(self, minute: int) -> str:
         """HYPERLOGLOG of volunteer hashes with an outcome in one epoch minute."""
         return self._key(f"vol:m:{minute}")
