@@ -3,7 +3,7 @@
 PYTHON ?= python3
 SOURCES = services tests benchmarks
 
-.PHONY: bootstrap demo test lint format docs clean bench
+.PHONY: bootstrap demo test test-cluster lint format docs clean bench
 
 bootstrap:
 	@bash deploy/local/bootstrap.sh
@@ -15,6 +15,10 @@ demo: bootstrap
 ## The test suite (brings the local stack up if it is not running).
 test: bootstrap
 	$(PYTHON) -m pytest
+
+## The Redis Cluster suite (starts the local cluster if it is not running: docs/redis-cluster.md).
+test-cluster: bootstrap
+	$(PYTHON) -m pytest -m cluster
 
 ## What CI checks before the tests: lint, formatting, strict types on everything.
 lint: bootstrap

@@ -26,11 +26,11 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
 from phonebank.domain import clock
 from phonebank.domain.calling_hours import CallingPolicy, open_regions
+from phonebank.infra.redis_client import connect
 from phonebank.leases.client import (
     GIL_SWITCH_INTERVAL_SECONDS,
     LeaseClient,
@@ -210,7 +210,7 @@ def save_snapshots(settings: Settings, folder: Path, volunteers: CollectorRegist
 def call(settings: Settings, args: argparse.Namespace, registry: CollectorRegistry) -> Tally:
     """Run the volunteers for ``--duration`` seconds, showing progress."""
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings)
     leases = LeaseClient(settings, client, metrics=LeaseMetrics(registry))
     tally = Tally()
     stop = threading.Event()

@@ -11,10 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import cast
 from zoneinfo import ZoneInfo
 
-import redis
-
 from phonebank.domain import clock
 from phonebank.domain.clock import SECOND_MS
+from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.client import LeaseClient
 from phonebank.leases.keys import KeyScheme, RegionKeys
 from phonebank.leases.queues import enqueue_chunk, queue_depths
@@ -52,7 +51,7 @@ def offset_to(instant: dt.datetime) -> int:
 
 def lease_client(
     settings: Settings,
-    client: redis.Redis,
+    client: RedisClient,
     at: dt.datetime,
     region_zones: Mapping[str, Sequence[str]] | None = None,
 ) -> LeaseClient:
@@ -62,7 +61,7 @@ def lease_client(
     )
 
 
-def reaper(settings: Settings, client: redis.Redis, offset_ms: int, **options: int) -> Reaper:
+def reaper(settings: Settings, client: RedisClient, offset_ms: int, **options: int) -> Reaper:
     """A reaper whose clock is ``offset_ms`` ahead of Redis TIME."""
     return Reaper(settings, client, clock_offset_ms=offset_ms, **options)
 
@@ -72,7 +71,7 @@ def scheme(settings: Settings) -> KeyScheme:
     return KeyScheme(settings.key_prefix, settings.campaign)
 
 
-def fill(settings: Settings, client: redis.Redis, region: str, numbers: Sequence[int]) -> int:
+def fill(settings: Settings, client: RedisClient, region: str, numbers: Sequence[int]) -> int:
     """Queue numbers in a region."""
     return enqueue_chunk(client, scheme(settings), region, list(numbers))
 
@@ -82,7 +81,7 @@ def numbers_from(first: int, count: int) -> list[int]:
     return list(range(first, first + count))
 
 
-def states_of(client: redis.Redis, keys: RegionKeys) -> dict[str, list[int]]:
+def states_of(client: RedisClient, keys: RegionKeys) -> dict[str, list[int]]:
     """Every in-play number by where it sits: ready (in list order), due, leased, parked."""
     found = {
         "ready": client.lrange(keys.ready, 0, -1),
@@ -95,7 +94,7 @@ def states_of(client: redis.Redis, keys: RegionKeys) -> dict[str, list[int]]:
     }
 
 
-def assert_conserved(settings: Settings, client: redis.Redis, region: str, now_ms: int) -> None:
+def assert_conserved(settings: Settings, client: RedisClient, region: str, now_ms: int) -> None:
     """Every number offered is in exactly one state, and the counts add up."""
     keys = scheme(settings).region(region)
     states = states_of(client, keys)

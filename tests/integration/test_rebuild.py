@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import redis
 from prometheus_client import CollectorRegistry
 
 from phonebank.assigner.worker import AssignerWorker
 from phonebank.domain.records import NumberChunk, Outcome
 from phonebank.infra.kafka import ensure_topics, make_producer, partition_for_region
+from phonebank.infra.redis_client import RedisClient
 from phonebank.leases import dnc
 from phonebank.leases.relay import OutcomeRelay, RelayMetrics
 from phonebank.ops.dnc import record_in_kafka
@@ -25,7 +25,7 @@ from tests.integration.lease_helpers import (
     scheme,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 #: the numbers of the campaign: FIRST … FIRST + 9
 NUMBERS = [FIRST + i for i in range(10)]
@@ -33,7 +33,7 @@ NUMBERS = [FIRST + i for i in range(10)]
 ANSWERS = [Outcome.CONVERSATION, Outcome.DO_NOT_CALL, Outcome.NO_ANSWER, Outcome.WRONG_NUMBER]
 
 
-def queue_all(settings: Settings, client: redis.Redis) -> None:
+def queue_all(settings: Settings, client: RedisClient) -> None:
     """Produce the campaign's chunk and run a worker until it is queued."""
     worker = AssignerWorker(settings, client)
     try:
@@ -42,11 +42,11 @@ def queue_all(settings: Settings, client: redis.Redis) -> None:
         worker.consumer.close(autocommit=False)
 
 
-def ready(client: redis.Redis, settings: Settings) -> list[int]:
+def ready(client: RedisClient, settings: Settings) -> list[int]:
     return [int(n) for n in client.lrange(scheme(settings).region("RU-MOW").ready, 0, -1)]
 
 
-def test_wiped_redis_is_rebuilt_from_kafka(settings: Settings, redis_client: redis.Redis) -> None:
+def test_wiped_redis_is_rebuilt_from_kafka(settings: Settings, redis_client: RedisClient) -> None:
     moscow = settings.model_copy(update={"regions_include": ["RU-MOW"]})
     ensure_topics(moscow)
     producer = make_producer(moscow)
@@ -91,7 +91,7 @@ def test_wiped_redis_is_rebuilt_from_kafka(settings: Settings, redis_client: red
 
 
 def test_rebuild_refuses_while_an_assigner_runs(
-    settings: Settings, redis_client: redis.Redis
+    settings: Settings, redis_client: RedisClient
 ) -> None:
     # Given a live member of the assigner group
     ensure_topics(settings)
