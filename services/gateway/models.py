@@ -18,6 +18,7 @@ from phonebank.domain.guidelines import Guideline
 from phonebank.domain.lease_types import Completion, Lease
 from phonebank.domain.records import Outcome
 from phonebank.domain.regions import REGIONS
+from phonebank.gateway.guideline_html import render_guideline_html
 
 #: regions a volunteer may narrow an acquire to (count)
 MAX_PREFERRED_REGIONS = 100
@@ -140,5 +141,13 @@ def guideline_view(ref: str, translations: dict[str, Guideline]) -> dict[str, An
     ordered = sorted(translations.values(), key=lambda g: (g.language != "ru", g.language))
     return {
         "ref": ref,
-        "texts": [{"language": g.language, "title": g.title, "body": g.body} for g in ordered],
+        "texts": [
+            {
+                "language": g.language,
+                "title": g.title,
+                "body": g.body,
+                "html": render_guideline_html(g.body),
+            }
+            for g in ordered
+        ],
     }
