@@ -58,6 +58,11 @@ SECURITY_HEADERS = (
 STATIC_FILES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
+    "api.js": "text/javascript; charset=utf-8",
+    "call.js": "text/javascript; charset=utf-8",
+    "i18n.js": "text/javascript; charset=utf-8",
+    "phone.js": "text/javascript; charset=utf-8",
+    "session.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
 }
 STATIC_FOLDER = Path(__file__).resolve().parent / "static"
