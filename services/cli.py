@@ -18,6 +18,7 @@ from phonebank.gateway import cli as gateway_service
 from phonebank.ingest import cli as ingest_cli
 from phonebank.local import demo as demo_run
 from phonebank.local import stack
+from phonebank.local.stack_settings import StackSettings, load_stack_settings
 from phonebank.ops import dnc as dnc_cli
 from phonebank.ops import rebuild
 from phonebank.reporter import cli as reporter_cli
@@ -36,14 +37,17 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """Print the effective settings, secrets masked (or the README's table of them)."""
     if args.markdown:
         print(markdown_table())
+        print("\nLocal stack only (`phonebank stack`, the demo, the tests):\n")
+        print(markdown_table(StackSettings))
     else:
         print(json.dumps(settings.masked(), indent=2, sort_keys=True))
     return 0
 
 
-def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
-    """Run one stack action."""
+def cmd_stack(args: argparse.Namespace, _: Settings) -> int:
+    """Run one stack action (the stack has its own settings, ``PHONEBANK_STACK_*``)."""
     try:
+        settings = load_stack_settings()
         if args.action == "up":
             started = stack.up(settings)
             print("stack started" if started else "stack already running")

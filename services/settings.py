@@ -7,7 +7,6 @@ naming the environment variable (see :func:`load_settings`).
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -169,19 +168,6 @@ class Settings(BaseSettings):
         "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level."
     )
 
-    # --- local stack ----------------------------------------------------------------
-    stack_dir: Path = Field(
-        Path(".stack"), description="Folder of the local stack's jars, data, logs and pids."
-    )
-    stack_kafka_port: int = Field(19092, ge=1, le=65535, description="Local Kafka port.")
-    stack_controller_port: int = Field(
-        19093, ge=1, le=65535, description="Local KRaft controller port."
-    )
-    stack_redis_port: int = Field(16379, ge=1, le=65535, description="Local Redis port.")
-    stack_kafka_heap_mb: int = Field(
-        512, ge=128, le=8192, description="Local Kafka JVM heap (MiB)."
-    )
-
     @field_validator(
         "numbering_plan",
         "regions_include",
@@ -305,11 +291,11 @@ def load_settings(**overrides: Any) -> Settings:
         raise SettingsError("invalid setting " + "; ".join(problems)) from None
 
 
-def markdown_table() -> str:
-    """The configuration table of the README, generated from the fields."""
+def markdown_table(model: type[BaseSettings] = Settings) -> str:
+    """The configuration table of the README, generated from the fields of ``model``."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    defaults = Settings.model_construct()
-    for name, field in Settings.model_fields.items():
+    defaults = model.model_construct()
+    for name, field in model.model_fields.items():
         default = getattr(defaults, name)
         if isinstance(default, SecretStr):
             shown = MASK

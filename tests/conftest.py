@@ -15,6 +15,7 @@ import redis
 
 from phonebank.infra.kafka import make_admin
 from phonebank.local import stack
+from phonebank.local.stack_settings import StackSettings, load_stack_settings
 from phonebank.settings import Settings, load_settings
 
 #: Root of the repository (tests read ../shared from here).
@@ -27,17 +28,23 @@ CLEANUP_SCAN_COUNT = 1000
 
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
-    """The settings of the local stack (environment applied), stack folder in the repo."""
-    return load_settings(stack_dir=REPO / ".stack")
+    """The services' settings (environment applied)."""
+    return load_settings()
 
 
 @pytest.fixture(scope="session")
-def local_stack(base_settings: Settings) -> Iterator[Settings]:
+def stack_settings() -> StackSettings:
+    """The local stack's settings (environment applied), stack folder in the repo."""
+    return load_stack_settings(stack_dir=REPO / ".stack")
+
+
+@pytest.fixture(scope="session")
+def local_stack(base_settings: Settings, stack_settings: StackSettings) -> Iterator[Settings]:
     """Bring the real Kafka + Redis up once if they are not running; leave them as found."""
-    started = stack.up(base_settings)
+    started = stack.up(stack_settings)
     yield base_settings
     if started:
-        stack.down(base_settings)
+        stack.down(stack_settings)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from phonebank.domain import clock
 from phonebank.domain.calling_hours import CallingPolicy, is_open
 from phonebank.infra import metrics as names
 from phonebank.leases.client import campaign_region_zones
@@ -38,7 +39,7 @@ class RedisStateCollector(Collector):
         self.region_zones = campaign_region_zones(settings)
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        now_ms = int(time.time() * 1000)
+        now_ms = clock.now_ms()
         regions = known_regions(self.redis, self.scheme)
         depths = queue_depths(self.redis, self.scheme, regions, now_ms)
         families = {

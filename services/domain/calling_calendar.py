@@ -16,7 +16,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from phonebank.domain.calling_hours import (
-    DAY_MS,
     OPENING_HORIZON_DAYS,
     CallingPolicy,
     Interval,
@@ -24,6 +23,7 @@ from phonebank.domain.calling_hours import (
     upcoming_windows,
     windows_between,
 )
+from phonebank.domain.clock import DAY_MS
 
 #: milliseconds before the computing instant still covered (clients anchor retry
 #: schedules up to an hour back, for clock skew)

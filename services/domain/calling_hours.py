@@ -16,10 +16,9 @@ from functools import cache, lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from phonebank.domain.clock import DAY_MS
 from phonebank.settings import WEEKDAYS, Settings, day_hours
 
-#: milliseconds in one day
-DAY_MS = 86_400_000
 #: days of windows computed at once and cached (a window never spans more than a day)
 CACHE_SPAN_DAYS = 3
 #: days ahead searched for the next opening before giving up (a week plus margin)

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
-#: The guidelines folder of the repository (``guidelines/`` beside ``services/``).
-DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "guidelines"
+#: The shipped guidelines: package data ``phonebank/guidelines/*.md``.
+DEFAULT_FOLDER: Traversable = resources.files("phonebank") / "guidelines"
 #: Line that opens and closes the front matter.
 FRONT_MATTER_FENCE = "---"
 #: Region entry that means every region.
@@ -124,12 +126,12 @@ class GuidelineLibrary:
         return {g.language: g for g in self.guidelines if g.ref == ref}
 
 
-def load_guidelines(folder: Path = DEFAULT_FOLDER) -> GuidelineLibrary:
-    """Read every ``*.md`` file of ``folder``."""
+def load_guidelines(folder: Traversable | Path = DEFAULT_FOLDER) -> GuidelineLibrary:
+    """Read every ``*.md`` file of ``folder`` (the shipped package data by default)."""
     found = [
         parse_guideline(path.read_text(encoding="utf-8"), path.name)
-        for path in sorted(folder.glob("*.md"))
-        if path.name.lower() != "readme.md"
+        for path in sorted(folder.iterdir(), key=lambda entry: entry.name)
+        if path.name.endswith(".md") and path.name.lower() != "readme.md"
     ]
     if not found:
         raise GuidelineError(f"no guidelines in {folder}")

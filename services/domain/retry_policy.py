@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from phonebank.domain.clock import HOUR_MS
 from phonebank.domain.records import REACHED, Outcome
 
-#: milliseconds in one hour
-HOUR_MS = 3_600_000
 #: Delay before the 2nd attempt of an unreached number (milliseconds): +4 hours.
 FIRST_RETRY_DELAY_MS = 4 * HOUR_MS
 #: Delay before the 3rd attempt (milliseconds): the next day, two hours later in the day.

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
@@ -34,6 +33,7 @@ from phonebank.domain.calling_hours import (
     from_ms,
     to_ms,
 )
+from phonebank.domain.clock import DAY_MS, HOUR_MS, SECOND_MS, now_ms
 from phonebank.domain.guidelines import Guideline, GuidelineLibrary, load_guidelines
 from phonebank.domain.lease_types import (
     AlreadyCompletedError,
@@ -50,7 +50,7 @@ from phonebank.domain.lease_types import (
 )
 from phonebank.domain.records import Outcome
 from phonebank.domain.regions import REGIONS, select_regions
-from phonebank.domain.retry_policy import HOUR_MS, RetryPolicy
+from phonebank.domain.retry_policy import RetryPolicy
 from phonebank.infra.replies import reply_text
 from phonebank.leases.keys import KeyScheme, RegionKeys
 from phonebank.leases.limits import (
@@ -69,8 +69,6 @@ from phonebank.settings import Settings
 #: Redis reply has arrived may wait for the GIL: it sets the tail of lease latency.
 GIL_SWITCH_INTERVAL_SECONDS = 0.0005
 
-#: milliseconds in one second
-SECOND_MS = 1000
 #: distinct volunteer preferences whose guideline choice is cached (then forgotten at once)
 GUIDE_CACHE_ENTRIES = 1024
 #: regions one acquire tries before answering "nothing to call"
@@ -81,8 +79,6 @@ LEASE_RETENTION_MS = 7 * 24 * HOUR_MS
 SCHEDULE_WINDOWS = 16
 #: windows passed beyond the days the longest retry delay spans (today's and a spare)
 SCHEDULE_SPARE_WINDOWS = 2
-#: milliseconds in a day
-DAY_MS = 24 * HOUR_MS
 #: milliseconds of client clock skew tolerated when choosing the windows of a schedule
 SCHEDULE_SKEW_MS = HOUR_MS
 
@@ -162,7 +158,7 @@ class LeaseClient:
 
     def now_ms(self) -> int:
         """The client's estimate of script time: its clock plus the offset."""
-        return int(time.time() * SECOND_MS) + self.clock_offset_ms
+        return now_ms(self.clock_offset_ms)
 
     # --- acquire -----------------------------------------------------------------------
 
@@ -245,17 +241,7 @@ class LeaseClient:
         lease_id = lease_id_for(region, uuid.uuid4().hex)
         batch.script(
             "acquire",
-            [
-                keys.ready,
-                keys.due,
-                keys.leases,
-                keys.lease(lease_id),
-                keys.holders,
-                keys.attempts,
-                keys.expiries,
-                keys.counters,
-                keys.dnc,
-            ],
+            keys,
             [
                 lease_id,
                 token,
@@ -268,6 +254,7 @@ class LeaseClient:
                 region,
                 self.clock_offset_ms,
             ],
+            lease_id=lease_id,
         )
         return lease_id
 
@@ -316,8 +303,9 @@ class LeaseClient:
         batch = self._scripts.pipeline(self._client)
         batch.script(
             "renew",
-            [keys.leases, keys.lease(lease_id)],
+            keys,
             [lease_id, token, self._ttl_ms, window_end, self.clock_offset_ms],
+            lease_id=lease_id,
         )
         self._limits.extend(batch, token, min(now + self._ttl_ms, window_end))
         reply = batch.execute()[0]
@@ -347,19 +335,7 @@ class LeaseClient:
         batch = self._scripts.pipeline(self._client)
         batch.script(
             "complete",
-            [
-                keys.ready,
-                keys.due,
-                keys.leases,
-                keys.lease(lease_id),
-                keys.holders,
-                keys.attempts,
-                keys.expiries,
-                keys.parked,
-                keys.counters,
-                keys.dnc,
-                keys.outcomes,
-            ],
+            keys,
             [
                 lease_id,
                 token,
@@ -370,6 +346,7 @@ class LeaseClient:
                 self.clock_offset_ms,
                 *schedule,
             ],
+            lease_id=lease_id,
         )
         self._limits.end(batch, token)
         reply = batch.execute()[0]
@@ -385,8 +362,9 @@ class LeaseClient:
         batch = self._scripts.pipeline(self._client)
         batch.script(
             "release",
-            [keys.ready, keys.leases, keys.lease(lease_id), keys.holders],
+            keys,
             [lease_id, token, LEASE_RETENTION_MS, self.clock_offset_ms],
+            lease_id=lease_id,
         )
         self._limits.end(batch, token)
         reply = batch.execute()[0]

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import secrets
 
+from phonebank.domain.clock import HOUR_MS
 from phonebank.leases.keys import KeyScheme, VolunteerKeys
 from phonebank.leases.scripts import ScriptPipeline
 
@@ -28,7 +29,7 @@ OWNER_SEPARATOR = "."
 #: hex digits of a reservation member (digest of the token)
 RESERVATION_HEX_DIGITS = 32
 #: milliseconds in the rolling window of the hourly cap
-ROLLING_HOUR_MS = 3_600_000
+ROLLING_HOUR_MS = HOUR_MS
 
 
 def volunteer_hash(secret: str, volunteer: str) -> str:
@@ -75,7 +76,7 @@ class VolunteerLimits:
             raise ValueError("malformed token")
         batch.script(
             "reserve",
-            [keys.live, keys.hourly],
+            keys,
             [
                 reservation_of(token),
                 self._ttl_ms,
@@ -90,7 +91,7 @@ class VolunteerLimits:
         """Give back both slots of a reservation that led to no lease."""
         keys = self._keys_of(token)
         if keys is not None:
-            batch.script("unreserve", [keys.live, keys.hourly], [reservation_of(token)])
+            batch.script("unreserve", keys, [reservation_of(token)])
 
     def end(self, batch: ScriptPipeline, token: str) -> None:
         """The lease of ``token`` ended: free its concurrent slot (the hourly one stays)."""

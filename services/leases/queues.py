@@ -52,11 +52,10 @@ def queue_numbers(
 ) -> int:
     """Add the ``enqueue`` calls for ``numbers`` to ``pipe``; returns how many calls."""
     region_keys = keys.region(region)
-    script_keys = [region_keys.ready, region_keys.dnc, region_keys.counters, region_keys.chunks]
     calls = 0
     for start in range(0, len(numbers), ENQUEUE_BATCH):
         batch = np.asarray(numbers[start : start + ENQUEUE_BATCH], dtype=np.int64)
-        pipe.script("enqueue", script_keys, [batch_id(pack_numbers(batch))], batch)
+        pipe.script("enqueue", region_keys, [batch_id(pack_numbers(batch))], batch)
         calls += 1
     return calls
 

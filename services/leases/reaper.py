@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import cast
 
 import redis
 
+from phonebank.domain.clock import now_ms
 from phonebank.infra.replies import reply_text
-from phonebank.leases.client import LEASE_RETENTION_MS, SECOND_MS
+from phonebank.leases.client import LEASE_RETENTION_MS
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.queues import known_regions
 from phonebank.leases.scripts import ReturnCode, Scripts
@@ -73,7 +73,7 @@ class Reaper:
 
     def now_ms(self) -> int:
         """The client's estimate of script time."""
-        return int(time.time() * SECOND_MS) + self.clock_offset_ms
+        return now_ms(self.clock_offset_ms)
 
     def reap_all(self, regions: Iterable[str] | None = None) -> ReapPass:
         """One bounded pass over ``regions`` (default: every region with numbers)."""
@@ -111,17 +111,9 @@ class Reaper:
         for lease_id in lease_ids:
             pipe.script(
                 "reap",
-                [
-                    keys.ready,
-                    keys.leases,
-                    keys.lease(lease_id),
-                    keys.holders,
-                    keys.expiries,
-                    keys.parked,
-                    keys.counters,
-                    keys.outcomes,
-                ],
+                keys,
                 [lease_id, self._max_expiries, LEASE_RETENTION_MS, self.clock_offset_ms],
+                lease_id=lease_id,
             )
         for reply in pipe.execute():
             if reply[0] != ReturnCode.OK:

@@ -1,21 +1,15 @@
-"""Which region an acquire tries first: follow the sun, balance coverage.
+"""Which region an acquire tries first: follow the sun, balance coverage (the Redis half).
 
 Only regions open now (callee-local calling window) and with something leasable are
-candidates. Among them the regions to try are a weighted random draw without
-replacement (successive draws, each proportional to weight among the regions not yet
-drawn), the weight being how far the region is behind on coverage:
-``1 - attempted / numbers``, where numbers is what ingest stored for the region (the
-Kafka backlog included) or, if more, what was queued; never below
-:data:`MIN_COVERAGE_WEIGHT` so that no open region starves. Queue depths and ingested
-counts are read at most once per :data:`STATS_TTL_MS` per client, and the cumulative
-weights of the candidates are kept until the snapshot, the open set or the drained set
-changes, so that one draw is a few binary searches.
+candidates; among them the regions to try are drawn by coverage deficit
+(:mod:`phonebank.domain.region_weights`). Queue depths and ingested counts are read at
+most once per :data:`STATS_TTL_MS` per client, and the cumulative weights of the
+candidates are kept until the snapshot, the open set or the drained set changes, so that
+one draw is a few binary searches.
 """
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import random
 import threading
 from collections.abc import Mapping, Sequence
@@ -24,28 +18,17 @@ from dataclasses import dataclass
 import redis
 
 from phonebank.domain.calling_hours import Interval
+from phonebank.domain.region_weights import (
+    coverage_weight,
+    cumulative_weights,
+    draw_without_replacement,
+)
 from phonebank.infra.replies import reply_text
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.scripts import Scripts
 
 #: milliseconds a snapshot of region queue depths is reused
 STATS_TTL_MS = 1000
-#: smallest draw weight of an open region with work (fraction of 1)
-MIN_COVERAGE_WEIGHT = 0.05
-#: random draws per region wanted before a pick settles for fewer (draws that hit a
-#: region already picked are repeated; this bounds them)
-DRAWS_PER_PICK = 16
-
-
-def coverage_weight(enqueued: int, attempted: int, ingested: int = 0) -> float:
-    """How far behind the region is: 1 for untouched, down to the floor when covered
-    (``enqueued`` and ``attempted``: the region's counters; ``ingested``: what ingest
-    stored in Kafka for it)."""
-    numbers = max(enqueued, ingested)
-    if numbers <= 0:
-        return 1.0
-    covered = min(attempted / numbers, 1.0)
-    return max(1.0 - covered, MIN_COVERAGE_WEIGHT)
 
 
 @dataclass(frozen=True)
@@ -99,19 +82,7 @@ class RegionChooser:
         replacement, each draw proportional to coverage deficit. Pass the same
         ``open_now`` object while it is unchanged: the draw table is kept per object."""
         table = self._draw_table(open_now, self._current(now_ms))
-        wanted = min(count, len(table.regions))
-        picked: list[str] = []
-        if not wanted:
-            return picked
-        last, total = len(table.regions) - 1, table.cumulative[-1]
-        for _ in range(wanted * DRAWS_PER_PICK):
-            spot = bisect.bisect_right(table.cumulative, self._rng.random() * total)
-            region = table.regions[min(spot, last)]
-            if region not in picked:
-                picked.append(region)
-                if len(picked) == wanted:
-                    break
-        return picked
+        return draw_without_replacement(table.regions, table.cumulative, count, self._rng)
 
     def mark_drained(self, region: str) -> None:
         """An acquire found ``region`` empty: skip it until the next snapshot."""
@@ -136,7 +107,7 @@ class RegionChooser:
         regions = [
             region for region in open_now if region in snapshot.weights and region not in drained
         ]
-        cumulative = list(itertools.accumulate(snapshot.weights[r] for r in regions))
+        cumulative = cumulative_weights(snapshot.weights[r] for r in regions)
         table = _DrawTable(open_now, snapshot, drained, regions, cumulative)
         self._table = table
         return table

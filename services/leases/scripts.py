@@ -5,14 +5,19 @@ script, BullMQ style). The rendered text is what runs on Redis; other clients (a
 or Go frontend) can take it from :func:`render_all` or from
 ``python -m phonebank.leases.scripts OUTPUT_FOLDER``.
 
-Return codes shared by the scripts are mirrored in :class:`ReturnCode`.
+Each script's header lists its KEYS by name (``1 ready LIST …``); the names are
+attributes of the key scheme (:class:`~phonebank.leases.keys.RegionKeys`,
+:class:`~phonebank.leases.keys.VolunteerKeys`), so a caller passes the key holder and the
+KEYS list is built from the header, in its order (:func:`resolve_keys`): the order is
+written once, in the script. Return codes shared by the scripts are mirrored in
+:class:`ReturnCode` (a test keeps it equal to ``lua/includes/codes.lua``).
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
@@ -30,6 +35,17 @@ LUA_FOLDER = Path(__file__).with_name("lua")
 SCRIPT_NAME = re.compile(r"^(?P<operation>[a-z]+)-(?P<numkeys>\d+)\.lua$")
 #: ``--- @include "includes/time.lua"``
 INCLUDE_LINE = re.compile(r'^---\s*@include\s+"(?P<path>[^"]+)"\s*$')
+#: the KEYS block of a script header: from the ``KEYS`` line to the ``ARGV`` line
+KEYS_BLOCK = re.compile(r"^\s*KEYS\s*$(?P<block>.*?)^\s*ARGV\b", re.MULTILINE | re.DOTALL)
+#: one entry of a KEYS block, ``1 ready LIST`` (several entries may share a line)
+KEY_ENTRY = re.compile(
+    r"(?<!\S)(?P<index>\d+)\s+(?P<name>[a-z_]+)\s+(?:LIST|ZSET|HASH|SET|STREAM|STRING)\b"
+)
+
+#: what a caller passes for a script's KEYS: an object whose attributes are named as the
+#: header's keys (a key needing the lease id, ``lease``, is a method taking it), or a
+#: mapping of name to key
+KeyHolder = object | Mapping[str, str]
 
 #: one command as Redis protocol bytes (hiredis's encoder; its stub types the command
 #: as a one-element tuple, though it takes any length)
@@ -91,13 +107,41 @@ def _render(path: Path, seen: set[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def header_key_names(text: str, script: str) -> tuple[str, ...]:
+    """The KEYS of a script's header by name, in KEYS order (entries numbered 1..n)."""
+    block = KEYS_BLOCK.search(text)
+    if block is None:
+        raise ScriptError(f"{script}: the header has no KEYS … ARGV block")
+    entries = [(int(m["index"]), m["name"]) for m in KEY_ENTRY.finditer(block["block"])]
+    entries.sort()
+    if [index for index, _ in entries] != list(range(1, len(entries) + 1)):
+        raise ScriptError(f"{script}: KEYS must be numbered 1..n, got {entries}")
+    return tuple(name for _, name in entries)
+
+
 @dataclass(frozen=True)
 class ScriptSource:
-    """One operation's rendered script."""
+    """One operation's rendered script, with its KEYS names from the header."""
 
     operation: str
     numkeys: int
     text: str
+    key_names: tuple[str, ...]
+
+    def keys(self, holder: KeyHolder, lease_id: str | None = None) -> list[str]:
+        """The KEYS list of a call: each header name looked up on ``holder``."""
+        keys = []
+        for name in self.key_names:
+            try:
+                value = holder[name] if isinstance(holder, Mapping) else getattr(holder, name)
+            except (KeyError, AttributeError):
+                raise ScriptError(f"{self.operation}: no key {name!r} on {holder!r}") from None
+            if callable(value):
+                if lease_id is None:
+                    raise ScriptError(f"{self.operation}: key {name!r} needs the lease id")
+                value = value(lease_id)
+            keys.append(str(value))
+        return keys
 
 
 @lru_cache(maxsize=4)
@@ -108,8 +152,11 @@ def render_all(folder: Path = LUA_FOLDER) -> dict[str, ScriptSource]:
         match = SCRIPT_NAME.match(path.name)
         if match is None:
             raise ScriptError(f"{path.name}: script names are <operation>-<numkeys>.lua")
-        operation = match["operation"]
-        sources[operation] = ScriptSource(operation, int(match["numkeys"]), render(path))
+        operation, numkeys = match["operation"], int(match["numkeys"])
+        names = header_key_names(path.read_text(encoding="utf-8"), path.name)
+        if len(names) != numkeys:
+            raise ScriptError(f"{path.name}: the header lists {len(names)} KEYS, not {numkeys}")
+        sources[operation] = ScriptSource(operation, numkeys, render(path), names)
     return sources
 
 
@@ -137,14 +184,18 @@ class Scripts:
     def run(
         self,
         operation: str,
-        keys: list[str],
+        keys: KeyHolder,
         args: Sequence[str | int | bytes],
+        *,
+        lease_id: str | None = None,
     ) -> list[Any]:
-        """Run ``operation`` with ``keys`` and ``args`` (one round trip; batches of calls go
-        through :meth:`pipeline`)."""
-        source = self._sources[operation]
-        if len(keys) != source.numkeys:
-            raise ScriptError(f"{operation} takes {source.numkeys} keys, got {len(keys)}")
+        """Run ``operation`` with the KEYS of ``keys`` and ``args`` (one round trip;
+        batches of calls go through :meth:`pipeline`)."""
+        return self._run_resolved(operation, self._sources[operation].keys(keys, lease_id), args)
+
+    def _run_resolved(
+        self, operation: str, keys: list[str], args: Sequence[str | int | bytes]
+    ) -> list[Any]:
         reply = self._registered[operation](keys=keys, args=args)
         return reply  # type: ignore[no-any-return]
 
@@ -173,14 +224,17 @@ class ScriptPipeline:
     def script(
         self,
         operation: str,
-        keys: list[str],
+        holder: KeyHolder,
         args: Sequence[str | int | bytes],
         integers: Integers | None = None,
+        *,
+        lease_id: str | None = None,
     ) -> None:
-        """Queue a script call; ``integers`` (non-negative), if given, follow ``args``."""
+        """Queue a script call with the KEYS of ``holder`` (``lease_id`` for a script
+        whose KEYS name the lease hash); ``integers`` (non-negative), if given, follow
+        ``args``."""
         source = self._scripts.source(operation)
-        if len(keys) != source.numkeys:
-            raise ScriptError(f"{operation} takes {source.numkeys} keys, got {len(keys)}")
+        keys = source.keys(holder, lease_id)
         head = ("EVALSHA", self._scripts.sha(operation), source.numkeys, *keys, *args)
         if integers is None:
             self._packed.append(pack_command(head))
@@ -246,7 +300,7 @@ class ScriptPipeline:
         replies = self._round_trip()
         for index, (reply, call) in enumerate(zip(replies, self._calls, strict=True)):
             if isinstance(reply, redis.exceptions.NoScriptError) and call is not None:
-                replies[index] = self._scripts.run(*call)
+                replies[index] = self._scripts._run_resolved(*call)
             elif isinstance(reply, Exception):
                 raise reply
         return replies

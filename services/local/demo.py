@@ -29,6 +29,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from phonebank.domain import clock
 from phonebank.domain.calling_hours import CallingPolicy, open_regions
 from phonebank.gateway.tokens import mint
 from phonebank.infra import metrics as names
@@ -38,6 +39,7 @@ from phonebank.local.demo_screen import final_table, progress_line, tally_matche
 from phonebank.local.demo_services import child_env, http_get, phonebank, start_services
 from phonebank.local.gateway_client import GatewayClient
 from phonebank.local.simulated_volunteers import Tally, Volunteer
+from phonebank.local.stack_settings import load_stack_settings
 from phonebank.settings import Settings
 
 #: seconds the demo waits for the reporter to have counted every outcome after the
@@ -93,7 +95,7 @@ def demo_settings(settings: Settings, args: argparse.Namespace) -> Settings:
 
 def any_region_open(settings: Settings) -> bool:
     """Whether some region of the campaign is inside its calling window now."""
-    now_ms = int(time.time() * 1000)
+    now_ms = clock.now_ms()
     policy = CallingPolicy.from_settings(settings)
     return bool(open_regions(campaign_region_zones(settings), policy, now_ms))
 
@@ -234,9 +236,10 @@ def wait_counted(settings: Settings, tally: Tally, extra: int) -> dict[str, Any]
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Run the demo; 0 when the reporter's table matches what the volunteers did."""
-    stack.up(settings)
+    stack_settings = load_stack_settings()
+    stack.up(stack_settings)
     settings = demo_settings(settings, args)
-    folder = (settings.stack_dir / "demo" / settings.key_prefix).resolve()
+    folder = (stack_settings.stack_dir / "demo" / settings.key_prefix).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     print(f"demo namespace {settings.key_prefix}; logs and files in {folder}")
     with ExitStack() as exits:

@@ -23,7 +23,7 @@ import redis
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from phonebank.settings import Settings
+from phonebank.local.stack_settings import StackSettings
 
 #: Folder of the shipped pom.xml, server.properties template, log4j2 and redis configs.
 DEPLOY_LOCAL = Path(__file__).resolve().parents[2] / "deploy" / "local"
@@ -75,7 +75,7 @@ class Paths:
         return self.logs / f"{name}.log"
 
 
-def stack_paths(settings: Settings) -> Paths:
+def stack_paths(settings: StackSettings) -> Paths:
     """The stack folder, made absolute."""
     return Paths(settings.stack_dir.resolve())
 
@@ -118,7 +118,7 @@ def reap_child(pid: int) -> bool:
     return reaped == pid
 
 
-def redis_ready(settings: Settings) -> bool:
+def redis_ready(settings: StackSettings) -> bool:
     """A Redis PING on the stack's port."""
     client = redis.Redis(host="127.0.0.1", port=settings.stack_redis_port, socket_timeout=1)
     try:
@@ -129,7 +129,7 @@ def redis_ready(settings: Settings) -> bool:
         client.close()
 
 
-def kafka_ready(settings: Settings) -> bool:
+def kafka_ready(settings: StackSettings) -> bool:
     """A Kafka admin call (describe cluster) on the stack's port."""
     if not port_open(settings.stack_kafka_port):
         return False
@@ -181,7 +181,7 @@ def fetch_jars(paths: Paths) -> None:
     stamp.write_text(digest)
 
 
-def render_server_properties(settings: Settings, paths: Paths) -> Path:
+def render_server_properties(settings: StackSettings, paths: Paths) -> Path:
     """Write the broker config from the shipped template."""
     text = (DEPLOY_LOCAL / "server.properties.template").read_text()
     for name, value in {
@@ -195,7 +195,7 @@ def render_server_properties(settings: Settings, paths: Paths) -> Path:
     return target
 
 
-def java_command(settings: Settings, paths: Paths, main: str, *args: str) -> list[str]:
+def java_command(settings: StackSettings, paths: Paths, main: str, *args: str) -> list[str]:
     """A ``java -cp 'jars/*' MAIN ARGS`` command line with the stack's heap and logging."""
     heap = f"-Xmx{settings.stack_kafka_heap_mb}m"
     return [
@@ -213,7 +213,7 @@ def java_command(settings: Settings, paths: Paths, main: str, *args: str) -> lis
     ]
 
 
-def format_storage(settings: Settings, paths: Paths, config: Path) -> None:
+def format_storage(settings: StackSettings, paths: Paths, config: Path) -> None:
     """Format the KRaft storage once (``StorageTool format --standalone``)."""
     if (paths.kafka_data / "meta.properties").exists():
         return
@@ -256,7 +256,7 @@ def check_port_free(port: int, what: str, variable: str) -> None:
         )
 
 
-def start_redis(settings: Settings, paths: Paths) -> None:
+def start_redis(settings: StackSettings, paths: Paths) -> None:
     """Start our redis-server unless it runs already."""
     if read_pid(paths, "redis") is not None:
         return
@@ -279,7 +279,7 @@ def start_redis(settings: Settings, paths: Paths) -> None:
     )
 
 
-def start_kafka(settings: Settings, paths: Paths) -> None:
+def start_kafka(settings: StackSettings, paths: Paths) -> None:
     """Start our Kafka broker unless it runs already."""
     if read_pid(paths, "kafka") is not None:
         return
@@ -295,7 +295,7 @@ def start_kafka(settings: Settings, paths: Paths) -> None:
     spawn(paths, "kafka", java_command(settings, paths, "kafka.Kafka", str(config)))
 
 
-def wait_ready(settings: Settings, paths: Paths) -> None:
+def wait_ready(settings: StackSettings, paths: Paths) -> None:
     """Wait until Redis answers PING and Kafka answers an admin call."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     pending = {"redis": redis_ready, "kafka": kafka_ready}
@@ -314,7 +314,7 @@ def wait_ready(settings: Settings, paths: Paths) -> None:
             time.sleep(PROBE_INTERVAL_SECONDS)
 
 
-def up(settings: Settings) -> bool:
+def up(settings: StackSettings) -> bool:
     """Start what is not running and wait until ready. Returns True if anything started."""
     paths = stack_paths(settings)
     paths.logs.mkdir(parents=True, exist_ok=True)
@@ -342,13 +342,13 @@ def stop_process(paths: Paths, name: str) -> bool:
     return True
 
 
-def down(settings: Settings) -> list[str]:
+def down(settings: StackSettings) -> list[str]:
     """Stop our processes; returns the names that were running."""
     paths = stack_paths(settings)
     return [name for name in ("kafka", "redis") if stop_process(paths, name)]
 
 
-def status(settings: Settings) -> dict[str, str]:
+def status(settings: StackSettings) -> dict[str, str]:
     """``name → 'ready (pid N)' | 'starting (pid N)' | 'stopped'`` for each service."""
     paths = stack_paths(settings)
     probes = {"redis": redis_ready, "kafka": kafka_ready}
@@ -362,7 +362,7 @@ def status(settings: Settings) -> dict[str, str]:
     return report
 
 
-def log_tail(settings: Settings, name: str, lines: int) -> str:
+def log_tail(settings: StackSettings, name: str, lines: int) -> str:
     """The last ``lines`` lines of a service's log."""
     log = stack_paths(settings).log(name)
     if not log.exists():

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import redis
 
+from phonebank.domain import clock
 from phonebank.domain.normalize import OK, REASONS, normalize_text
 from phonebank.domain.numbering import NumberingPlan
 from phonebank.domain.records import DncRecord, masked
@@ -50,7 +50,7 @@ def record_in_kafka(settings: Settings, numbers: list[int], region_of: RegionOf)
     Redis rebuilt from Kafka (``phonebank rebuild``) still has them."""
     ensure_topic(settings, settings.dnc_topic, DNC_PARTITIONS, DNC_TOPIC_CONFIG)
     producer = make_producer(settings)
-    now_ms = int(time.time() * 1000)
+    now_ms = clock.now_ms()
     try:
         for number in numbers:
             entry = DncRecord(

@@ -27,10 +27,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from phonebank.domain.clock import HOUR_MS
 from phonebank.domain.records import Outcome, OutcomeEvent
 
-#: milliseconds in one hour (width of a calls-per-hour bucket)
-MS_PER_HOUR = 3_600_000
 #: hours of per-hour counts kept, counted back from the newest event (14 days)
 HOURLY_RETENTION_HOURS = 14 * 24
 #: calls to one number from which numbers share the last distribution bucket ("10+")
@@ -152,7 +151,7 @@ class Aggregator:
             tally = self.regions[event.region] = RegionTally()
         outcome = event.outcome
         at_ms = event.completed_at_ms
-        hour = at_ms // MS_PER_HOUR
+        hour = at_ms // HOUR_MS
         _bump(tally.outcomes, outcome)
         _bump(self.outcomes_by_hour.setdefault(hour, {}), outcome)
         _bump(self.guidelines.setdefault(event.guideline, {}), outcome)
@@ -184,7 +183,7 @@ class Aggregator:
 
     def prune(self) -> None:
         """Drop per-hour counts older than the retention, counted from the newest event."""
-        oldest = self.last_event_ms // MS_PER_HOUR - HOURLY_RETENTION_HOURS
+        oldest = self.last_event_ms // HOUR_MS - HOURLY_RETENTION_HOURS
         for hour in [h for h in self.outcomes_by_hour if h < oldest]:
             del self.outcomes_by_hour[hour]
         for tally in self.regions.values():

@@ -20,6 +20,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
+from phonebank.domain import clock
 from phonebank.domain.records import OutcomeEvent
 from phonebank.infra.kafka import ensure_topic, make_consumer
 from phonebank.infra.metrics import is_code
@@ -44,7 +45,7 @@ REFRESH_INTERVAL_SECONDS = 5.0
 
 
 def _now_ms() -> int:
-    return int(time.time() * 1000)
+    return clock.now_ms()
 
 
 class ReporterService:

@@ -19,12 +19,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from phonebank.domain.clock import DAY_SECONDS
 from phonebank.infra import metrics as names
-from phonebank.reporter.report import MS_PER_DAY
 from phonebank.reporter.status import ReporterStatus
-
-#: seconds in one day
-SECONDS_PER_DAY = MS_PER_DAY // 1000
 
 #: report field → (metric name, help) of the per-region gauges
 _REGION_GAUGES = {
@@ -56,7 +53,7 @@ def _region_families(regions: list[dict[str, Any]]) -> Iterator[Metric]:
     )
     for row in regions:
         if row["projected_days"] is not None:
-            remaining.add_metric([row["code"]], row["projected_days"] * SECONDS_PER_DAY)
+            remaining.add_metric([row["code"]], row["projected_days"] * DAY_SECONDS)
         for outcome, count in row["outcomes"].items():
             outcomes.add_metric([row["code"], outcome], count)
     yield remaining

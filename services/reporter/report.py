@@ -16,22 +16,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from phonebank.domain.clock import DAY_MS, HOUR_MS, MINUTE_MS
 from phonebank.domain.records import Outcome
 from phonebank.domain.regions import REGIONS
 from phonebank.reporter.aggregate import (
     ATTEMPTS_BUCKET_CAP,
-    MS_PER_HOUR,
     NOT_CALLS,
     Aggregator,
     RegionTally,
 )
 
 #: milliseconds in the trailing window the rates are measured over (24 hours)
-RATE_WINDOW_MS = 24 * MS_PER_HOUR
+RATE_WINDOW_MS = 24 * HOUR_MS
 #: milliseconds below which the window is not shortened further (one minute)
-MIN_RATE_WINDOW_MS = 60_000
-#: milliseconds in one day
-MS_PER_DAY = 24 * MS_PER_HOUR
+MIN_RATE_WINDOW_MS = MINUTE_MS
 #: hours of calls-per-hour history in the report (the chart's width)
 CHART_HOURS = 48
 #: digits ratios are rounded to in the report
@@ -67,7 +65,7 @@ def rate_window_ms(aggregator: Aggregator, now_ms: int) -> int:
 
 
 def _in_window(by_hour: Mapping[int, int], now_ms: int, window_ms: int) -> int:
-    first_hour = (now_ms - window_ms) // MS_PER_HOUR
+    first_hour = (now_ms - window_ms) // HOUR_MS
     return sum(n for hour, n in by_hour.items() if hour >= first_hour)
 
 
@@ -75,7 +73,7 @@ def _projection(
     ingested: int, attempted: int, first_calls: int, window_ms: int
 ) -> tuple[float, float | None]:
     """(first calls per day, projected days to full coverage); days None if unknowable."""
-    per_day = first_calls * MS_PER_DAY / window_ms
+    per_day = first_calls * DAY_MS / window_ms
     remaining = ingested - attempted
     if ingested <= 0:
         return round(per_day, 2), None
@@ -140,7 +138,7 @@ def _totals(
         coverage_ratio=_ratio(totals["attempted"], totals["ingested"]),
         reach_ratio=_ratio(totals["reached"], totals["attempted"]),
         calls_per_hour=round(
-            _in_window(calls_by_hour, inputs.now_ms, window_ms) * MS_PER_HOUR / window_ms, 2
+            _in_window(calls_by_hour, inputs.now_ms, window_ms) * HOUR_MS / window_ms, 2
         ),
         first_calls_per_day=per_day,
         projected_days=days,
@@ -177,13 +175,13 @@ def _guidelines(aggregator: Aggregator) -> list[dict[str, Any]]:
 
 
 def _calls_by_hour(aggregator: Aggregator, now_ms: int) -> list[dict[str, Any]]:
-    last_hour = max(now_ms, aggregator.last_event_ms) // MS_PER_HOUR
+    last_hour = max(now_ms, aggregator.last_event_ms) // HOUR_MS
     series = []
     for hour in range(last_hour - CHART_HOURS + 1, last_hour + 1):
         counts = aggregator.outcomes_by_hour.get(hour, {})
         series.append(
             {
-                "hour_start": _iso(hour * MS_PER_HOUR),
+                "hour_start": _iso(hour * HOUR_MS),
                 "calls": sum(n for o, n in counts.items() if o not in NOT_CALLS),
                 "outcomes": dict(sorted(counts.items())),
             }

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from phonebank.domain import clock
 from phonebank.reporter.aggregate import Aggregator
 from phonebank.reporter.report import ReportInputs, build_report
 
@@ -64,7 +65,7 @@ class ReporterStatus:
         """The ``/report.json`` document as of now (or ``now_ms``)."""
         inputs = ReportInputs(
             campaign=self.campaign,
-            now_ms=now_ms if now_ms is not None else int(time.time() * 1000),
+            now_ms=now_ms if now_ms is not None else clock.now_ms(),
             ingested=dict(self.ingested),
             volunteers_active_15m=self.volunteers_active_15m,
             volunteers_active_24h=self.volunteers_active_24h,

@@ -14,12 +14,11 @@ from collections.abc import Iterable
 
 import redis
 
+from phonebank.domain.clock import HOUR_MS, MINUTE_MS
 from phonebank.domain.records import OutcomeEvent
 from phonebank.leases.keys import ReporterKeys
 
 #: milliseconds in one minute / one hour (bucket widths)
-MS_PER_MINUTE = 60_000
-MS_PER_HOUR = 3_600_000
 #: minutes in the short window, hours in the long one
 SHORT_WINDOW_MINUTES = 15
 LONG_WINDOW_HOURS = 24
@@ -40,31 +39,31 @@ class ActiveVolunteers:
         """Add the volunteers of ``events`` to their buckets (skipping long-closed ones)."""
         minutes: dict[int, set[str]] = defaultdict(set)
         hours: dict[int, set[str]] = defaultdict(set)
-        oldest_ms = now_ms - LONG_WINDOW_HOURS * MS_PER_HOUR - MS_PER_HOUR
+        oldest_ms = now_ms - LONG_WINDOW_HOURS * HOUR_MS - HOUR_MS
         for event in events:
             at_ms = event.completed_at_ms
             if at_ms < oldest_ms:
                 continue
-            hours[at_ms // MS_PER_HOUR].add(event.volunteer)
-            if at_ms >= now_ms - (SHORT_WINDOW_MINUTES + 1) * MS_PER_MINUTE:
-                minutes[at_ms // MS_PER_MINUTE].add(event.volunteer)
+            hours[at_ms // HOUR_MS].add(event.volunteer)
+            if at_ms >= now_ms - (SHORT_WINDOW_MINUTES + 1) * MINUTE_MS:
+                minutes[at_ms // MINUTE_MS].add(event.volunteer)
         if not hours:
             return
         pipe = self.redis.pipeline(transaction=False)
         for minute, members in minutes.items():
             key = self.keys.volunteers_minute(minute)
             pipe.pfadd(key, *members)
-            pipe.expireat(key, (minute + 1) * MS_PER_MINUTE // 1000 + MINUTE_BUCKET_TTL_SECONDS)
+            pipe.expireat(key, (minute + 1) * MINUTE_MS // 1000 + MINUTE_BUCKET_TTL_SECONDS)
         for hour, members in hours.items():
             key = self.keys.volunteers_hour(hour)
             pipe.pfadd(key, *members)
-            pipe.expireat(key, (hour + 1) * MS_PER_HOUR // 1000 + HOUR_BUCKET_TTL_SECONDS)
+            pipe.expireat(key, (hour + 1) * HOUR_MS // 1000 + HOUR_BUCKET_TTL_SECONDS)
         pipe.execute()
 
     def counts(self, now_ms: int) -> tuple[int, int]:
         """Distinct volunteers over the last 15 minutes and the last 24 hours."""
-        minute = now_ms // MS_PER_MINUTE
-        hour = now_ms // MS_PER_HOUR
+        minute = now_ms // MINUTE_MS
+        hour = now_ms // HOUR_MS
         short = [
             self.keys.volunteers_minute(m)
             for m in range(minute - SHORT_WINDOW_MINUTES + 1, minute + 1)

@@ -7,13 +7,14 @@ compute the offset that puts the scripts' clock at a given callee-local instant.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import cast
 from zoneinfo import ZoneInfo
 
 import redis
 
+from phonebank.domain import clock
+from phonebank.domain.clock import SECOND_MS
 from phonebank.leases.client import LeaseClient
 from phonebank.leases.keys import KeyScheme, RegionKeys
 from phonebank.leases.queues import enqueue_chunk, queue_depths
@@ -35,10 +36,6 @@ MOSCOW_ONLY = {"RU-MOW": (MOSCOW,)}
 FIRST = 9_161_000_000
 #: a Tuesday
 TEST_DATE = dt.date(2026, 3, 10)
-#: milliseconds in one second / minute / hour
-SECOND_MS = 1000
-MINUTE_MS = 60 * SECOND_MS
-HOUR_MS = 60 * MINUTE_MS
 
 
 def local_instant(
@@ -50,7 +47,7 @@ def local_instant(
 
 def offset_to(instant: dt.datetime) -> int:
     """The clock offset (ms) that puts the scripts' clock at ``instant`` now."""
-    return int(instant.timestamp() * SECOND_MS) - int(time.time() * SECOND_MS)
+    return int(instant.timestamp() * SECOND_MS) - clock.now_ms()
 
 
 def lease_client(

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from phonebank.infra import metrics as names
 from phonebank.infra.metrics import CATALOGUE, exposed_names, referenced_names
+from phonebank.local.stack_settings import StackSettings
 from phonebank.settings import Settings
 from tests.conftest import drop_keys, drop_topics
 
@@ -28,20 +29,22 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory, local_stack: Settings) -> Iterator[Path]:
+def demo_run(
+    tmp_path_factory: pytest.TempPathFactory, local_stack: Settings, stack_settings: StackSettings
+) -> Iterator[Path]:
     """One short demo run (small count, time compressed), its files kept; its topics and
     Redis keys are removed after the module."""
     folder = tmp_path_factory.mktemp("demo")
     namespace = f"tdemo{uuid.uuid4().hex[:8]}"
     try:
-        yield _run_demo(folder, namespace, local_stack)
+        yield _run_demo(folder, namespace, stack_settings.stack_dir)
     finally:
         cleanup = local_stack.model_copy(update={"key_prefix": namespace})
         drop_topics(cleanup)
         drop_keys(cleanup)
 
 
-def _run_demo(folder: Path, namespace: str, local_stack: Settings) -> Path:
+def _run_demo(folder: Path, namespace: str, stack_dir: Path) -> Path:
     result = subprocess.run(
         [
             sys.executable,
@@ -70,7 +73,7 @@ def _run_demo(folder: Path, namespace: str, local_stack: Settings) -> Path:
     )
     (folder / "stdout.txt").write_text(result.stdout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    demo_folder = local_stack.stack_dir.resolve() / "demo" / namespace
+    demo_folder = stack_dir.resolve() / "demo" / namespace
     for name in ("report.html", *SERVICE_METRICS):
         shutil.copy(demo_folder / name, folder / name)
     return folder

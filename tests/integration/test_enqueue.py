@@ -44,7 +44,7 @@ def test_an_empty_or_oversized_batch_is_refused_and_queues_nothing(
     # When it is sent to the script directly
     reply = Scripts(redis_client).run(
         "enqueue",
-        [keys.ready, keys.dnc, keys.counters, keys.chunks],
+        keys,
         [batch_id(pack_numbers(numbers)), *numbers],
     )
     # Then it is refused and nothing is queued

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 import redis
 
+from phonebank.domain.clock import SECOND_MS
 from phonebank.domain.records import e164
 from phonebank.settings import Settings
 from tests.integration.gateway_helpers import Running, running_gateway
-from tests.integration.lease_helpers import FIRST, SECOND_MS, fill, local_instant
+from tests.integration.lease_helpers import FIRST, fill, local_instant
 
 pytestmark = pytest.mark.integration
 

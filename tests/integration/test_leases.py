@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from phonebank.domain.calling_hours import to_ms
+from phonebank.domain.clock import HOUR_MS, MINUTE_MS
 from phonebank.domain.lease_types import (
     AlreadyCompletedError,
     CompletionStatus,
@@ -19,12 +20,10 @@ from phonebank.domain.lease_types import (
     VolunteerLimitReachedError,
 )
 from phonebank.domain.records import Outcome
-from phonebank.leases.scripts import ReturnCode, Scripts
+from phonebank.leases.scripts import ReturnCode, Scripts, render_all
 from phonebank.settings import Settings
 from tests.integration.lease_helpers import (
     FIRST,
-    HOUR_MS,
-    MINUTE_MS,
     assert_conserved,
     fill,
     lease_client,
@@ -260,17 +259,7 @@ def test_the_script_itself_refuses_a_window_that_redis_time_is_not_in(
     lease_id = "RU-MOW.0123456789abcdef0123456789abcdef"
     reply = Scripts(redis_client).run(
         "acquire",
-        [
-            keys.ready,
-            keys.due,
-            keys.leases,
-            keys.lease(lease_id),
-            keys.holders,
-            keys.attempts,
-            keys.expiries,
-            keys.counters,
-            keys.dnc,
-        ],
+        keys,
         [
             lease_id,
             "token",
@@ -283,6 +272,7 @@ def test_the_script_itself_refuses_a_window_that_redis_time_is_not_in(
             "RU-MOW",
             offset_to(at),
         ],
+        lease_id=lease_id,
     )
     # Then, by Redis time, the script answers CLOSED and the number stays queued
     assert reply[0] == ReturnCode.CLOSED
@@ -378,3 +368,11 @@ def test_a_reservation_that_led_to_no_lease_is_given_back(
     leases.chooser.invalidate()
     assert leases.acquire("alice") is not None
     assert_conserved(capped, redis_client, "RU-MOW", leases.now_ms())
+
+
+def test_every_rendered_script_loads_on_redis(redis_client: redis.Redis) -> None:
+    # Given every script rendered with its includes, When Redis compiles each
+    for operation, source in render_all().items():
+        sha = redis_client.script_load(source.text)
+        # Then it is known by the SHA the client calls it by
+        assert sha == Scripts(redis_client).sha(operation)

@@ -9,13 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
+from phonebank.domain.clock import MINUTE_MS
 from phonebank.domain.lease_types import Lease, LeaseError
 from phonebank.domain.records import Outcome
 from phonebank.leases.client import LeaseClient
 from phonebank.leases.queues import queue_depths
 from phonebank.settings import Settings
 from tests.integration.lease_helpers import (
-    MINUTE_MS,
     MOSCOW_ONLY,
     assert_conserved,
     fill,

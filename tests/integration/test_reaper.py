@@ -7,10 +7,10 @@ from typing import cast
 import pytest
 import redis
 
+from phonebank.domain.clock import MINUTE_MS
 from phonebank.settings import Settings
 from tests.integration.lease_helpers import (
     FIRST,
-    MINUTE_MS,
     MOSCOW_ONLY,
     assert_conserved,
     fill,

@@ -14,6 +14,8 @@ import pytest
 import redis
 from kafka import KafkaConsumer
 
+from phonebank.domain import clock
+from phonebank.domain.clock import HOUR_MS
 from phonebank.domain.records import Outcome, OutcomeEvent
 from phonebank.infra.kafka import ensure_topic, make_producer
 from phonebank.infra.metrics import CATALOGUE, exposed_names
@@ -26,8 +28,6 @@ pytestmark = pytest.mark.integration
 
 #: seconds to wait for the reporter to count what was produced
 COUNT_TIMEOUT_SECONDS = 20.0
-#: milliseconds in one hour
-MS_PER_HOUR = 3_600_000
 
 
 def outcome(
@@ -39,7 +39,7 @@ def outcome(
     at_ms: int | None = None,
     event_id: str | None = None,
 ) -> OutcomeEvent:
-    completed = at_ms if at_ms is not None else int(time.time() * 1000)
+    completed = at_ms if at_ms is not None else clock.now_ms()
     return OutcomeEvent(
         event_id=event_id or uuid.uuid4().hex,
         campaign="default",
@@ -163,10 +163,10 @@ def test_active_volunteers_and_ingested_counts_come_from_redis(
     # fourth two hours ago, plus a record that is not an event and one whose region
     # would put a phone number into a label
     redis_client.hset(keys.ingested, mapping={"RU-MOW": 8, "RU-SPE": 2})
-    now_ms = int(time.time() * 1000)
+    now_ms = clock.now_ms()
     events = [outcome(9_160_000_010 + i, Outcome.NO_ANSWER, volunteer=f"vh-{i}") for i in range(3)]
     events.append(
-        outcome(9_160_000_020, Outcome.REFUSED, volunteer="vh-old", at_ms=now_ms - 2 * MS_PER_HOUR)
+        outcome(9_160_000_020, Outcome.REFUSED, volunteer="vh-old", at_ms=now_ms - 2 * HOUR_MS)
     )
     leaky = outcome(9_160_000_030, Outcome.BUSY, region="9161234567")
     produce(settings, [*events, events[0], leaky], raw=(b"not json",))

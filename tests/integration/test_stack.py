@@ -15,14 +15,15 @@ from pathlib import Path
 import pytest
 
 from phonebank.local import stack
-from phonebank.settings import Settings
+from phonebank.local.stack_settings import StackSettings
 
-#: Ports of the private stack, away from the session stack's.
-PRIVATE_PORTS = {
-    "stack_kafka_port": 29092,
-    "stack_controller_port": 29093,
-    "stack_redis_port": 26379,
-}
+#: added to each of the session stack's ports to give the private stack's (29092, 29093 and
+#: 26379 by default), so sessions with stacks of their own never share a private port
+PRIVATE_PORT_OFFSET = 10_000
+
+
+def _ports(settings: StackSettings) -> tuple[int, int, int]:
+    return settings.stack_kafka_port, settings.stack_controller_port, settings.stack_redis_port
 
 
 def _alive(pid: int) -> bool:
@@ -34,16 +35,22 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def private_settings(local_stack: Settings, tmp_path: Path) -> Iterator[Settings]:
+def private_settings(
+    local_stack: object, stack_settings: StackSettings, tmp_path: Path
+) -> Iterator[StackSettings]:
     root = tmp_path / "stack"
     root.mkdir()
-    (root / "jars").symlink_to(stack.stack_paths(local_stack).jars)
-    private = local_stack.model_copy(update={"stack_dir": root, **PRIVATE_PORTS})
+    (root / "jars").symlink_to(stack.stack_paths(stack_settings).jars)
+    ports = ("stack_kafka_port", "stack_controller_port", "stack_redis_port")
+    private = stack_settings.model_copy(
+        update={"stack_dir": root}
+        | {port: getattr(stack_settings, port) + PRIVATE_PORT_OFFSET for port in ports}
+    )
     yield private
     stack.down(private)
 
 
-def test_up_twice_then_down_leaves_no_process(private_settings: Settings) -> None:
+def test_up_twice_then_down_leaves_no_process(private_settings: StackSettings) -> None:
     # Given a stopped private stack
     paths = stack.stack_paths(private_settings)
     # When it is brought up twice
@@ -58,11 +65,11 @@ def test_up_twice_then_down_leaves_no_process(private_settings: Settings) -> Non
     assert sorted(stack.down(private_settings)) == ["kafka", "redis"]
     # Then no process of ours is left and the ports are free
     assert all(pid is not None and not _alive(pid) for pid in pids.values())
-    assert not any(stack.port_open(port) for port in PRIVATE_PORTS.values())
+    assert not any(stack.port_open(port) for port in _ports(private_settings))
     assert stack.status(private_settings) == {"redis": "stopped", "kafka": "stopped"}
 
 
-def test_port_taken_by_a_stranger_is_a_one_line_error(private_settings: Settings) -> None:
+def test_port_taken_by_a_stranger_is_a_one_line_error(private_settings: StackSettings) -> None:
     # Given something else listening on the private Redis port
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -73,7 +80,8 @@ def test_port_taken_by_a_stranger_is_a_one_line_error(private_settings: Settings
             stack.up(private_settings)
     message = str(error.value)
     assert "\n" not in message
-    assert "26379" in message and "PHONEBANK_STACK_REDIS_PORT" in message
+    assert str(private_settings.stack_redis_port) in message
+    assert "PHONEBANK_STACK_REDIS_PORT" in message
 
 
 def test_missing_tool_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

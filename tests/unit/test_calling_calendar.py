@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from phonebank.domain.calling_calendar import CALENDAR_REFRESH_MS, CallingCalendar
 from phonebank.domain.calling_hours import (
-    DAY_MS,
     CallingPolicy,
     next_opening,
     open_regions,
@@ -18,6 +17,7 @@ from phonebank.domain.calling_hours import (
     upcoming_windows,
     window_at,
 )
+from phonebank.domain.clock import DAY_MS, HOUR_MS
 
 REGION_ZONES = {
     "RU-MOW": ("Europe/Moscow",),
@@ -48,7 +48,7 @@ def test_every_answer_matches_calling_hours(steps: list[int], policy: CallingPol
         assert dict(calendar.open_now(now)) == open_regions(REGION_ZONES, policy, now)
         for region, zones in REGION_ZONES.items():
             assert calendar.window_at(region, now) == window_at(zones, policy, now)
-            for anchor in (now - 3_600_000, now, now + 3 * DAY_MS):
+            for anchor in (now - HOUR_MS, now, now + 3 * DAY_MS):
                 assert calendar.upcoming(region, anchor, 4) == upcoming_windows(
                     zones, policy, anchor, 4
                 )

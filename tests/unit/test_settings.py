@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from phonebank.local.stack_settings import StackSettings
 from phonebank.settings import (
     Settings,
     SettingsError,
@@ -67,4 +68,7 @@ def test_masked_hides_secrets() -> None:
 def test_readme_configuration_table_is_current() -> None:
     # Given the README, When the table is generated from the settings, Then it is in there
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    assert markdown_table() in readme, "README table is stale: phonebank config --markdown"
+    assert markdown_table() in readme
+    assert markdown_table(StackSettings) in readme, (
+        "README table is stale: phonebank config --markdown"
+    )

@@ -1,0 +1,48 @@
+"""Settings of the local stack only (``PHONEBANK_STACK_*``): where it keeps its state, its ports.
+
+They are not production settings: no service reads them. ``phonebank stack``, the demo
+and the tests do; the services reach the stack through the ordinary connection settings
+(``PHONEBANK_KAFKA_BOOTSTRAP_SERVERS``, ``PHONEBANK_REDIS_URL``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from phonebank.settings import ENV_PREFIX, SettingsError, env_name
+
+
+class StackSettings(BaseSettings):
+    """The local stack's knobs. Environment: ``PHONEBANK_<FIELD NAME IN CAPITALS>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", validate_default=True, frozen=True
+    )
+
+    stack_dir: Path = Field(
+        Path(".stack"), description="Folder of the local stack's jars, data, logs and pids."
+    )
+    stack_kafka_port: int = Field(19092, ge=1, le=65535, description="Local Kafka port.")
+    stack_controller_port: int = Field(
+        19093, ge=1, le=65535, description="Local KRaft controller port."
+    )
+    stack_redis_port: int = Field(16379, ge=1, le=65535, description="Local Redis port.")
+    stack_kafka_heap_mb: int = Field(
+        512, ge=128, le=8192, description="Local Kafka JVM heap (MiB)."
+    )
+
+
+def load_stack_settings(**overrides: Any) -> StackSettings:
+    """Read the stack settings; an invalid value raises :class:`SettingsError` naming it."""
+    try:
+        return StackSettings(**overrides)
+    except ValidationError as exc:
+        problems = [
+            f"{env_name(str(error['loc'][0])) if error['loc'] else 'stack'}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None
