@@ -104,6 +104,8 @@ class PageGateway:
     url: str
     settings: Settings
     client: redis.Redis
+    #: the callee's time zone of the test region
+    zone: str
 
     def token(self, volunteer: str) -> str:
         """A valid bearer token for ``volunteer``."""
@@ -122,10 +124,11 @@ def page_gateway(settings: Settings, redis_client: redis.Redis) -> Iterator[Page
         update={"calling_window_start": dt.time(0, 0), "calling_window_end": dt.time(23, 59)}
     )
     fill(allday, redis_client, "RU-MOW", QUEUED)
-    leases = LeaseClient(allday, redis_client, {"RU-MOW": (_region_zone(),)})
+    zone = _region_zone()
+    leases = LeaseClient(allday, redis_client, {"RU-MOW": (zone,)})
     server = serve(build_gateway(allday, client=redis_client, leases=leases), "127.0.0.1", 0)
     try:
-        yield PageGateway(f"http://127.0.0.1:{server.port}", allday, redis_client)
+        yield PageGateway(f"http://127.0.0.1:{server.port}", allday, redis_client, zone)
     finally:
         server.shutdown()
         server.server_close()

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from phonebank.leases.keys import KeyScheme
 from tests.browser.conftest import VIEWPORT_WIDTH, WAIT_SECONDS, PageGateway
 
 pytestmark = pytest.mark.integration
@@ -144,3 +147,42 @@ def test_do_not_call_asks_first_and_a_double_tap_takes_one_number(
     # And once confirmed it is recorded
     _by_id(driver, "dnc-yes").click()
     _text_in(driver, "status", "Записано")
+
+
+def test_callback_is_picked_in_the_callees_time_and_english_is_one_tap_away(
+    browser: WebDriver, page_gateway: PageGateway, screenshots: Path
+) -> None:
+    """Given a volunteer on a call with a callee in Moscow,
+    When they pick a callback time from the offered list and record it,
+    Then the times were the callee's wall clock, and the number is due at that instant;
+    and the language switch turns the page into English."""
+    driver = browser
+    _fresh(driver, page_gateway.url)
+    driver.execute_script(
+        "localStorage.setItem(arguments[0], arguments[1])",
+        "phonebank.acknowledged",
+        '["calm-conversation@1"]',
+    )
+    driver.get(f"{page_gateway.url}/#token={page_gateway.token('vol-callback')}")
+    _take_number(driver)
+    # When "asked to call back" is chosen, the picker offers the callee's times
+    _outcome(driver, "callback").click()
+    _visible(driver, "callback")
+    option = Select(_by_id(driver, "callback-time")).options[0]
+    picked = dt.datetime.fromisoformat(option.get_attribute("value") or "")
+    zone = ZoneInfo(page_gateway.zone)
+    assert option.text == picked.astimezone(zone).strftime("%H:%M")
+    assert picked > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=29)
+    assert _fits_the_width(driver)
+    driver.save_screenshot(str(screenshots / "7-callback.png"))
+    # And once recorded, the number is due at exactly that instant
+    _by_id(driver, "callback-send").click()
+    _text_in(driver, "status", "Записано")
+    due = KeyScheme(page_gateway.settings.key_prefix, page_gateway.settings.campaign)
+    scores = page_gateway.client.zrange(due.region("RU-MOW").due, 0, -1, withscores=True)
+    assert [score for _, score in scores] == [picked.timestamp() * 1000]
+    # When the language is switched, the page speaks English
+    _by_id(driver, "lang").click()
+    assert _by_id(driver, "get").text in {"Get a number", "Try again"}
+    assert driver.execute_script("return document.documentElement.lang") == "en"
+    _by_id(driver, "lang").click()

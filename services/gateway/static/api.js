@@ -3,6 +3,8 @@
 // a visible state, and every refusal turned into a plain-words key of i18n.js.
 
 const RETRY_LIMIT = 6;
+// the longest a rate-limited request waits before it is tried again
+const LONGEST_WAIT_MS = 60000;
 const FIRST_RETRY_MS = 1000;
 const LONGEST_RETRY_MS = 15000;
 const MS_PER_SECOND = 1000;
@@ -38,6 +40,13 @@ function noteSkew(answer) {
   const date = Date.parse(answer.headers.get("Date") || "");
   if (!Number.isNaN(date)) {
     skewMs = date + HALF_SECOND_MS - Date.now();
+  }
+}
+
+// The gateway's own clock from an answer's server_time_ms (finer than the Date header).
+export function noteServerTime(serverTimeMs) {
+  if (Number.isFinite(serverTimeMs)) {
+    skewMs = serverTimeMs - Date.now();
   }
 }
 
@@ -108,8 +117,9 @@ function retryWait(answer, data, delay) {
   }
   if (answer.status === TOO_MANY_REQUESTS) {
     const seconds = Number(answer.headers.get("Retry-After"));
-    return Number.isFinite(seconds) && seconds > 0
-      ? Math.min(seconds * MS_PER_SECOND, LONGEST_RETRY_MS * 4) : delay;
+    const ms = data && Number.isFinite(data.retry_after_ms) ? data.retry_after_ms
+      : seconds * MS_PER_SECOND;
+    return Number.isFinite(ms) && ms > 0 ? Math.min(ms, LONGEST_WAIT_MS) : delay;
   }
   // A proxy's own error page (HTML, not our JSON) is a failure of the way there.
   if (answer.status >= 400 && data === null && answer.status !== 404) {

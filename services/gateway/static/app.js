@@ -3,15 +3,15 @@
 // 'self'); the token and the open lease survive a reload and reach a second tab through
 // localStorage, and the server's GET /api/v1/me (when the gateway has it) is the truth.
 
-import { newKey, refusal, Refusal, request } from "./api.js";
+import { newKey, noteServerTime, refusal, Refusal, request } from "./api.js";
 import * as call from "./call.js";
 import { applyStatic, language, setLanguage, t } from "./i18n.js";
 import * as session from "./session.js";
 
 const TICK_MS = 1000;
 // the outcome of a call the messenger could not place (not an attempt on the person)
-const CHANNEL_OUTCOME = "channel_failed";
-// what the page sends instead while the gateway does not know CHANNEL_OUTCOME yet
+const CHANNEL_OUTCOME = "unreachable_channel";
+// what the page sends instead to a gateway that does not know CHANNEL_OUTCOME (400)
 const CHANNEL_FALLBACK = "skipped";
 const SCREENS = ["signin", "ready", "briefing", "call"];
 
@@ -66,13 +66,17 @@ async function signIn(token) {
   }
 }
 
-// The open lease after a reload or in a second tab: /me, else what this device stored.
+// The open lease after a reload or in a second tab: GET /api/v1/me (200 the lease, 204
+// none); a gateway without /me (404) leaves what this device stored as the fallback.
 async function recover() {
   const answer = await api("GET", "/api/v1/me");
-  if (answer.status === 200 && answer.data) {
-    const open = answer.data.lease !== undefined ? answer.data.lease : answer.data;
+  if (answer.status === 200 && answer.data && answer.data.lease_id) {
     session.acquireDone();
-    return open && open.lease_id ? adopt(open, true) : forget();
+    return adopt(answer.data, true);
+  }
+  if (answer.status === 204) {
+    session.acquireDone();
+    return forget();
   }
   if (answer.status !== 404) {
     throw refusal(answer);
@@ -99,12 +103,14 @@ async function getNumber() {
   button.disabled = true;
   say("asking", {}, false);
   try {
-    const key = session.acquireKey(newKey);
-    const body = { languages: language() === "en" ? ["en", "ru"] : ["ru", "en"] };
-    const answer = await api("POST", "/api/v1/leases", body, { "Idempotency-Key": key });
+    let answer = await acquire();
+    if (answer.status === 409 && answer.data && answer.data.error === "idempotency_key_used") {
+      session.acquireDone();
+      answer = await acquire();
+    }
     session.acquireDone();
-    if (answer.status === 201) {
-      await adopt(answer.data, false);
+    if (answer.status === 201 || answer.status === 200) {
+      await adopt(answer.data, answer.status === 200);
     } else if (answer.status === 204) {
       say("none_now", {}, false);
     } else {
@@ -118,13 +124,22 @@ async function getNumber() {
   }
 }
 
+// One press of the button: its Idempotency-Key is kept until an answer arrives, so every
+// retry of it (and a reload in the middle) asks for the same lease.
+function acquire() {
+  const key = session.acquireKey(newKey);
+  const body = { languages: language() === "en" ? ["en", "ru"] : ["ru", "en"] };
+  return api("POST", "/api/v1/leases", body, { "Idempotency-Key": key });
+}
+
 async function adopt(found, recovered) {
   lease = found;
+  noteServerTime(lease.server_time_ms);
   session.storeLease(lease);
-  const ref = lease.guideline && lease.guideline.ref;
+  const ref = guidelineRef();
   await loadGuideline();
   if (ref && !session.acknowledged(ref)) {
-    call.showGuideline($("briefing-guideline"), guidelines[ref]);
+    call.showGuideline($("briefing-guideline"), guidelines[guidelineKey()]);
     show("briefing");
     say("", {}, false);
     return;
@@ -132,15 +147,25 @@ async function adopt(found, recovered) {
   openCall(recovered);
 }
 
+function guidelineRef() {
+  return lease && lease.guideline ? lease.guideline.ref : null;
+}
+
+function guidelineKey() {
+  return guidelineRef() + "/" + language();
+}
+
+// The guideline in the page's language: the gateway's sanitized HTML, kept per language.
 async function loadGuideline() {
-  const ref = lease.guideline && lease.guideline.ref;
-  if (!ref || guidelines[ref]) {
+  const key = guidelineKey();
+  if (!guidelineRef() || guidelines[key]) {
     return;
   }
   try {
-    const answer = await api("GET", lease.guideline.path);
+    const path = lease.guideline.path + "?language=" + encodeURIComponent(language());
+    const answer = await api("GET", path);
     if (answer.status === 200 && answer.data) {
-      guidelines[ref] = answer.data.texts;
+      guidelines[key] = answer.data;
     }
   } catch (error) {
     // the page carries on without it: showGuideline says it could not be loaded
@@ -149,7 +174,7 @@ async function loadGuideline() {
 
 function openCall(recovered) {
   call.showLease(lease);
-  call.showGuideline($("call-guideline"), guidelines[lease.guideline && lease.guideline.ref]);
+  call.showGuideline($("call-guideline"), guidelines[guidelineKey()]);
   $("dnc-confirm").hidden = true;
   $("callback").hidden = true;
   setOutcomesEnabled(true);
@@ -181,6 +206,7 @@ async function renew() {
       throw refusal(answer);
     }
     lease.deadline_ms = answer.data.deadline_ms;
+    noteServerTime(answer.data.server_time_ms);
     session.storeLease(lease);
     call.tick(lease);
     say("renewed", {}, false);
@@ -252,6 +278,7 @@ function onStorage(event) {
   if (stored === null && lease !== null) {
     lease = null;
     show("ready");
+    say("", {}, false);
   } else if (stored !== null && (lease === null || lease.lease_id !== stored.lease_id)) {
     adopt(stored, true);
   }
@@ -264,15 +291,15 @@ function toggleGuide() {
   $("guide-toggle").textContent = t(panel.hidden ? "guideline" : "guideline_hide");
 }
 
-function switchLanguage() {
+async function switchLanguage() {
   setLanguage(language() === "ru" ? "en" : "ru");
-  if (lease !== null) {
-    const texts = guidelines[lease.guideline && lease.guideline.ref];
-    call.showLease(lease);
-    call.showGuideline($("call-guideline"), texts);
-    call.showGuideline($("briefing-guideline"), texts);
-  }
   say("", {}, false);
+  if (lease !== null) {
+    call.showLease(lease);
+    await loadGuideline();
+    call.showGuideline($("call-guideline"), guidelines[guidelineKey()]);
+    call.showGuideline($("briefing-guideline"), guidelines[guidelineKey()]);
+  }
 }
 
 function wire() {

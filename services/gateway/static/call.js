@@ -47,10 +47,12 @@ export function tick(lease) {
   return remaining <= 0;
 }
 
-// Put one guideline text into `target`: the sanitized HTML, else the Markdown as text.
-export function showGuideline(target, texts) {
-  const list = Array.isArray(texts) ? texts : [];
-  const text = list.find((item) => item.language === language()) || list[0];
+// Put the guideline into `target`: the gateway's sanitized HTML (one translation, or a
+// `texts` list of them from an older gateway), else its Markdown as plain text.
+export function showGuideline(target, guideline) {
+  const texts = guideline && Array.isArray(guideline.texts) ? guideline.texts : [];
+  const text = guideline && !guideline.texts ? guideline
+    : texts.find((item) => item.language === language()) || texts[0];
   target.classList.toggle("plain", Boolean(text && !text.html));
   if (!text) {
     target.textContent = t("guideline_missing");
@@ -88,7 +90,7 @@ let offered = [];
 
 // Fill the day and time lists with times inside the callee's calling window.
 export function fillCallback(lease) {
-  offered = callbackDays(lease.callee_zone, serverNow(), lease.calling_window);
+  offered = callbackDays(lease.callee_zone, serverNow(), lease.calling_windows);
   const day = $("callback-day");
   day.replaceChildren(...offered.map((item, index) => option(String(index), item.label)));
   $("callback-none").hidden = offered.length > 0;

@@ -84,29 +84,42 @@ function minutesOf(hhmm) {
   return hours * 60 + minutes;
 }
 
-// Callback choices in the callee's zone inside their calling window, from a little
-// after `nowMs`: [{label, times: [{label, iso}]}] per day, empty days left out.
-export function callbackDays(zone, nowMs, window) {
-  const open = minutesOf((window || DEFAULT_WINDOW).start);
-  const close = minutesOf((window || DEFAULT_WINDOW).end);
-  const earliest = nowMs + CALLBACK_LEAD_MINUTES * MS_PER_MINUTE;
-  const days = [];
+// The callee's calling windows as [startMs, endMs) spans: the lease's own list when the
+// gateway sends one, else the default hours on each of the next days in their zone.
+function windowSpans(zone, nowMs, windows) {
+  if (Array.isArray(windows) && windows.length > 0) {
+    return windows.map((w) => [Date.parse(w.start), Date.parse(w.end)])
+      .filter(([start, end]) => Number.isFinite(start) && Number.isFinite(end));
+  }
+  const spans = [];
   for (let offset = 0; offset < CALLBACK_DAYS; offset += 1) {
-    const date = wallClock(zone, nowMs + offset * MS_PER_DAY);
-    const times = [];
-    for (let minute = open; minute < close; minute += CALLBACK_STEP_MINUTES) {
-      const instant = zonedInstant(zone, date.year, date.month, date.day,
-        Math.floor(minute / 60), minute % 60);
-      if (instant >= earliest) {
-        times.push({ label: pad(Math.floor(minute / 60)) + ":" + pad(minute % 60),
-          iso: new Date(instant).toISOString() });
+    const d = wallClock(zone, nowMs + offset * MS_PER_DAY);
+    const at = (hhmm) => zonedInstant(zone, d.year, d.month, d.day,
+      Math.floor(minutesOf(hhmm) / 60), minutesOf(hhmm) % 60);
+    spans.push([at(DEFAULT_WINDOW.start), at(DEFAULT_WINDOW.end)]);
+  }
+  return spans;
+}
+
+// Callback choices inside the callee's calling windows, from a little after `nowMs`,
+// on the quarter hour of their clock: [{label, times: [{label, iso}]}] per day.
+export function callbackDays(zone, nowMs, windows) {
+  const earliest = nowMs + CALLBACK_LEAD_MINUTES * MS_PER_MINUTE;
+  const step = CALLBACK_STEP_MINUTES * MS_PER_MINUTE;
+  const days = new Map();
+  for (const [start, end] of windowSpans(zone, nowMs, windows)) {
+    const first = Math.ceil(Math.max(start, earliest) / step) * step;
+    for (let instant = first; instant < end; instant += step) {
+      const clock = wallClock(zone, instant);
+      const label = dayLabel(clock);
+      if (!days.has(label)) {
+        days.set(label, []);
       }
-    }
-    if (times.length > 0) {
-      days.push({ label: dayLabel(date), times: times });
+      days.get(label).push({ label: pad(clock.hour) + ":" + pad(clock.minute),
+        iso: new Date(instant).toISOString() });
     }
   }
-  return days;
+  return Array.from(days, ([label, times]) => ({ label: label, times: times }));
 }
 
 function dayLabel(date) {
