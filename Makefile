@@ -2,7 +2,7 @@
 # needs first (deploy/local/bootstrap.sh), so they work on a fresh machine.
 PYTHON ?= python3
 
-.PHONY: bootstrap demo test lint bench
+.PHONY: bootstrap demo test test-cluster lint bench
 
 bootstrap:
 	@bash deploy/local/bootstrap.sh
@@ -14,6 +14,10 @@ demo: bootstrap
 ## The test suite (brings the local stack up if it is not running).
 test: bootstrap
 	$(PYTHON) -m pytest
+
+## The Redis Cluster suite (starts the local cluster if it is not running: docs/redis-cluster.md).
+test-cluster: bootstrap
+	$(PYTHON) -m pytest -m cluster
 
 lint: bootstrap
 	ruff check services tests benchmarks

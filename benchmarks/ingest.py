@@ -8,7 +8,9 @@ registry (about 3 % junk: letters, short numbers, 8-800, blanks), then in one ru
 (b) a naive per-line baseline on a subset: ``phonenumbers.parse`` + ``is_valid_number``
     + geocoder description, and the ratio a/b;
 (c) end to end into the local Kafka (``phonebank stack up``): a real ``ingest`` run into
-    a fresh topic — skipped with ``--no-kafka`` or when the broker is unreachable.
+    a fresh topic — skipped with ``--no-kafka`` or when the broker is unreachable — with
+    the bytes per number the broker stored (its log segments); and, as the same-run
+    baseline of the compact chunk format, (d) the same run writing version-1 JSON chunks.
 
 Prints the figures and peak RSS, and ends with one JSON line holding them.
 
@@ -31,17 +33,20 @@ import numpy as np
 import phonenumbers
 from phonenumbers import geocoder
 
-from phonebank.domain.numbering import NumberingPlan
+from phonebank.domain.numbering import REGION_CODES, NumberingPlan
+from phonebank.domain.records import NumberChunk
 from phonebank.domain.regions import REGIONS
 from phonebank.infra.kafka import make_admin
-from phonebank.ingest.chunks import KafkaSink
+from phonebank.ingest import runner
+from phonebank.ingest.chunks import Chunker, EncodedChunk, KafkaSink
 from phonebank.ingest.classify import Classifier
 from phonebank.ingest.progress import Progress
 from phonebank.ingest.runner import IngestOptions, IngestRun
 from phonebank.ingest.sources import expand, read_blocks
-from phonebank.settings import load_settings
+from phonebank.settings import Settings, load_settings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared/data/numbering-plan/DEF-9xx.csv"
+STACK_KAFKA_DATA = Path(__file__).resolve().parents[1] / ".stack/kafka-data"
 JUNK = ["abc", "916123", "8 800 555 35 35", "", "+380 50 123 45 67", "тел. нет"]
 
 
@@ -101,10 +106,38 @@ def bench_baseline(path: Path, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def bench_kafka(path: Path, plan: NumberingPlan, tmp: Path) -> float | None:
+class JsonChunker(Chunker):
+    """The chunk encoding ingest had before the compact format: a pydantic model of the
+    numbers as a list, dumped as JSON (wire format version 1)."""
+
+    def _emit(self, region: int, numbers: np.ndarray) -> None:
+        chunk = NumberChunk(
+            campaign=self.campaign,
+            region=REGION_CODES[region],
+            source=self.source_id,
+            seq=self.next_seq,
+            numbers=numbers.tolist(),
+        )
+        value = chunk.model_dump_json().encode()
+        self.sink.send(EncodedChunk(chunk.region, chunk.seq, len(numbers), value))
+        self.next_seq += 1
+        self.chunks_sent += 1
+
+
+def topic_bytes(topic: str) -> int | None:
+    """Bytes of the topic's log segments in the local stack's broker, if it is local."""
+    if not STACK_KAFKA_DATA.is_dir():
+        return None
+    return sum(f.stat().st_size for f in STACK_KAFKA_DATA.glob(f"{topic}-*/*.log"))
+
+
+def bench_kafka(
+    path: Path, plan: NumberingPlan, tmp: Path, chunker: type[Chunker] = Chunker
+) -> tuple[float, float | None] | None:
+    """(numbers/s, bytes a number on the broker's disk) of one ingest into a fresh topic."""
     base = load_settings()
     topic = f"bench-{uuid.uuid4().hex[:8]}.numbers"
-    settings = base.model_copy(update={"numbers_topic": topic})
+    settings: Settings = base.model_copy(update={"numbers_topic": topic})
     try:
         make_admin(settings).close()
     except Exception as exc:  # the broker is optional for this benchmark
@@ -112,17 +145,21 @@ def bench_kafka(path: Path, plan: NumberingPlan, tmp: Path) -> float | None:
         return None
     options = IngestOptions(
         [str(path)],
-        checkpoint_dir=tmp / "ck",
+        checkpoint_dir=tmp / f"ck-{topic}",
         rejects=tmp / "rej.tsv",
         progress=Progress(io.StringIO(), interactive=False),
     )
+    runner.Chunker = chunker  # type: ignore[misc]  # the baseline swaps the encoding only
     try:
         summary = IngestRun(settings, plan, options, lambda: KafkaSink(settings)).run()
+        stored = topic_bytes(topic)
     finally:
+        runner.Chunker = Chunker  # type: ignore[misc]
         admin = make_admin(settings)
         admin.delete_topics([topic])
         admin.close()
-    return float(summary["lines"] / summary["seconds"])
+    per_number = None if stored is None else stored / int(summary["accepted"])
+    return float(summary["lines"] / summary["seconds"]), per_number
 
 
 def main() -> None:
@@ -152,9 +189,13 @@ def main() -> None:
         )
         ratio = classify_rate / baseline_rate
         print(f"    ratio a/b: {ratio:,.0f}x")
-        kafka_rate = None if args.no_kafka else bench_kafka(path, plan, tmp)
-        if kafka_rate is not None:
-            print(f"(c) end to end into Kafka: {kafka_rate:>8,.0f} numbers/s")
+        compact = None if args.no_kafka else bench_kafka(path, plan, tmp)
+        old = None if compact is None else bench_kafka(path, plan, tmp, JsonChunker)
+        for label, result in (("(c) end to end into Kafka", compact), ("(d) same, JSON", old)):
+            if result is not None:
+                print(f"{label}: {result[0]:>10,.0f} numbers/s, {result[1] or 0:.2f} B/number")
+        if compact is not None and old is not None:
+            print(f"    rate ratio c/d: {compact[0] / old[0]:.2f}")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS: {peak_mib:,.0f} MiB")
     print(
@@ -165,7 +206,10 @@ def main() -> None:
                 "classify_numbers_per_second": round(classify_rate),
                 "baseline_numbers_per_second": round(baseline_rate),
                 "ratio": round(ratio, 1),
-                "kafka_numbers_per_second": None if kafka_rate is None else round(kafka_rate),
+                "kafka_numbers_per_second": None if compact is None else round(compact[0]),
+                "kafka_bytes_per_number": None if compact is None else compact[1],
+                "json_kafka_numbers_per_second": None if old is None else round(old[0]),
+                "json_kafka_bytes_per_number": None if old is None else old[1],
                 "peak_rss_mib": round(peak_mib),
             }
         )

@@ -17,10 +17,11 @@ from phonebank.assigner import app as assigner_service
 from phonebank.gateway import cli as gateway_service
 from phonebank.ingest import cli as ingest_cli
 from phonebank.local import demo as demo_run
-from phonebank.local import stack
+from phonebank.local import redis_cluster, stack
 from phonebank.local.stack_settings import StackSettings, load_stack_settings
 from phonebank.ops import dnc as dnc_cli
 from phonebank.ops import rebuild
+from phonebank.ops import volunteers as volunteers_cli
 from phonebank.reporter import cli as reporter_cli
 from phonebank.settings import Settings, SettingsError, load_settings, markdown_table
 
@@ -50,12 +51,20 @@ def cmd_stack(args: argparse.Namespace, _: Settings) -> int:
         settings = load_stack_settings()
         if args.action == "up":
             started = stack.up(settings)
+            if args.redis_cluster:
+                started = redis_cluster.up(settings) or started
+                print(
+                    f"Redis Cluster: PHONEBANK_REDIS_CLUSTER=true PHONEBANK_REDIS_URL="
+                    f"{redis_cluster.seeds_url(settings)}"
+                )
             print("stack started" if started else "stack already running")
         elif args.action == "down":
             stopped = stack.down(settings)
             print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
         elif args.action == "status":
             report = stack.status(settings)
+            if args.redis_cluster:
+                report.update(redis_cluster.status(settings))
             for name, state in report.items():
                 print(f"{name}: {state}")
             return 0 if all(s.startswith("ready") for s in report.values()) else 1
@@ -85,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     stack_parser = commands.add_parser("stack", help="run the local Kafka + Redis stack")
     stack_parser.add_argument("action", choices=["up", "down", "status", "logs"])
     stack_parser.add_argument("--lines", type=int, default=40, help="log lines to show")
+    stack_parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="up: also a local Redis Cluster (3 masters, 3 replicas); status: show its nodes",
+    )
     stack_parser.set_defaults(handler=cmd_stack)
 
     for add_parser in _service_parsers():
@@ -103,6 +117,7 @@ def _service_parsers() -> list[AddParser]:
         reporter_cli.add_parser,
         demo_run.add_parser,
         gateway_service.add_parser,
+        volunteers_cli.add_parser,
     ]
 
 

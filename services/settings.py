@@ -18,6 +18,12 @@ ENV_PREFIX = "PHONEBANK_"
 
 #: Marker shown instead of a secret by :meth:`Settings.masked`.
 MASK = "***"
+#: Shown by :meth:`Settings.masked` for a secret still at its public default.
+DEFAULT_MARK = "default"
+#: The public default of ``PHONEBANK_VOLUNTEER_SECRET``: never accepted by a service.
+INSECURE_DEFAULT = "change-me-in-production"
+#: bytes: the shortest volunteer secret a service accepts
+MIN_SECRET_BYTES = 32
 
 
 class SettingsError(ValueError):
@@ -84,7 +90,14 @@ class Settings(BaseSettings):
 
     # --- Redis ----------------------------------------------------------------------
     redis_url: str = Field(
-        "redis://127.0.0.1:16379/0", description="Redis DSN: redis[s]://[:password@]host:port/db."
+        "redis://127.0.0.1:16379/0",
+        description="Redis DSN: redis[s]://[:password@]host:port/db; with PHONEBANK_REDIS_CLUSTER, "
+        "a comma list of seed nodes redis[s]://[:password@]host:port (db 0).",
+    )
+    redis_cluster: bool = Field(
+        False,
+        description="Redis Cluster: PHONEBANK_REDIS_URL lists seed nodes, the client follows "
+        "the cluster's slot map (docs/redis-cluster.md).",
     )
 
     # --- leases ---------------------------------------------------------------------
@@ -160,9 +173,46 @@ class Settings(BaseSettings):
         description="Seconds a volunteer bearer token minted by `phonebank gateway token` "
         "stays valid (seconds).",
     )
+    volunteer_token_max_ttl_seconds: int = Field(
+        7 * 86_400,
+        ge=60,
+        le=366 * 86_400,
+        description="Longest lifetime (exp - iat) of a volunteer token the gateway accepts "
+        "or `phonebank gateway token` mints (seconds).",
+    )
+    volunteer_token_public_keys: CsvList = Field(
+        default_factory=list,
+        description="PEM files of Ed25519 or RSA public keys that verify EdDSA / RS256 "
+        "volunteer tokens of an identity provider (comma list; kid = file name stem).",
+    )
     volunteer_secret: SecretStr = Field(
-        SecretStr("change-me-in-production"),
-        description="HMAC key of volunteer hashes and lease tokens (secret; set it in production).",
+        SecretStr(INSECURE_DEFAULT),
+        description="HMAC key of volunteer tokens (HS256), volunteer hashes and lease tokens "
+        f"(secret, at least {MIN_SECRET_BYTES} bytes; services refuse to start without it).",
+    )
+    gateway_rate_per_token: str = Field(
+        "120/minute",
+        description="Requests one volunteer token may make (limits notation, e.g. 120/minute).",
+    )
+    gateway_rate_per_address: str = Field(
+        "1200/minute",
+        description="Requests one client address may make (limits notation).",
+    )
+    gateway_auth_failures_per_address: str = Field(
+        "20/minute",
+        description="Failed authentications one client address may make (limits notation).",
+    )
+    gateway_max_connections: int = Field(
+        2048, ge=1, le=100_000, description="Open connections the gateway accepts (count)."
+    )
+    gateway_cors_origins: CsvList = Field(
+        default_factory=list,
+        description="Origins allowed to call /api/v1/ from a browser (comma list; none = "
+        "same origin only).",
+    )
+    gateway_trusted_proxies: CsvList = Field(
+        default_factory=list,
+        description="Peer addresses whose X-Forwarded-For names the client (comma list).",
     )
     log_level: str = Field(
         "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level."
@@ -170,6 +220,9 @@ class Settings(BaseSettings):
 
     @field_validator(
         "numbering_plan",
+        "volunteer_token_public_keys",
+        "gateway_cors_origins",
+        "gateway_trusted_proxies",
         "regions_include",
         "regions_exclude",
         "calling_days",
@@ -199,11 +252,12 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_dsn(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in {"redis", "rediss", "unix"}:
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        if parts.scheme != "unix" and not parts.hostname:
-            raise ValueError("needs a host, e.g. redis://127.0.0.1:6379/0")
+        for dsn in value.split(","):
+            parts = urlsplit(dsn.strip())
+            if parts.scheme not in {"redis", "rediss", "unix"}:
+                raise ValueError("must start with redis://, rediss:// or unix://")
+            if parts.scheme != "unix" and not parts.hostname:
+                raise ValueError("needs a host, e.g. redis://127.0.0.1:6379/0")
         return value
 
     @field_validator("kafka_bootstrap_servers")
@@ -214,6 +268,21 @@ class Settings(BaseSettings):
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"{server!r} is not host:port")
         return value
+
+    @model_validator(mode="after")
+    def _redis_topology(self) -> Settings:
+        seeds = [urlsplit(dsn.strip()) for dsn in self.redis_url.split(",")]
+        url, flag = env_name("redis_url"), env_name("redis_cluster")
+        if not self.redis_cluster:
+            if len(seeds) > 1:
+                raise ValueError(f"{url}: a comma list of seed nodes needs {flag}=true")
+            return self
+        for seed in seeds:
+            if seed.scheme == "unix" or seed.path.strip("/") not in {"", "0"}:
+                raise ValueError(f"{url}: with {flag}=true each seed is host:port, db 0")
+        if len({(seed.scheme, seed.username, seed.password) for seed in seeds}) > 1:
+            raise ValueError(f"{url}: every cluster seed needs the same scheme and credentials")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -232,8 +301,10 @@ class Settings(BaseSettings):
         """The effective settings with secrets and DSN passwords replaced by ``***``."""
         shown: dict[str, Any] = {}
         for name, value in self.model_dump(mode="json").items():
-            if isinstance(getattr(self, name), SecretStr):
-                shown[name] = MASK
+            secret = getattr(self, name)
+            if isinstance(secret, SecretStr):
+                default = type(self).model_fields[name].default
+                shown[name] = DEFAULT_MARK if secret == default else MASK
             elif name == "redis_url":
                 shown[name] = mask_dsn(value)
             else:
@@ -262,7 +333,9 @@ def day_hours(item: str) -> tuple[str, dt.time, dt.time]:
 
 
 def mask_dsn(dsn: str) -> str:
-    """Replace the password of a DSN by ``***``."""
+    """Replace the password of a DSN (or of each DSN of a comma list) by ``***``."""
+    if "," in dsn:
+        return ",".join(mask_dsn(item.strip()) for item in dsn.split(","))
     parts = urlsplit(dsn)
     if not parts.password:
         return dsn
@@ -271,6 +344,23 @@ def mask_dsn(dsn: str) -> str:
     port = f":{parts.port}" if parts.port else ""
     netloc = f"{user}:{MASK}@{host}{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def require_volunteer_secret(settings: Settings) -> str:
+    """The volunteer secret; :class:`SettingsError` naming the variable while it is the
+    public default or shorter than :data:`MIN_SECRET_BYTES` (every service that verifies
+    or mints tokens or volunteer hashes calls this before it starts)."""
+    secret = settings.volunteer_secret.get_secret_value()
+    variable = env_name("volunteer_secret")
+    if secret == INSECURE_DEFAULT:
+        raise SettingsError(
+            f"{variable} is the public default: set it to a secret of at least "
+            f"{MIN_SECRET_BYTES} bytes, e.g. python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'"
+        )
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise SettingsError(f"{variable} is shorter than {MIN_SECRET_BYTES} bytes")
+    return secret
 
 
 def env_name(field: str) -> str:

@@ -2,19 +2,26 @@
 
 Every test that asks for ``settings`` gets its own Kafka topics and Redis key prefix,
 removed afterwards, so tests run in any order and side by side.
+
+A test module marked ``on_cluster`` runs each of its tests twice: on the stack's one
+Redis node (``[redis]``) and on the local Redis Cluster (``[cluster]``, marked
+``cluster``: excluded from the default run, selected with ``-m cluster``). The cluster
+is started once per session (``phonebank stack up --redis-cluster``) and, at the end,
+checked to have refused no command with CROSSSLOT.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from phonebank.infra.kafka import make_admin
-from phonebank.local import stack
+from phonebank.infra.redis_client import RedisClient, connect, primaries
+from phonebank.local import redis_cluster, stack
 from phonebank.local.stack_settings import StackSettings, load_stack_settings
 from phonebank.settings import Settings, load_settings
 
@@ -24,6 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_REGISTRY = REPO.parent / "shared" / "data" / "numbering-plan" / "DEF-9xx.csv"
 #: keys deleted per SCAN batch when a test's namespace is cleaned
 CLEANUP_SCAN_COUNT = 1000
+#: the tests' throwaway volunteer secret (services refuse the public default); set for
+#: this process and every subprocess a test starts
+TEST_VOLUNTEER_SECRET = "test-only-volunteer-secret-0123456789abcdef"
+os.environ.setdefault("PHONEBANK_VOLUNTEER_SECRET", TEST_VOLUNTEER_SECRET)
 
 
 @pytest.fixture(scope="session")
@@ -47,11 +58,58 @@ def local_stack(base_settings: Settings, stack_settings: StackSettings) -> Itera
         stack.down(stack_settings)
 
 
+#: the Redis an ``on_cluster`` test runs on: one node, and the Redis Cluster (-m cluster)
+REDIS_BACKENDS = ["redis", pytest.param("cluster", marks=pytest.mark.cluster)]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test of an ``on_cluster`` module on each Redis backend."""
+    on_cluster = metafunc.definition.get_closest_marker("on_cluster") is not None
+    if on_cluster and "redis_backend" in metafunc.fixturenames:
+        metafunc.parametrize("redis_backend", REDIS_BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def settings(local_stack: Settings) -> Iterator[Settings]:
+def redis_backend(request: pytest.FixtureRequest) -> str:
+    """``redis`` (the stack's one node) unless the test is parametrised over backends."""
+    return str(getattr(request, "param", "redis"))
+
+
+def crossslot_errors(client: RedisClient) -> int:
+    """Commands every master of ``client`` refused with CROSSSLOT since it started."""
+    total = 0
+    for node in primaries(client):
+        stats = node.info("errorstats")
+        total += int(stats.get("errorstat_CROSSSLOT", {}).get("count", 0))
+    return total
+
+
+@pytest.fixture(scope="session")
+def cluster_stack(local_stack: Settings, stack_settings: StackSettings) -> Iterator[Settings]:
+    """The local Redis Cluster (started if it is not running; left as found), and at the
+    end of the session: no command was refused with CROSSSLOT."""
+    started = redis_cluster.up(stack_settings)
+    on_cluster = redis_cluster.cluster_settings(local_stack, stack_settings)
+    client = connect(on_cluster)
+    before = crossslot_errors(client)
+    yield on_cluster
+    after = crossslot_errors(client)
+    client.close()
+    if started:
+        redis_cluster.down(stack_settings)
+    assert after == before, f"{after - before} command(s) refused with CROSSSLOT"
+
+
+@pytest.fixture
+def settings(
+    local_stack: Settings, redis_backend: str, request: pytest.FixtureRequest
+) -> Iterator[Settings]:
     """Settings with this test's own topics and Redis key prefix, cleaned up afterwards."""
     namespace = f"t{uuid.uuid4().hex[:10]}"
-    isolated = local_stack.model_copy(
+    base = local_stack
+    if redis_backend == "cluster":
+        base = request.getfixturevalue("cluster_stack")
+    isolated = base.model_copy(
         update={
             "key_prefix": namespace,
             "numbers_topic": f"{namespace}.numbers",
@@ -81,14 +139,14 @@ def drop_topics(settings: Settings) -> None:
 
 def drop_keys(settings: Settings) -> None:
     """Delete every Redis key of the namespace ``key_prefix``."""
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings)
     try:
         wipe_namespace(client, settings.key_prefix)
     finally:
         client.close()
 
 
-def wipe_namespace(client: redis.Redis, prefix: str) -> None:
+def wipe_namespace(client: RedisClient, prefix: str) -> None:
     """Delete every Redis key under ``prefix`` (a test's namespace)."""
     batch = []
     for key in client.scan_iter(match=f"{prefix}:*", count=CLEANUP_SCAN_COUNT):
@@ -101,9 +159,9 @@ def wipe_namespace(client: redis.Redis, prefix: str) -> None:
 
 
 @pytest.fixture
-def redis_client(settings: Settings) -> Iterator[redis.Redis]:
-    """A client of the real local redis-server (bytes responses)."""
-    client = redis.Redis.from_url(settings.redis_url)
+def redis_client(settings: Settings) -> Iterator[RedisClient]:
+    """A client of the test's Redis: the local redis-server or cluster (bytes responses)."""
+    client = connect(settings)
     yield client
     client.close()
 
@@ -114,3 +172,11 @@ def shared_registry() -> Path:
     if not SHARED_REGISTRY.exists():
         pytest.skip(f"{SHARED_REGISTRY} not present")
     return SHARED_REGISTRY
+
+
+def redis_env(settings: Settings) -> dict[str, str]:
+    """The environment that points a ``phonebank`` subprocess at the test's Redis."""
+    return {
+        "PHONEBANK_REDIS_URL": settings.redis_url,
+        "PHONEBANK_REDIS_CLUSTER": str(settings.redis_cluster).lower(),
+    }

@@ -18,6 +18,7 @@ from phonebank.assigner.metrics import AssignerMetrics
 from phonebank.assigner.worker import AssignerWorker
 from phonebank.infra.kafka import ensure_topics, make_producer
 from phonebank.infra.metrics import start_metrics_server
+from phonebank.infra.redis_client import RedisClient, connect
 from phonebank.infra.shutdown import stop_on_signals
 from phonebank.leases.reaper import Reaper
 from phonebank.leases.relay import OutcomeRelay, RelayMetrics
@@ -30,7 +31,7 @@ HOUSEKEEPING_PERIOD_SECONDS = 1.0
 
 
 def housekeeping(
-    settings: Settings, client: redis.Redis, metrics: AssignerMetrics, stop: threading.Event
+    settings: Settings, client: RedisClient, metrics: AssignerMetrics, stop: threading.Event
 ) -> None:
     """Relay outcomes and reap expired leases until ``stop`` is set."""
     producer = make_producer(settings)
@@ -52,7 +53,7 @@ def housekeeping(
 def run_assigner(settings: Settings, stop: threading.Event, metrics_port: int | None) -> None:
     """Run one assigner until ``stop`` is set."""
     ensure_topics(settings)
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings)
     metrics = AssignerMetrics(settings, client)
     if metrics_port is not None:
         start_metrics_server(metrics_port, metrics.registry, settings.bind_address)

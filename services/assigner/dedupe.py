@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-import redis
 
+from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.keys import DEDUPE_BITS_PER_PREFIX, KeyScheme
 from phonebank.leases.scripts import Scripts
 
@@ -62,7 +62,7 @@ def _set_bits(bitmap: npt.NDArray[np.uint8], numbers: Numbers) -> None:
 class SeenMirror:
     """This worker's copy of the seen bitmaps (see the module docstring)."""
 
-    def __init__(self, client: redis.Redis, scripts: Scripts, scheme: KeyScheme) -> None:
+    def __init__(self, client: RedisClient, scripts: Scripts, scheme: KeyScheme) -> None:
         self.redis = client
         self.scripts = scripts
         self.scheme = scheme
@@ -139,6 +139,6 @@ class SeenMirror:
         return [bool(flag) for flag in new.tolist()]
 
 
-def mark_seen(client: redis.Redis, scheme: KeyScheme, numbers: list[int]) -> int:
+def mark_seen(client: RedisClient, scheme: KeyScheme, numbers: list[int]) -> int:
     """Set the bits of ``numbers`` in Redis (no mirror); how many were not set before."""
     return sum(SeenMirror(client, Scripts(client), scheme).mark_seen(numbers))

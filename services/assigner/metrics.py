@@ -7,10 +7,10 @@ throughput counters and consumer lag are kept by the worker.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 
-import redis
 from kafka import KafkaConsumer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -19,19 +19,25 @@ from prometheus_client.registry import Collector
 from phonebank.domain import clock
 from phonebank.domain.calling_hours import CallingPolicy, is_open
 from phonebank.infra import metrics as names
+from phonebank.infra.redis_client import RedisClient
+from phonebank.infra.retry import DEPENDENCY_ERRORS, FailureMetrics, reason_of
 from phonebank.leases.client import campaign_region_zones
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.queues import known_regions, queue_depths
 from phonebank.settings import Settings
 
+log = logging.getLogger(__name__)
 #: seconds between two consumer-lag measurements (each asks the broker for end offsets)
 LAG_INTERVAL_SECONDS = 5.0
+#: milliseconds one lag measurement may wait for the broker (a Kafka outage must not
+#: hold the worker loop, nor end it)
+LAG_TIMEOUT_MS = 2_000
 
 
 class RedisStateCollector(Collector):
     """Per-region queue depths and lease counters, read from Redis at scrape time."""
 
-    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+    def __init__(self, client: RedisClient, settings: Settings) -> None:
         self.redis = client
         self.scheme = KeyScheme(settings.key_prefix, settings.campaign)
         self.lease_ttl_ms = settings.lease_ttl_seconds * 1000
@@ -108,7 +114,7 @@ class RedisStateCollector(Collector):
 class AssignerMetrics:
     """The assigner's registry; one per worker process (tests make several)."""
 
-    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+    def __init__(self, settings: Settings, client: RedisClient | None = None) -> None:
         self.registry = CollectorRegistry()
         self.numbers_consumed = Counter(
             names.ASSIGNER_NUMBERS,
@@ -137,6 +143,7 @@ class AssignerMetrics:
             "Seconds the oldest expired lease waited for the reaper.",
             registry=self.registry,
         )
+        self.failures = FailureMetrics(self.registry)
         if client is not None:
             self.registry.register(RedisStateCollector(client, settings))
 
@@ -156,9 +163,14 @@ class AssignerMetrics:
         assignment = consumer.assignment()
         if not assignment:
             return
-        ends = consumer.end_offsets(list(assignment))
-        lag = 0
-        for partition, end in ends.items():
-            position = consumer.position(partition)
-            lag += max(0, end - position)
+        try:
+            ends = consumer.end_offsets(list(assignment), timeout_ms=LAG_TIMEOUT_MS)
+            lag = 0
+            for partition, end in ends.items():
+                position = consumer.position(partition, timeout_ms=LAG_TIMEOUT_MS)
+                lag += max(0, end - (position or 0))
+        except DEPENDENCY_ERRORS as exc:  # the gauge keeps its last value
+            self.failures.failures.labels("lag", reason_of(exc)).inc()
+            log.warning("consumer lag not measured (%s: %s)", type(exc).__name__, exc)
+            return
         self.consumer_lag.set(lag)

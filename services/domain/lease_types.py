@@ -63,6 +63,9 @@ class Lease:
     deadline_ms: int
     #: the attempt this call is (1-based)
     attempt: int
+    #: True when this is a lease the volunteer already held (a retried or recovered
+    #: acquire), not one granted by this call
+    existing: bool = False
 
     @property
     def number(self) -> str:
@@ -115,10 +118,16 @@ class AlreadyCompletedError(LeaseError):
 class VolunteerLimitReachedError(LeaseError):
     """The volunteer holds the most leases allowed, or used the hour's quota."""
 
-    def __init__(self, message: str, retry_after_ms: int) -> None:
+    def __init__(self, message: str, retry_after_ms: int, *, concurrent: bool = False) -> None:
         super().__init__(message)
         #: milliseconds until a lease could be granted again
         self.retry_after_ms = retry_after_ms
+        #: True for the cap of open leases, False for the hourly quota
+        self.concurrent = concurrent
+
+
+class IdempotencyKeyUsedError(LeaseError):
+    """An acquire's idempotency key belongs to a lease that has ended."""
 
 
 class OutsideCallingHoursError(LeaseError):

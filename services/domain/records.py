@@ -1,18 +1,19 @@
 """Wire records: what travels through Kafka, as pydantic models with a compact JSON form.
 
 Numbers travel as national significant numbers (10 digits, ``9161234567`` for
-``+79161234567``): half the bytes of E.164 strings and what the dedupe bitmaps index.
+``+79161234567``): what the dedupe bitmaps index. Number chunks travel in the compact
+binary form of :mod:`phonebank.domain.chunk_codec` (sorted, delta-coded, zstd; JSON
+chunks of the first version still decode); outcome and do-not-call records as JSON.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-#: Lowest and highest 10-digit Russian national significant number.
-NATIONAL_MIN = 1_000_000_000
-NATIONAL_MAX = 9_999_999_999
+from phonebank.domain import chunk_codec
 
 
 def e164(national: int) -> str:
@@ -38,13 +39,27 @@ class NumberChunk(BaseModel):
     numbers: list[int] = Field(description="National significant numbers, 10 digits.")
 
     def encode(self) -> bytes:
-        """The record value."""
-        return self.model_dump_json().encode()
+        """The record value (wire format version 2): the numbers go in sorted."""
+        numbers = np.asarray(self.numbers, dtype=np.int64)
+        return chunk_codec.encode(self.campaign, self.region, self.source, self.seq, numbers)
 
     @classmethod
     def decode(cls, value: bytes) -> NumberChunk:
-        """Parse a record value; raises ``pydantic.ValidationError`` on a bad one."""
-        return cls.model_validate_json(value)
+        """Parse a record value of either version; raises ``ValueError`` on a bad one:
+        :class:`~phonebank.domain.chunk_codec.ChunkFormatError`, or pydantic's
+        ``ValidationError`` for bad JSON."""
+        if not isinstance(value, bytes):  # a tombstone (None) or a foreign type
+            raise chunk_codec.ChunkFormatError("number chunk record without a bytes value")
+        if chunk_codec.is_json(value):
+            return cls.model_validate_json(value)
+        chunk = chunk_codec.decode(value)
+        return cls.model_construct(
+            campaign=chunk.campaign,
+            region=chunk.region,
+            source=chunk.source,
+            seq=chunk.seq,
+            numbers=chunk.numbers.tolist(),
+        )
 
 
 class Outcome(StrEnum):
@@ -60,6 +75,9 @@ class Outcome(StrEnum):
     NOT_IN_SERVICE = "not_in_service"
     DO_NOT_CALL = "do_not_call"
     SKIPPED = "skipped"
+    #: The volunteer's channel could not place the call (messenger blocked, number not on
+    #: it): not an attempt on the person; the number is due again later.
+    UNREACHABLE_CHANNEL = "unreachable_channel"
     #: Not a volunteer's answer: the lease ran out (written by the reaper).
     EXPIRED = "expired"
 

@@ -24,6 +24,9 @@ SECOND_RETRY_DELAY_MS = 26 * HOUR_MS
 UNREACHED_MAX_ATTEMPTS = 3
 #: Counted attempts (first call plus callbacks) before a callback number is done.
 CALLBACK_MAX_ATTEMPTS = 5
+#: Delay before a number is called again after the channel could not place the call
+#: (milliseconds): +1 hour, no attempt counted.
+CHANNEL_RETRY_DELAY_MS = HOUR_MS
 #: Most retry delays a rule may list (``MAX_RETRY_DELAYS`` in ``lua/includes/outcome.lua``).
 MAX_RETRY_DELAYS = 8
 
@@ -35,6 +38,8 @@ class Disposition(StrEnum):
     RETIRE = "retire"
     DO_NOT_CALL = "dnc"
     REQUEUE = "requeue"
+    #: due again after the first delay, no attempt counted (the channel failed, not the call)
+    DEFER = "defer"
     RETRY = "retry"
     CALLBACK = "callback"
 
@@ -62,13 +67,13 @@ class OutcomeRule:
             raise PolicyError(f"at most {MAX_RETRY_DELAYS} retry delays")
         if any(delay < 0 for delay in self.retry_delays_ms):
             raise PolicyError("retry delays cannot be negative")
-        if self.disposition is Disposition.RETRY and not self.retry_delays_ms:
-            raise PolicyError("a retry rule needs at least one delay")
+        if self.disposition in {Disposition.RETRY, Disposition.DEFER} and not self.retry_delays_ms:
+            raise PolicyError(f"a {self.disposition} rule needs at least one delay")
 
     @property
     def counts_attempt(self) -> bool:
-        """Whether the outcome counts as an attempt (only a requeue does not)."""
-        return self.disposition is not Disposition.REQUEUE
+        """Whether the outcome counts as an attempt (a requeue or a defer does not)."""
+        return self.disposition not in {Disposition.REQUEUE, Disposition.DEFER}
 
     def retry_delay_ms(self, attempt: int) -> int:
         """The delay after counted attempt ``attempt`` (1-based)."""
@@ -109,6 +114,9 @@ def default_rules() -> dict[Outcome, OutcomeRule]:
         Outcome.NOT_IN_SERVICE: OutcomeRule(Disposition.RETIRE),
         Outcome.DO_NOT_CALL: OutcomeRule(Disposition.DO_NOT_CALL),
         Outcome.SKIPPED: OutcomeRule(Disposition.REQUEUE),
+        Outcome.UNREACHABLE_CHANNEL: OutcomeRule(
+            Disposition.DEFER, retry_delays_ms=(CHANNEL_RETRY_DELAY_MS,)
+        ),
     }
     return {outcome: replace(rule, reached=outcome in REACHED) for outcome, rule in rules.items()}
 

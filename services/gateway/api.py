@@ -1,22 +1,22 @@
-"""The lease API apart from sockets: routes, volunteer auth, lease calls, errors → statuses.
+"""The lease API apart from sockets: guard, lease calls, refusals → statuses.
 
-Every ``/api/v1/`` call needs a valid volunteer bearer token (checked before the body
-is read). Calls on a lease also need the lease token (``X-Lease-Token`` header or
-``lease_token`` in the body), and the lease token must have been made for the caller:
-it starts with the caller's volunteer hash (:mod:`phonebank.leases.limits`), so
-another volunteer's lease answers 404 exactly like a lease that does not exist.
-No route lists anything; the only number ever answered is the caller's leased one.
+:meth:`LeaseApi.handle` runs one ``/api/v1/`` operation (in a worker thread: the lease
+client is synchronous) and never raises: every refusal becomes an :class:`Answer`.
+Each call is admitted by :class:`~phonebank.gateway.guard.Guard` first (address rate
+limit, token, ban list, token rate limit). Calls on a lease also need the lease token
+(``X-Lease-Token`` header or ``lease_token`` in the body), and the lease token must have
+been made for the caller: it starts with the caller's volunteer hash, so another
+volunteer's lease answers 404 exactly like a lease that does not exist. No route lists
+anything; the only number ever answered is the caller's leased one.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
-import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -26,6 +26,8 @@ from pydantic import BaseModel, ValidationError
 from phonebank.domain.guidelines import GuidelineLibrary
 from phonebank.domain.lease_types import (
     AlreadyCompletedError,
+    IdempotencyKeyUsedError,
+    Lease,
     LeaseExpiredError,
     NotLeaseHolderError,
     OutsideCallingHoursError,
@@ -34,86 +36,60 @@ from phonebank.domain.lease_types import (
 )
 from phonebank.domain.records import Outcome
 from phonebank.gateway import models
-from phonebank.gateway.tokens import TokenError, VolunteerToken, verify
+from phonebank.gateway.errors import ApiError, lease_not_found, not_found, retry_after, unavailable
+from phonebank.gateway.guard import Guard
+from phonebank.gateway.tokens import VolunteerToken
 from phonebank.leases.client import LeaseClient
-from phonebank.leases.limits import token_owner, volunteer_hash
+from phonebank.leases.limits import token_owner
 
 log = logging.getLogger(__name__)
 
-#: content type of every API answer
-JSON = "application/json"
-#: milliseconds in one second (Retry-After is in whole seconds)
-SECOND_MS = 1000
-#: seconds a client should wait after Redis was unreachable
-UNAVAILABLE_RETRY_SECONDS = 5
 #: a lease id: region code, a dot, 32 hex digits
 LEASE_ID = re.compile(r"^[A-Z]{2}-[A-Z0-9_]{1,12}\.[0-9a-f]{32}$")
-_LEASE_ACTION = re.compile(r"^/api/v1/leases/(?P<lease_id>[^/]{1,100})/(?P<action>[a-z]{1,16})$")
-_GUIDELINE = re.compile(r"^/api/v1/guidelines/(?P<ref>[A-Za-z0-9_.-]{1,64}@[0-9]{1,6})$")
-_LEASES = "/api/v1/leases"
-_BEARER = "bearer "
+#: calling windows of the callee named in a lease answer (count)
+LEASE_WINDOWS = 7
+_IDEMPOTENCY_KEY = re.compile(models.IDEMPOTENCY_KEY)
 
 Model = TypeVar("Model", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class Response:
-    """One answer: status, body, content type and extra headers."""
-
-    status: HTTPStatus
-    body: bytes = b""
-    content_type: str = JSON
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-class ApiError(Exception):
-    """A refusal with its status, a stable error code and a message for people."""
-
-    def __init__(
-        self,
-        status: HTTPStatus,
-        code: str,
-        message: str,
-        extra: Mapping[str, Any] | None = None,
-        headers: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.extra = dict(extra or {})
-        self.headers = headers
-
-    def response(self) -> Response:
-        """The JSON error answer."""
-        payload = {"error": self.code, "message": str(self), **self.extra}
-        return json_response(self.status, payload, self.headers)
-
-
-def json_response(
-    status: HTTPStatus, payload: Mapping[str, Any], headers: tuple[tuple[str, str], ...] = ()
-) -> Response:
-    """A JSON answer (UTF-8, Russian text unescaped)."""
-    return Response(status, json.dumps(payload, ensure_ascii=False).encode(), JSON, headers)
-
-
-def _retry_after(milliseconds: int) -> tuple[tuple[str, str], ...]:
-    return (("Retry-After", str(max(1, math.ceil(milliseconds / SECOND_MS)))),)
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
 class ApiRequest:
-    """What the API needs of one HTTP request; the body is read only when needed."""
+    """What the API needs of one HTTP request."""
 
-    method: str
-    path: str
+    operation: str
     header: Callable[[str], str | None]
-    read_body: Callable[[], bytes]
+    address: str
+    body: bytes = b""
+    lease_id: str = ""
+    ref: str = ""
+    query: Mapping[str, str] = field(default_factory=dict)
 
 
-def parse(model: type[Model], body: bytes) -> Model:
-    """Validate a JSON body (empty = ``{}``); 400 naming the fields, never echoing input."""
+@dataclass(frozen=True)
+class Answer:
+    """One answer: status, JSON payload (None: no body) and extra headers."""
+
+    status: HTTPStatus
+    payload: BaseModel | dict[str, Any] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def refusal(error: ApiError) -> Answer:
+    """The JSON answer of a refusal."""
+    return Answer(error.status, error.payload(), error.headers)
+
+
+def parse(model: type[Model], request: ApiRequest) -> Model:
+    """Validate a JSON body (empty = ``{}``); 400/415 naming the fields, never echoing input."""
+    content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
+    if request.body and content_type != "application/json":
+        raise ApiError(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send application/json"
+        )
     try:
-        return model.model_validate_json(body or b"{}")
+        return model.model_validate_json(request.body or b"{}")
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
         if any(error["type"] == "json_invalid" for error in errors):
@@ -130,128 +106,162 @@ def parse(model: type[Model], body: bytes) -> Model:
 
 
 class LeaseApi:
-    """Routes ``/api/v1/`` requests to the lease client; one instance serves all threads."""
+    """The ``/api/v1/`` operations; one instance serves every worker thread."""
 
-    def __init__(self, secret: str, leases: LeaseClient, guidelines: GuidelineLibrary) -> None:
-        self._secret = secret
+    def __init__(
+        self,
+        guard: Guard,
+        leases: LeaseClient,
+        guidelines: GuidelineLibrary,
+        render_html: Callable[[str], str],
+    ) -> None:
+        self.guard = guard
         self._leases = leases
         self._guidelines = guidelines
+        self._render_html = render_html
+        self._operations: dict[str, Callable[[VolunteerToken, ApiRequest], Answer]] = {
+            "acquire": self.acquire,
+            "me": self.me,
+            "renew": self.renew,
+            "complete": self.complete,
+            "release": self.release,
+            "guideline": self.guideline,
+        }
 
-    def handle(self, request: ApiRequest) -> tuple[str, Response]:
-        """``(operation, answer)``; the operation names the route for the metrics."""
-        operation = "unknown"
+    def handle(self, request: ApiRequest) -> Answer:
+        """The answer to one operation (never raises for a refusal or a Redis outage)."""
         try:
-            operation, handler = self._route(request)
-            volunteer = self.authenticate(request.header("Authorization"))
-            return operation, handler(volunteer)
-        except ApiError as refusal:
-            return operation, refusal.response()
+            self.guard.admit_address(request.address)
+            volunteer = self.guard.volunteer(request.header("authorization"), request.address)
+            return self._operations[request.operation](volunteer, request)
+        except ApiError as error:
+            return refusal(error)
         except redis.RedisError as exc:
-            log.warning("%s: Redis unavailable (%s)", operation, type(exc).__name__)
-            return operation, ApiError(
-                HTTPStatus.SERVICE_UNAVAILABLE,
-                "unavailable",
-                "try again shortly",
-                headers=(("Retry-After", str(UNAVAILABLE_RETRY_SECONDS)),),
-            ).response()
-
-    def _route(self, request: ApiRequest) -> tuple[str, Callable[[VolunteerToken], Response]]:
-        path, method = request.path, request.method
-        if path == _LEASES:
-            _require(method, "POST")
-            return "acquire", lambda who: self.acquire(who, request.read_body())
-        guideline = _GUIDELINE.match(path)
-        if guideline:
-            _require(method, "GET")
-            return "guideline", lambda who: self.guideline(guideline["ref"])
-        action = _LEASE_ACTION.match(path)
-        if action and action["action"] in {"renew", "complete", "release"}:
-            _require(method, "POST")
-            lease_id = action["lease_id"]
-            operate = getattr(self, action["action"])
-            return action["action"], lambda who: operate(
-                who, lease_id, request.header("X-Lease-Token"), request.read_body()
-            )
-        raise ApiError(HTTPStatus.NOT_FOUND, "not_found", "no such endpoint")
-
-    def authenticate(self, authorization: str | None) -> VolunteerToken:
-        """The volunteer of an ``Authorization: Bearer`` header, or a 401."""
-        if not authorization or not authorization[: len(_BEARER)].lower() == _BEARER:
-            raise _unauthorized("a volunteer bearer token is required")
-        try:
-            return verify(self._secret, authorization[len(_BEARER) :].strip())
-        except TokenError as refusal:
-            log.info("volunteer token refused: %s", refusal)
-            raise _unauthorized(str(refusal)) from None
+            log.warning("%s: Redis unavailable (%s)", request.operation, type(exc).__name__)
+            return refusal(unavailable())
 
     # --- endpoints ------------------------------------------------------------------------
 
-    def acquire(self, volunteer: VolunteerToken, body: bytes) -> Response:
-        """Lease one number: 201 with the lease, 204 when nothing is leasable."""
-        wanted = parse(models.AcquireRequest, body)
-        preferences = Preferences(frozenset(wanted.regions), tuple(wanted.languages))
+    def acquire(self, volunteer: VolunteerToken, request: ApiRequest) -> Answer:
+        """201 a new lease, 200 one the volunteer holds already, 204 nothing leasable."""
+        wanted = parse(models.AcquireRequest, request)
+        key = request.header("idempotency-key")
+        if key is not None and not _IDEMPOTENCY_KEY.match(key):
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST,
+                "invalid_request",
+                "Idempotency-Key must be 1-64 of A-Z a-z 0-9 _ -",
+            )
+        preferences = self._preferences(volunteer, wanted)
         try:
-            lease = self._leases.acquire(volunteer.volunteer_id, preferences)
-        except VolunteerLimitReachedError as refusal:
+            lease = self._leases.acquire(volunteer.volunteer_id, preferences, key)
+        except VolunteerLimitReachedError as refused:
+            lease = self._held(volunteer, preferences, refused)
+        except OutsideCallingHoursError as refused:
+            raise _closed(refused, self._leases.now_ms()) from None
+        except IdempotencyKeyUsedError:
             raise ApiError(
                 HTTPStatus.CONFLICT,
-                "volunteer_limit",
-                str(refusal),
-                {"retry_after_ms": refusal.retry_after_ms},
-                _retry_after(refusal.retry_after_ms),
+                "idempotency_key_used",
+                "this Idempotency-Key belongs to a lease that has ended; send a new key",
             ) from None
-        except OutsideCallingHoursError as refusal:
-            raise _closed(refusal, self._leases.now_ms()) from None
         if lease is None:
-            return Response(HTTPStatus.NO_CONTENT)
-        log.info(
-            "lease %s granted (%s, attempt %d)", lease.lease_id, lease.masked_number, lease.attempt
-        )
-        return json_response(HTTPStatus.CREATED, models.lease_view(lease))
+            return Answer(HTTPStatus.NO_CONTENT)
+        if not lease.existing:
+            log.info(
+                "lease %s granted (%s, attempt %d)",
+                lease.lease_id,
+                lease.masked_number,
+                lease.attempt,
+            )
+        status = HTTPStatus.OK if lease.existing else HTTPStatus.CREATED
+        return Answer(status, self._view(lease))
 
-    def renew(
-        self, volunteer: VolunteerToken, lease_id: str, header_token: str | None, body: bytes
-    ) -> Response:
+    def me(self, volunteer: VolunteerToken, request: ApiRequest) -> Answer:
+        """200 with the volunteer's most recent open lease, 204 when none."""
+        preferences = Preferences(languages=volunteer.languages or ("ru",))
+        held = self._leases.open_leases_of(volunteer.volunteer_id, preferences)
+        if not held:
+            return Answer(HTTPStatus.NO_CONTENT)
+        return Answer(HTTPStatus.OK, self._view(held[0]))
+
+    def renew(self, volunteer: VolunteerToken, request: ApiRequest) -> Answer:
         """Restart the lease's countdown: 200 with the new deadline."""
-        wanted = parse(models.LeaseTokenRequest, body)
-        token = self._lease_token(volunteer, lease_id, header_token, wanted.lease_token)
-        deadline_ms = _refusals(lambda: self._leases.renew(lease_id, token))
-        return json_response(HTTPStatus.OK, models.renew_view(lease_id, deadline_ms))
+        wanted = parse(models.LeaseTokenRequest, request)
+        token = self._lease_token(volunteer, request, wanted.lease_token)
+        deadline_ms = _refusals(lambda: self._leases.renew(request.lease_id, token))
+        return Answer(HTTPStatus.OK, models.renew_view(request.lease_id, deadline_ms))
 
-    def complete(
-        self, volunteer: VolunteerToken, lease_id: str, header_token: str | None, body: bytes
-    ) -> Response:
+    def complete(self, volunteer: VolunteerToken, request: ApiRequest) -> Answer:
         """Record the call's outcome: 200; a repeat with the same token is 200 too."""
-        wanted = parse(models.CompleteRequest, body)
-        token = self._lease_token(volunteer, lease_id, header_token, wanted.lease_token)
+        wanted = parse(models.CompleteRequest, request)
+        token = self._lease_token(volunteer, request, wanted.lease_token)
         completion = _refusals(
             lambda: self._leases.complete(
-                lease_id, token, Outcome(wanted.outcome), wanted.callback_at
+                request.lease_id, token, Outcome(wanted.outcome), wanted.callback_at
             )
         )
-        log.info("lease %s completed: %s (%s)", lease_id, wanted.outcome, completion.status)
-        return json_response(HTTPStatus.OK, models.completion_view(lease_id, completion))
+        log.info("lease %s completed: %s (%s)", request.lease_id, wanted.outcome, completion.status)
+        return Answer(HTTPStatus.OK, models.completion_view(request.lease_id, completion))
 
-    def release(
-        self, volunteer: VolunteerToken, lease_id: str, header_token: str | None, body: bytes
-    ) -> Response:
+    def release(self, volunteer: VolunteerToken, request: ApiRequest) -> Answer:
         """Give the number back uncalled: 200."""
-        wanted = parse(models.LeaseTokenRequest, body)
-        token = self._lease_token(volunteer, lease_id, header_token, wanted.lease_token)
-        _refusals(lambda: self._leases.release(lease_id, token))
-        return json_response(HTTPStatus.OK, {"lease_id": lease_id, "status": "released"})
+        wanted = parse(models.LeaseTokenRequest, request)
+        token = self._lease_token(volunteer, request, wanted.lease_token)
+        _refusals(lambda: self._leases.release(request.lease_id, token))
+        return Answer(
+            HTTPStatus.OK, models.ReleaseView(lease_id=request.lease_id, status="released")
+        )
 
-    def guideline(self, ref: str) -> Response:
-        """Every language of the guideline ``id@version``: 200, or 404."""
-        translations = self._guidelines.translations(ref)
+    def guideline(self, volunteer: VolunteerToken, request: ApiRequest) -> Answer:
+        """One language of the guideline ``id@version`` as sanitized HTML: 200, or 404."""
+        translations = self._guidelines.translations(request.ref)
         if not translations:
-            raise ApiError(HTTPStatus.NOT_FOUND, "not_found", "no such guideline")
-        return json_response(HTTPStatus.OK, models.guideline_view(ref, translations))
+            raise not_found("no such guideline")
+        wanted = request.query.get("language", "ru")
+        guide = (
+            translations.get(wanted) or translations.get("ru") or next(iter(translations.values()))
+        )
+        languages = sorted(translations, key=lambda code: (code != "ru", code))
+        html = self._render_html(guide.body)
+        return Answer(HTTPStatus.OK, models.guideline_view(guide, html, languages))
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _preferences(self, volunteer: VolunteerToken, wanted: models.AcquireRequest) -> Preferences:
+        languages = wanted.languages or list(volunteer.languages) or ["ru"]
+        return Preferences(frozenset(wanted.regions), tuple(languages))
+
+    def _held(
+        self,
+        volunteer: VolunteerToken,
+        preferences: Preferences,
+        refused: VolunteerLimitReachedError,
+    ) -> Lease:
+        """At the cap of open leases, the most recent one (its answer may have been lost);
+        otherwise (the hourly quota, or none found) the 409."""
+        if refused.concurrent:
+            held = self._leases.open_leases_of(volunteer.volunteer_id, preferences)
+            if held:
+                return held[0]
+        raise ApiError(
+            HTTPStatus.CONFLICT,
+            "volunteer_limit",
+            str(refused),
+            {"retry_after_ms": refused.retry_after_ms},
+            retry_after(refused.retry_after_ms),
+        )
+
+    def _view(self, lease: Lease) -> models.LeaseView:
+        now = self._leases.now_ms()
+        windows = self._leases.calendar.upcoming(lease.region, now, LEASE_WINDOWS)
+        return models.lease_view(lease, windows, now)
 
     def _lease_token(
-        self, volunteer: VolunteerToken, lease_id: str, header: str | None, in_body: str | None
+        self, volunteer: VolunteerToken, request: ApiRequest, in_body: str | None
     ) -> str:
         """The lease token, checked to be the caller's; 404 for anyone else's lease."""
+        header = request.header("x-lease-token")
         if header is not None and in_body is not None and header != in_body:
             raise ApiError(
                 HTTPStatus.BAD_REQUEST, "invalid_request", "X-Lease-Token and lease_token differ"
@@ -264,13 +274,10 @@ class LeaseApi:
                 "send the lease token in X-Lease-Token or as lease_token",
             )
         owner = token_owner(token) or ""
-        mine = volunteer_hash(self._secret, volunteer.volunteer_id)
-        if not LEASE_ID.match(lease_id) or not hmac.compare_digest(owner, mine):
-            raise _not_found()
+        mine = self.guard.volunteer_hash(volunteer.volunteer_id)
+        if not LEASE_ID.match(request.lease_id) or not hmac.compare_digest(owner, mine):
+            raise lease_not_found()
         return token
-
-
-Result = TypeVar("Result")
 
 
 def _refusals(call: Callable[[], Result]) -> Result:
@@ -278,7 +285,7 @@ def _refusals(call: Callable[[], Result]) -> Result:
     try:
         return call()
     except NotLeaseHolderError:
-        raise _not_found() from None
+        raise lease_not_found() from None
     except LeaseExpiredError:
         raise ApiError(
             HTTPStatus.GONE,
@@ -291,40 +298,19 @@ def _refusals(call: Callable[[], Result]) -> Result:
         ) from None
 
 
-def _require(method: str, allowed: str) -> None:
-    if method != allowed:
-        raise ApiError(
-            HTTPStatus.METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            f"use {allowed}",
-            headers=(("Allow", allowed),),
-        )
-
-
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(
-        HTTPStatus.UNAUTHORIZED,
-        "unauthorized",
-        message,
-        headers=(("WWW-Authenticate", 'Bearer realm="phonebank"'),),
-    )
-
-
-def _not_found() -> ApiError:
-    return ApiError(HTTPStatus.NOT_FOUND, "lease_not_found", "no such lease of yours")
-
-
-def _closed(refusal: OutsideCallingHoursError, now_ms: int) -> ApiError:
-    opening = refusal.next_opening_ms
+def _closed(refused: OutsideCallingHoursError, now_ms: int) -> ApiError:
+    opening = refused.next_opening_ms
     extra: dict[str, Any] = {
         "next_opening_ms": opening,
         "next_opening": None if opening is None else models.iso_utc(opening),
     }
-    headers = () if opening is None else _retry_after(max(opening - now_ms, 0))
+    wait_ms = None if opening is None else max(opening - now_ms, 0)
+    if wait_ms is not None:
+        extra["retry_after_ms"] = wait_ms
     return ApiError(
         HTTPStatus.LOCKED,
         "outside_calling_hours",
         "no region you may call is inside its calling hours now",
         extra,
-        headers,
+        {} if wait_ms is None else retry_after(wait_ms),
     )

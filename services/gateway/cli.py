@@ -1,80 +1,137 @@
-"""The ``phonebank gateway`` subcommand: serve the lease API until SIGTERM; mint tokens.
+"""``phonebank gateway``: serve the lease API until SIGTERM; ``gateway token``: mint tokens.
 
-``phonebank gateway`` listens on ``PHONEBANK_BIND_ADDRESS:PHONEBANK_GATEWAY_PORT``;
-``phonebank gateway token VOLUNTEER_ID [--ttl SECONDS]`` prints a volunteer bearer
-token (for organisers: there is no volunteer database) and logs only that one was made.
+``phonebank gateway`` listens on ``PHONEBANK_BIND_ADDRESS:PHONEBANK_GATEWAY_PORT``
+(:mod:`phonebank.infra.http`); it refuses to start while the volunteer secret is the
+public default or too short. ``phonebank gateway token VOLUNTEER_ID… [--ttl SECONDS]``
+prints one HS256 volunteer token per id, one per line (for organisers: there is no
+volunteer database), refusing a lifetime over the cap.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import html
+import importlib
 import logging
 import sys
-import time
+from collections.abc import Callable
 
-import redis
 from prometheus_client import CollectorRegistry
 
 from phonebank.domain.guidelines import load_guidelines
-from phonebank.gateway.server import Gateway, serve
-from phonebank.gateway.tokens import mint
+from phonebank.gateway.api import LeaseApi
+from phonebank.gateway.app import Gateway, create_app
+from phonebank.gateway.guard import Guard, RateLimits
+from phonebank.gateway.tokens import TokenVerifier, load_public_keys, mint
+from phonebank.infra.http import HttpLimits, RunningServer, start
+from phonebank.infra.redis_client import RedisClient, connect
 from phonebank.infra.shutdown import stop_on_signals
 from phonebank.leases.client import GIL_SWITCH_INTERVAL_SECONDS, LeaseClient
-from phonebank.settings import Settings
+from phonebank.leases.keys import KeyScheme
+from phonebank.leases.metrics import LeaseMetrics
+from phonebank.settings import Settings, SettingsError, require_volunteer_secret
 
 log = logging.getLogger(__name__)
 
 #: seconds a Redis call may take before the gateway answers 503
 REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
-#: exit code for a bad volunteer id or lifetime
+#: Redis connections the gateway's worker threads share (at most)
+REDIS_MAX_CONNECTIONS = 128
+#: exit code for a bad volunteer id, lifetime or setting
 EXIT_USAGE = 2
 
 
+def _plain_html(markdown: str) -> str:
+    """Escaped paragraphs: the fallback while ``gateway/guideline_html.py`` is absent."""
+    paragraphs = [part.strip() for part in markdown.split("\n\n") if part.strip()]
+    return "".join(f"<p>{html.escape(part)}</p>" for part in paragraphs)
+
+
+def guideline_renderer() -> Callable[[str], str]:
+    """``render_guideline_html`` of the page's module, or the escaped-text fallback."""
+    try:
+        module = importlib.import_module("phonebank.gateway.guideline_html")
+    except ImportError:
+        return _plain_html
+    render: Callable[[str], str] = module.render_guideline_html
+    return render
+
+
 def build_gateway(
-    settings: Settings, client: redis.Redis | None = None, leases: LeaseClient | None = None
+    settings: Settings, client: RedisClient | None = None, leases: LeaseClient | None = None
 ) -> Gateway:
     """A gateway on its own metrics registry, from the settings (or the given parts)."""
-    client = client or redis.Redis.from_url(
-        settings.redis_url,
+    secret = require_volunteer_secret(settings)
+    client = client or connect(
+        settings,
         socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
         socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+        max_connections=REDIS_MAX_CONNECTIONS,
     )
+    registry = CollectorRegistry()
     leases = leases or LeaseClient(settings, client)
-    return Gateway(
-        settings.volunteer_secret.get_secret_value(),
-        leases,
-        client,
-        load_guidelines(),
-        CollectorRegistry(),
+    if leases.metrics is None:
+        leases.metrics = LeaseMetrics(registry)
+    verifier = TokenVerifier(
+        secret,
+        settings.campaign,
+        settings.volunteer_token_max_ttl_seconds,
+        load_public_keys(settings.volunteer_token_public_keys),
     )
+    limits = RateLimits(
+        client,
+        settings.key_prefix,
+        settings.gateway_rate_per_token,
+        settings.gateway_rate_per_address,
+        settings.gateway_auth_failures_per_address,
+    )
+    guard = Guard(verifier, limits, client, KeyScheme(settings.key_prefix, settings.campaign))
+    api = LeaseApi(guard, leases, load_guidelines(), guideline_renderer())
+    return Gateway(api, client, registry, settings.gateway_trusted_proxies)
+
+
+def serve(
+    gateway: Gateway, settings: Settings, host: str, port: int, limits: HttpLimits | None = None
+) -> RunningServer:
+    """Serve ``gateway`` on ``host:port`` from a thread; return the running server."""
+    app = create_app(gateway, settings.gateway_cors_origins)
+    chosen = limits or HttpLimits(max_connections=settings.gateway_max_connections)
+    return start(app, host, port, name="gateway", limits=chosen)
 
 
 def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
-    """Serve until SIGTERM or Ctrl-C; exit code 0."""
+    """Serve until SIGTERM or Ctrl-C; exit code 0 (2 for an insecure setting)."""
+    try:
+        gateway = build_gateway(settings)
+    except SettingsError as exc:
+        print(f"phonebank gateway: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     stop = stop_on_signals("gateway")
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
-    server = serve(build_gateway(settings), settings.bind_address, settings.gateway_port)
+    server = serve(gateway, settings, settings.bind_address, settings.gateway_port)
     try:
         stop.wait()
     finally:
         log.info("gateway stopping")
-        server.shutdown()
-        server.server_close()
+        server.stop()
     return 0
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
-    """Print a bearer token for one volunteer."""
+    """Print one bearer token per volunteer id, one per line."""
     ttl = settings.volunteer_token_ttl_seconds if args.ttl is None else args.ttl
+    cap = settings.volunteer_token_max_ttl_seconds
     try:
-        token = mint(settings.volunteer_secret.get_secret_value(), args.volunteer_id, ttl)
-    except ValueError as exc:
+        secret = require_volunteer_secret(settings)
+        if ttl > cap:
+            raise ValueError(f"--ttl {ttl} is over the cap of {cap} s")
+        tokens = [
+            mint(secret, volunteer, settings.campaign, ttl) for volunteer in args.volunteer_ids
+        ]
+    except (ValueError, SettingsError) as exc:
         print(f"phonebank gateway token: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    expires = dt.datetime.fromtimestamp(int(time.time()) + ttl, dt.UTC)
-    print(token)
-    print(f"valid until {expires.isoformat(timespec='seconds')}", file=sys.stderr)
+    print("\n".join(tokens))
     return 0
 
 
@@ -83,24 +140,28 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = commands.add_parser(
         "gateway",
         help="HTTP lease API for frontends and the reference volunteer page",
-        description="Serve /api/v1/ (acquire, renew, complete, release, guidelines), the "
-        "volunteer page at /, /healthz, /readyz and /metrics until SIGTERM.",
+        description="Serve /api/v1/ (acquire, me, renew, complete, release, guidelines), the "
+        "volunteer page at /, /healthz, /readyz, /metrics and /openapi.json until SIGTERM.",
     )
     parser.set_defaults(handler=cmd_gateway)
     actions = parser.add_subparsers(dest="gateway_action", metavar="ACTION")
     token = actions.add_parser(
         "token",
-        help="mint a volunteer bearer token",
-        description="Print a signed bearer token for VOLUNTEER_ID.",
+        help="mint volunteer bearer tokens (JWT, HS256)",
+        description="Print one signed bearer token per VOLUNTEER_ID, one per line.",
     )
     token.add_argument(
-        "volunteer_id", metavar="VOLUNTEER_ID", help="1-64 characters of A-Z a-z 0-9 _ . @ -"
+        "volunteer_ids",
+        nargs="+",
+        metavar="VOLUNTEER_ID",
+        help="1-64 characters of A-Z a-z 0-9 _ . @ -",
     )
     token.add_argument(
         "--ttl",
         type=int,
         default=None,
         metavar="SECONDS",
-        help="lifetime (default: PHONEBANK_VOLUNTEER_TOKEN_TTL_SECONDS)",
+        help="lifetime (default: PHONEBANK_VOLUNTEER_TOKEN_TTL_SECONDS; at most "
+        "PHONEBANK_VOLUNTEER_TOKEN_MAX_TTL_SECONDS)",
     )
     token.set_defaults(handler=cmd_token)

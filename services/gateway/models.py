@@ -1,24 +1,25 @@
-"""The gateway's JSON shapes: strict request models and the views it answers with.
+"""The gateway's JSON shapes: strict request models and the answer models.
 
 Requests are pydantic models with ``extra="forbid"`` and strict types, so an unknown
 field, a number where a string belongs or a naive timestamp is a 400, never a guess.
-Views are plain dicts; the lease view is the only one that carries a phone number, and
-only the caller's own leased one.
+Answers are pydantic models too: ``/openapi.json`` is generated from both
+(:mod:`phonebank.gateway.openapi`). The lease answer is the only one that carries a
+phone number, and only the caller's own leased one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from phonebank.domain.calling_hours import from_ms
+from phonebank.domain.calling_hours import Interval, from_ms
 from phonebank.domain.guidelines import Guideline
 from phonebank.domain.lease_types import Completion, Lease
 from phonebank.domain.records import Outcome
 from phonebank.domain.regions import REGIONS
-from phonebank.gateway.guideline_html import render_guideline_html
 
 #: regions a volunteer may narrow an acquire to (count)
 MAX_PREFERRED_REGIONS = 100
@@ -30,6 +31,8 @@ MAX_LEASE_TOKEN_CHARS = 80
 MAX_CALLBACK_DAYS = 60
 #: path prefix of the guideline texts
 GUIDELINES_PATH = "/api/v1/guidelines/"
+#: an Idempotency-Key header value
+IDEMPOTENCY_KEY = r"^[A-Za-z0-9_-]{1,64}$"
 
 LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]
 RegionCode = Annotated[str, Field(pattern=r"^[A-Z]{2}-[A-Z0-9_]{1,12}$")]
@@ -93,61 +96,160 @@ class CompleteRequest(_Strict):
 
 
 def iso_utc(instant_ms: int) -> str:
+    """``2026-03-10T09:15:00Z``."""
     return from_ms(instant_ms).isoformat().replace("+00:00", "Z")
 
 
-def lease_view(lease: Lease) -> dict[str, Any]:
-    """The acquire answer: everything the volunteer needs for this one call."""
-    region = REGIONS.get(lease.region)
-    return {
-        "lease_id": lease.lease_id,
-        "lease_token": lease.token,
-        "number": lease.number,
-        "region": {
-            "code": lease.region,
-            "name": region.name if region else lease.region,
-            "name_ru": region.name_ru if region else lease.region,
-        },
-        "callee_local_time": lease.callee_local_time.isoformat(timespec="minutes"),
-        "callee_zone": lease.zone,
-        "guideline": {
-            "ref": lease.guideline,
-            "language": lease.guideline_language,
-            "path": GUIDELINES_PATH + lease.guideline,
-        },
-        "deadline": iso_utc(lease.deadline_ms),
-        "deadline_ms": lease.deadline_ms,
-        "attempt": lease.attempt,
-    }
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def renew_view(lease_id: str, deadline_ms: int) -> dict[str, Any]:
+class RegionView(_Answer):
+    """A region, named in English and Russian."""
+
+    code: str
+    name: str
+    name_ru: str
+
+
+class WindowView(_Answer):
+    """One calling window of the callee, with the callee's offset."""
+
+    start: str
+    end: str
+
+
+class GuidelineRef(_Answer):
+    """Which guideline the volunteer was given, and where to read it."""
+
+    ref: str
+    id: str
+    version: int
+    language: str
+    path: str
+
+
+class LeaseView(_Answer):
+    """The acquire answer and ``GET /api/v1/me``: everything needed for this one call."""
+
+    lease_id: str
+    lease_token: str
+    number: str
+    region: RegionView
+    callee_local_time: str
+    callee_zone: str
+    calling_windows: list[WindowView]
+    guideline: GuidelineRef
+    deadline: str
+    deadline_ms: int
+    server_time_ms: int
+    attempt: int
+
+
+class RenewView(_Answer):
     """The renew answer: the new deadline."""
-    return {"lease_id": lease_id, "deadline": iso_utc(deadline_ms), "deadline_ms": deadline_ms}
+
+    lease_id: str
+    deadline: str
+    deadline_ms: int
 
 
-def completion_view(lease_id: str, completion: Completion) -> dict[str, Any]:
+class CompletionView(_Answer):
     """The complete answer; a repeat says ``already_recorded`` and changes nothing."""
-    return {
-        "lease_id": lease_id,
-        "status": completion.status.value,
-        "event_id": completion.event_id,
-        "next_state": completion.next_state,
-    }
+
+    lease_id: str
+    status: str
+    event_id: str
+    next_state: str
 
 
-def guideline_view(ref: str, translations: dict[str, Guideline]) -> dict[str, Any]:
-    """``GET /api/v1/guidelines/{id@version}``: every language of one guideline."""
-    ordered = sorted(translations.values(), key=lambda g: (g.language != "ru", g.language))
-    return {
-        "ref": ref,
-        "texts": [
-            {
-                "language": g.language,
-                "title": g.title,
-                "body": g.body,
-                "html": render_guideline_html(g.body),
-            }
-            for g in ordered
+class ReleaseView(_Answer):
+    """The release answer."""
+
+    lease_id: str
+    status: str
+
+
+class GuidelineView(_Answer):
+    """One guideline in one language, as sanitized HTML."""
+
+    ref: str
+    id: str
+    version: int
+    language: str
+    title: str
+    html: str
+    languages: list[str]
+
+
+class ErrorView(BaseModel):
+    """Every refusal: a stable code, a message for developers, and named extras."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    message: str
+
+
+def lease_view(lease: Lease, windows: Sequence[Interval], now_ms: int) -> LeaseView:
+    """The acquire answer (also ``/me``)."""
+    region = REGIONS.get(lease.region)
+    guide_id, _, version = lease.guideline.rpartition("@")
+    return LeaseView(
+        lease_id=lease.lease_id,
+        lease_token=lease.token,
+        number=lease.number,
+        region=RegionView(
+            code=lease.region,
+            name=region.name if region else lease.region,
+            name_ru=region.name_ru if region else lease.region,
+        ),
+        callee_local_time=lease.callee_local_time.isoformat(timespec="minutes"),
+        callee_zone=lease.zone,
+        calling_windows=[
+            WindowView(
+                start=from_ms(window.start_ms, lease.zone).isoformat(timespec="minutes"),
+                end=from_ms(window.end_ms, lease.zone).isoformat(timespec="minutes"),
+            )
+            for window in windows
         ],
-    }
+        guideline=GuidelineRef(
+            ref=lease.guideline,
+            id=guide_id,
+            version=int(version) if version.isdigit() else 0,
+            language=lease.guideline_language,
+            path=GUIDELINES_PATH + lease.guideline,
+        ),
+        deadline=iso_utc(lease.deadline_ms),
+        deadline_ms=lease.deadline_ms,
+        server_time_ms=now_ms,
+        attempt=lease.attempt,
+    )
+
+
+def renew_view(lease_id: str, deadline_ms: int) -> RenewView:
+    """The renew answer: the new deadline."""
+    return RenewView(lease_id=lease_id, deadline=iso_utc(deadline_ms), deadline_ms=deadline_ms)
+
+
+def completion_view(lease_id: str, completion: Completion) -> CompletionView:
+    """The complete answer."""
+    return CompletionView(
+        lease_id=lease_id,
+        status=completion.status.value,
+        event_id=completion.event_id,
+        next_state=completion.next_state,
+    )
+
+
+def guideline_view(guide: Guideline, html: str, languages: Sequence[str]) -> GuidelineView:
+    """``GET /api/v1/guidelines/{id@version}``: one language of one guideline."""
+    return GuidelineView(
+        ref=guide.ref,
+        id=guide.guideline_id,
+        version=guide.version,
+        language=guide.language,
+        title=guide.title,
+        html=html,
+        languages=list(languages),
+    )

@@ -66,6 +66,7 @@ OUTCOMES_RELAYED = "phonebank_outcomes_relayed_total"
 OUTCOMES_RELAY_LAST_SUCCESS = "phonebank_outcomes_relay_last_success_timestamp_seconds"
 OUTCOMES_RELAY_PENDING = "phonebank_outcomes_relay_pending_events"
 OUTCOMES_DEAD = "phonebank_outcomes_relay_dead_events_total"
+BACKGROUND_FAILURES = "phonebank_background_failures_total"
 # --- gateway ----------------------------------------------------------------------------
 GATEWAY_REQUESTS = "phonebank_gateway_requests_total"
 # --- reporter ---------------------------------------------------------------------------
@@ -158,6 +159,15 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
         "region",
         "assigner",
         "1 while the region's callee-local time is inside the calling window.",
+    ),
+    (
+        BACKGROUND_FAILURES,
+        "counter",
+        "rounds",
+        "operation reason",
+        "assigner",
+        "Rounds of a background loop (worker, reaper, relay, lag) that failed on a "
+        "dependency (reason redis|kafka|network); the loop retries with backoff.",
     ),
     (
         PARTITIONS_PAUSED,

@@ -1,9 +1,11 @@
-"""Accepted numbers → NumberChunk records of one region each → Kafka.
+"""Accepted numbers → number chunk records of one region each → Kafka.
 
 The :class:`Chunker` buffers numbers per region and emits a chunk whenever a region has
 ``size`` numbers; :meth:`Chunker.flush` emits the partial ones (at checkpoints and at
 the end of a source). Chunks carry the campaign, region, source id and a sequence number
-that counts up across the source, also across resumes.
+that counts up across the source, also across resumes. A chunk is encoded once, straight
+from its numpy slice, into the compact wire format (:mod:`phonebank.domain.chunk_codec`:
+sorted, delta-coded, zstd; what :meth:`NumberChunk.decode` reads back).
 
 The :class:`KafkaSink` sends them keyed by region to the partition of the stable
 region→partition table (:func:`phonebank.infra.kafka.partition_for_region`), through the
@@ -18,27 +20,29 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import redis
 
+from phonebank.domain import chunk_codec
 from phonebank.domain.numbering import REGION_CODES
-from phonebank.domain.records import NumberChunk
 from phonebank.infra.kafka import ensure_topic, make_producer, partition_for_region
+from phonebank.infra.redis_client import connect
 from phonebank.leases.keys import KeyScheme
 from phonebank.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: numbers per chunk (a record of ~11 KB before compression)
+#: numbers per chunk (a record of ~2.5 KB in the compact wire format)
 DEFAULT_CHUNK_SIZE = 1000
 #: seconds to wait for Kafka to acknowledge everything sent, at each checkpoint
 FLUSH_TIMEOUT_SECONDS = 120
-#: Producer settings of the ingest on top of the shared ones: chunks go uncompressed.
-#: kafka-python gzips at level 9 in Python, which capped the whole ingest at ~360k
-#: numbers/s on 2 cores (benchmarks/ingest.py); uncompressed a chunk is ~11 bytes a number.
+#: Producer settings of the ingest on top of the shared ones: no batch compression.
+#: Each chunk is already compressed by its wire format (sorted deltas + zstd, ~2.5 bytes
+#: a number, :mod:`phonebank.domain.chunk_codec`); kafka-python's gzip at level 9 in
+#: Python capped the whole ingest at ~360k numbers/s on 2 cores (benchmarks/ingest.py).
 INGEST_PRODUCER_OVERRIDES: dict[str, Any] = {"compression_type": None}
 
 Int64Array = npt.NDArray[np.int64]
@@ -49,10 +53,20 @@ class IngestError(RuntimeError):
     """The run cannot go on (Kafka refused chunks); the message says why."""
 
 
+@dataclass(frozen=True)
+class EncodedChunk:
+    """One chunk ready for Kafka: its record value and what the sink counts of it."""
+
+    region: str
+    seq: int
+    count: int
+    value: bytes
+
+
 class ChunkSink(Protocol):
     """Where chunks go."""
 
-    def send(self, chunk: NumberChunk) -> None:
+    def send(self, chunk: EncodedChunk) -> None:
         """Queue one chunk."""
 
     def flush(self) -> None:
@@ -111,14 +125,9 @@ class Chunker:
         self._buffered.clear()
 
     def _emit(self, region: int, numbers: Int64Array) -> None:
-        chunk = NumberChunk(
-            campaign=self.campaign,
-            region=REGION_CODES[region],
-            source=self.source_id,
-            seq=self.next_seq,
-            numbers=numbers.tolist(),
-        )
-        self.sink.send(chunk)
+        code = REGION_CODES[region]
+        value = chunk_codec.encode(self.campaign, code, self.source_id, self.next_seq, numbers)
+        self.sink.send(EncodedChunk(code, self.next_seq, len(numbers), value))
         self.next_seq += 1
         self.chunks_sent += 1
 
@@ -128,7 +137,7 @@ class KafkaSink:
 
     def __init__(self, settings: Settings, **producer_overrides: Any) -> None:
         self.topic = settings.numbers_topic
-        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.redis = connect(settings)
         self.ingested_key = KeyScheme(settings.key_prefix, settings.campaign).ingested
         ensure_topic(settings, self.topic, settings.numbers_partitions)
         self.producer = make_producer(
@@ -145,13 +154,13 @@ class KafkaSink:
             )
         self._pending: list[tuple[str, int, Any]] = []
 
-    def send(self, chunk: NumberChunk) -> None:
+    def send(self, chunk: EncodedChunk) -> None:
         """Queue one chunk for its region's partition."""
         partition = partition_for_region(chunk.region, self.partitions)
         future = self.producer.send(
-            self.topic, key=chunk.region.encode(), value=chunk.encode(), partition=partition
+            self.topic, key=chunk.region.encode(), value=chunk.value, partition=partition
         )
-        self._pending.append((chunk.region, len(chunk.numbers), future))
+        self._pending.append((chunk.region, chunk.count, future))
 
     def flush(self) -> None:
         """Wait for every acknowledgement, then count the stored numbers per region in

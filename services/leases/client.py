@@ -23,8 +23,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-import redis
-
 from phonebank.domain.calling_calendar import CallingCalendar
 from phonebank.domain.calling_hours import (
     CallingPolicy,
@@ -39,6 +37,7 @@ from phonebank.domain.lease_types import (
     AlreadyCompletedError,
     Completion,
     CompletionStatus,
+    IdempotencyKeyUsedError,
     Lease,
     LeaseExpiredError,
     NotLeaseHolderError,
@@ -51,18 +50,21 @@ from phonebank.domain.lease_types import (
 from phonebank.domain.records import Outcome
 from phonebank.domain.regions import REGIONS, select_regions
 from phonebank.domain.retry_policy import RetryPolicy
+from phonebank.infra.redis_client import RedisClient
 from phonebank.infra.replies import reply_text
 from phonebank.leases.keys import KeyScheme, RegionKeys
 from phonebank.leases.limits import (
     VolunteerLimits,
+    idempotent_ids,
     new_token,
     token_owner,
     volunteer_hash,
 )
 from phonebank.leases.metrics import LeaseMetrics, timed
+from phonebank.leases.open_leases import OpenLease, OpenLeases
 from phonebank.leases.region_choice import RegionChooser
 from phonebank.leases.scripts import ReturnCode, ScriptPipeline, Scripts
-from phonebank.settings import Settings
+from phonebank.settings import Settings, require_volunteer_secret
 
 #: seconds: the GIL switch interval a process serving volunteers from many threads sets
 #: (``sys.setswitchinterval``). CPython's default, 5 ms, is also how long a thread whose
@@ -93,6 +95,8 @@ _LIMITS = {
     ReturnCode.CONCURRENT_LIMIT: "too many leases open at once",
     ReturnCode.HOURLY_LIMIT: "hourly lease quota used up",
 }
+#: the fields of acquire-9's grant reply (a 6th, 1, marks a retry's existing lease)
+_GRANT_REPLY = ("code", "number", "attempt", "deadline_ms", "now_ms")
 _COMPLETION_STATUS = {
     ReturnCode.OK: CompletionStatus.RECORDED,
     ReturnCode.RECORDED_LATE: CompletionStatus.RECORDED_LATE,
@@ -119,7 +123,7 @@ class LeaseClient:
     def __init__(
         self,
         settings: Settings,
-        client: redis.Redis,
+        client: RedisClient,
         region_zones: Mapping[str, Sequence[str]] | None = None,
         *,
         guidelines: GuidelineLibrary | None = None,
@@ -147,8 +151,10 @@ class LeaseClient:
             tuple[Mapping[str, Interval], Mapping[str, Guideline], Mapping[str, Interval]] | None
         ) = None
         self._scripts = Scripts(client)
-        self._secret = settings.volunteer_secret.get_secret_value()
+        self._secret = require_volunteer_secret(settings)
         self._ttl_ms = settings.lease_ttl_seconds * SECOND_MS
+        #: the volunteers' records of leases that may be open (lost answers are found)
+        self.open_leases = OpenLeases(client, self._keys, self._scripts, self._ttl_ms)
         #: test-only milliseconds added to Redis TIME inside the scripts (0 in production)
         self.clock_offset_ms = clock_offset_ms
         self._limits = VolunteerLimits(
@@ -163,14 +169,60 @@ class LeaseClient:
     # --- acquire -----------------------------------------------------------------------
 
     @timed("acquire")
-    def acquire(self, volunteer: str, preferences: Preferences | None = None) -> Lease | None:
-        """Lease one number to ``volunteer``, or ``None`` when no open region has one."""
-        lease = self._acquire(volunteer, preferences)
-        if lease is not None and self.metrics is not None:
+    def acquire(
+        self,
+        volunteer: str,
+        preferences: Preferences | None = None,
+        idempotency_key: str | None = None,
+    ) -> Lease | None:
+        """Lease one number to ``volunteer``, or ``None`` when no open region has one.
+
+        With an ``idempotency_key`` the lease id and token derive from it: a retry with
+        the same key answers the lease the first call got (``existing`` set)."""
+        person = volunteer_hash(self._secret, volunteer)
+        if idempotency_key is None:
+            token, suffix = new_token(person), None
+        else:
+            token, suffix = idempotent_ids(self._secret, person, idempotency_key)
+            held = [lease for lease in self.open_leases_of(volunteer) if lease.token == token]
+            if held:
+                return held[0]
+        lease = self._acquire(token, suffix, preferences)
+        if lease is not None and not lease.existing and self.metrics is not None:
             self.metrics.granted.labels(lease.region).inc()
         return lease
 
-    def _acquire(self, volunteer: str, preferences: Preferences | None) -> Lease | None:
+    def open_leases_of(self, volunteer: str, preferences: Preferences | None = None) -> list[Lease]:
+        """The volunteer's live leases, most recently granted first (``existing`` set)."""
+        person = volunteer_hash(self._secret, volunteer)
+        found = self.open_leases.find(person, self._region_zones.__contains__, self.now_ms())
+        languages = (preferences or Preferences()).languages
+        return [self._reopened(lease, languages) for lease in found]
+
+    def _reopened(self, held: OpenLease, languages: Sequence[str]) -> Lease:
+        translations = self._guidelines.translations(held.guideline)
+        language = next((code for code in languages if code in translations), None)
+        if language is None:
+            language = "ru" if "ru" in translations else next(iter(sorted(translations)), "")
+        zone = effective_zones(self._region_zones[held.region])[0]
+        return Lease(
+            lease_id=held.lease_id,
+            token=held.token,
+            national_number=held.national_number,
+            region=held.region,
+            zone=zone,
+            callee_local_time=from_ms(self.now_ms(), zone),
+            guideline=held.guideline,
+            guideline_language=language,
+            leased_at_ms=held.leased_at_ms,
+            deadline_ms=held.deadline_ms,
+            attempt=held.attempt,
+            existing=True,
+        )
+
+    def _acquire(
+        self, token: str, suffix: str | None, preferences: Preferences | None
+    ) -> Lease | None:
         now = self.now_ms()
         guides = self._guides(preferences or Preferences())
         open_now = self._open_among(guides, now)
@@ -180,27 +232,40 @@ class LeaseClient:
         ordered = self.chooser.pick(open_now, now, MAX_REGION_TRIES)
         if not ordered:
             return None
-        token = new_token(volunteer_hash(self._secret, volunteer))
-        # One round trip: reserve on the volunteer's slot, acquire in the first region.
+        # One round trip: reserve on the volunteer's slot, record the lease as possibly
+        # open there, acquire in the first region.
         batch = self._scripts.pipeline(self._client)
         self._limits.reserve(batch, token, self.clock_offset_ms)
-        first = self._queue_acquire(batch, ordered[0], open_now[ordered[0]], guides, token)
-        reserved, acquired = batch.execute()
+        first = self._queue_acquire(
+            batch, ordered[0], open_now[ordered[0]], guides, token, suffix=suffix
+        )
+        replies = batch.execute()
+        reserved, acquired = replies[0], replies[-1]
         if reserved[0] != ReturnCode.OK:
-            self._undo(first, acquired, token)
-            refusal = _LIMITS[ReturnCode(int(reserved[0]))]
-            raise VolunteerLimitReachedError(refusal, int(reserved[1]))
+            kept = self._undo(first, guides[ordered[0]], acquired, token)
+            if kept is not None:
+                return kept
+            code = ReturnCode(int(reserved[0]))
+            raise VolunteerLimitReachedError(
+                _LIMITS[code], int(reserved[1]), concurrent=code == ReturnCode.CONCURRENT_LIMIT
+            )
         lease = self._lease(first, guides[ordered[0]], token, acquired)
         for region in ordered[1:]:
-            if lease is not None:
-                return lease
+            if lease is not None or acquired[0] == ReturnCode.BAD_ARGUMENT:
+                break
             batch = self._scripts.pipeline(self._client)
-            lease_id = self._queue_acquire(batch, region, open_now[region], guides, token)
-            lease = self._lease(lease_id, guides[region], token, batch.execute()[0])
+            lease_id = self._queue_acquire(
+                batch, region, open_now[region], guides, token, suffix=suffix
+            )
+            acquired = batch.execute()[-1]
+            lease = self._lease(lease_id, guides[region], token, acquired)
         if lease is None:
             batch = self._scripts.pipeline(self._client)
             self._limits.unreserve(batch, token)
+            self.open_leases.forget(batch, token)
             batch.execute()
+            if acquired[0] == ReturnCode.BAD_ARGUMENT:
+                raise IdempotencyKeyUsedError("the idempotency key's lease has ended")
         return lease
 
     def _open_among(self, guides: Mapping[str, Guideline], now: int) -> Mapping[str, Interval]:
@@ -236,9 +301,12 @@ class LeaseClient:
         window: Interval,
         guides: Mapping[str, Guideline],
         token: str,
+        *,
+        suffix: str | None,
     ) -> str:
         keys = self._keys.region(region)
-        lease_id = lease_id_for(region, uuid.uuid4().hex)
+        lease_id = lease_id_for(region, suffix or uuid.uuid4().hex)
+        self.open_leases.record(batch, token, lease_id)
         batch.script(
             "acquire",
             keys,
@@ -258,10 +326,20 @@ class LeaseClient:
         )
         return lease_id
 
-    def _undo(self, lease_id: str, acquired: list[Any], token: str) -> None:
-        """The volunteer was over a limit but the region granted a lease: give it back."""
-        if acquired[0] == ReturnCode.OK:
-            self.release(lease_id, token)
+    def _undo(
+        self, lease_id: str, guide: Guideline, acquired: list[Any], token: str
+    ) -> Lease | None:
+        """The volunteer was over a limit but the region granted a lease: give it back,
+        unless it is the lease a retried acquire already held (then keep and answer it)."""
+        if acquired[0] != ReturnCode.OK:
+            batch = self._scripts.pipeline(self._client)
+            self.open_leases.forget(batch, token)
+            batch.execute()
+            return None
+        if len(acquired) > len(_GRANT_REPLY):
+            return self._lease(lease_id, guide, token, acquired)
+        self.release(lease_id, token)
+        return None
 
     def _lease(self, lease_id: str, guide: Guideline, token: str, reply: list[Any]) -> Lease | None:
         region, _ = split_lease_id(lease_id)
@@ -269,7 +347,7 @@ class LeaseClient:
             self.chooser.mark_drained(region)
         if reply[0] != ReturnCode.OK:
             return None
-        _, number, attempt, deadline_ms, now_ms = reply
+        _, number, attempt, deadline_ms, now_ms = reply[: len(_GRANT_REPLY)]
         zone = effective_zones(self._region_zones[region])[0]
         return Lease(
             lease_id=lease_id,
@@ -283,6 +361,7 @@ class LeaseClient:
             leased_at_ms=int(now_ms),
             deadline_ms=int(deadline_ms),
             attempt=int(attempt),
+            existing=len(reply) > len(_GRANT_REPLY),
         )
 
     # --- renew, complete, release --------------------------------------------------------
@@ -349,6 +428,7 @@ class LeaseClient:
             lease_id=lease_id,
         )
         self._limits.end(batch, token)
+        self.open_leases.forget(batch, token)
         reply = batch.execute()[0]
         status = _COMPLETION_STATUS.get(ReturnCode(int(reply[0])))
         if status is None:
@@ -367,6 +447,7 @@ class LeaseClient:
             lease_id=lease_id,
         )
         self._limits.end(batch, token)
+        self.open_leases.forget(batch, token)
         reply = batch.execute()[0]
         if reply[0] != ReturnCode.OK:
             _refuse(int(reply[0]), lease_id)

@@ -16,8 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import redis
-
+from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.keys import dnc_key
 
 #: Region code used for numbers the numbering plan cannot place.
@@ -39,7 +38,7 @@ class DncImport:
 
 
 def add_numbers(
-    client: redis.Redis, prefix: str, numbers: Iterable[int], region_of: RegionOf
+    client: RedisClient, prefix: str, numbers: Iterable[int], region_of: RegionOf
 ) -> DncImport:
     """Put national numbers on the do-not-call list; returns the counts."""
     by_region: dict[str, list[int]] = defaultdict(list)
@@ -75,7 +74,7 @@ def parse_lines(lines: Iterable[str], parse: Parse) -> tuple[list[int], int]:
     return numbers, unparseable
 
 
-def is_listed(client: redis.Redis, prefix: str, number: int, region_of: RegionOf) -> bool:
+def is_listed(client: RedisClient, prefix: str, number: int, region_of: RegionOf) -> bool:
     """Whether ``number`` is on the do-not-call list."""
     region = region_of(number)
     regions = [UNPLACED_REGION] if region is None else [region, UNPLACED_REGION]

@@ -149,6 +149,13 @@ class VolunteerKeys:
         """ZSET reservation id → grant time (epoch ms) over the last rolling hour."""
         return self._key("hourly")
 
+    @property
+    def open(self) -> str:
+        """HASH lease token → lease id of the leases that may be open (written before the
+        grant, so a lease whose answer was lost is found again; stale entries are dropped
+        by whoever reads them)."""
+        return self._key("open")
+
 
 @dataclass(frozen=True)
 class KeyScheme:
@@ -172,6 +179,11 @@ class KeyScheme:
     def volunteer(self, volunteer_hash: str) -> VolunteerKeys:
         """The keys of one volunteer, by keyed hash of the volunteer id."""
         return VolunteerKeys(self.prefix, self.campaign, volunteer_hash)
+
+    @property
+    def banned(self) -> str:
+        """SET of banned volunteer hashes (all campaigns of the prefix)."""
+        return f"{self.prefix}:banned"
 
     def seen(self, national_prefix: str) -> str:
         """BITMAP of numbers already accepted by the assigner, one bit per subscriber number."""
@@ -208,6 +220,12 @@ class ReporterKeys:
     def checkpoint(self) -> str:
         """STRING: zlib-compressed JSON of the aggregate state and its Kafka offsets."""
         return self._key("checkpoint")
+
+    @property
+    def checkpoint_numbers(self) -> str:
+        """HASH: segment id → the per-number states of that segment (written in one
+        MULTI with :attr:`checkpoint`)."""
+        return self._key("checkpoint:numbers")
 
     def volunteers_minute(self, minute: int) -> str:
         """HYPERLOGLOG of volunteer hashes with an outcome in one epoch minute."""

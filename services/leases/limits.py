@@ -43,6 +43,17 @@ def new_token(person: str) -> str:
     return f"{person}{OWNER_SEPARATOR}{secrets.token_hex(TOKEN_RANDOM_BYTES)}"
 
 
+def idempotent_ids(secret: str, person: str, key: str) -> tuple[str, str]:
+    """``(lease token, lease id suffix)`` for the volunteer ``person`` and an
+    ``Idempotency-Key``: the same key gives the same pair, so a retried acquire is
+    recognised (``acquire-9.lua`` answers the existing lease); nobody without the secret
+    can compute them."""
+    digest = hmac.new(
+        secret.encode(), f"idempotent-acquire/{person}/{key}".encode(), hashlib.sha256
+    ).hexdigest()
+    return f"{person}{OWNER_SEPARATOR}{digest[:32]}", digest[32:64]
+
+
 def token_owner(token: str) -> str | None:
     """The volunteer hash a token was made for (``None`` for a malformed token)."""
     person, separator, rest = token.partition(OWNER_SEPARATOR)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
-import redis
 
+from phonebank.infra.redis_client import RedisClient, RedisPipeline
 from phonebank.infra.replies import reply_text
 from phonebank.leases.keys import KeyScheme, RegionKeys
 from phonebank.leases.resp import Integers
@@ -27,7 +27,7 @@ BATCH_ID_BYTES = 12
 
 
 def enqueue_chunk(
-    client: redis.Redis,
+    client: RedisClient,
     keys: KeyScheme,
     region: str,
     numbers: Sequence[int],
@@ -115,14 +115,14 @@ class QueueDepths:
         )
 
 
-def known_regions(client: redis.Redis, keys: KeyScheme) -> list[str]:
+def known_regions(client: RedisClient, keys: KeyScheme) -> list[str]:
     """The regions that have ever had numbers queued, sorted."""
     members = cast(Iterable[bytes | str], client.smembers(keys.regions))
     return sorted(reply_text(member) for member in members)
 
 
 def queue_depths(
-    client: redis.Redis, keys: KeyScheme, regions: Iterable[str], now_ms: int
+    client: RedisClient, keys: KeyScheme, regions: Iterable[str], now_ms: int
 ) -> dict[str, QueueDepths]:
     """The depths of every region in ``regions`` at ``now_ms``, read in one pipeline."""
     region_list = list(regions)
@@ -146,7 +146,7 @@ def queue_depths(
     return depths
 
 
-def _queue_commands(pipe: redis.client.Pipeline, region: RegionKeys, now_ms: int) -> None:
+def _queue_commands(pipe: RedisPipeline, region: RegionKeys, now_ms: int) -> None:
     pipe.llen(region.ready)
     pipe.zcard(region.due)
     pipe.zcount(region.due, "-inf", now_ms)

@@ -24,6 +24,7 @@ from typing import cast
 import redis
 
 from phonebank.domain.clock import now_ms
+from phonebank.infra.redis_client import RedisClient
 from phonebank.infra.replies import reply_text
 from phonebank.leases.client import LEASE_RETENTION_MS
 from phonebank.leases.keys import KeyScheme
@@ -56,7 +57,7 @@ class Reaper:
     def __init__(
         self,
         settings: Settings,
-        client: redis.Redis,
+        client: RedisClient,
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_batches: int = DEFAULT_MAX_BATCHES,

@@ -15,14 +15,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import redis
-
 from phonebank.domain.calling_hours import Interval
 from phonebank.domain.region_weights import (
     coverage_weight,
     cumulative_weights,
     draw_without_replacement,
 )
+from phonebank.infra.redis_client import RedisClient
 from phonebank.infra.replies import reply_text
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.scripts import Scripts
@@ -60,7 +59,7 @@ class RegionChooser:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         keys: KeyScheme,
         region_zones: Mapping[str, Sequence[str]],
         rng: random.Random | None = None,

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Sequence
 from typing import cast
 
-import redis
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -24,6 +23,7 @@ from pydantic import ValidationError
 
 from phonebank.domain.records import OutcomeEvent
 from phonebank.infra import metrics as names
+from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.keys import KeyScheme, RegionKeys
 from phonebank.leases.queues import known_regions
 from phonebank.settings import Settings
@@ -73,7 +73,7 @@ class OutcomeRelay:
     def __init__(
         self,
         settings: Settings,
-        client: redis.Redis,
+        client: RedisClient,
         producer: KafkaProducer,
         metrics: RelayMetrics,
     ) -> None:

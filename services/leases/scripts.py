@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import hiredis
 import redis
 
+from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.resp import Integers, pack_with_integers
+from phonebank.leases.transport import transport_for
 
 #: Folder of the scripts shipped with the package.
 LUA_FOLDER = Path(__file__).with_name("lua")
@@ -50,16 +52,6 @@ KeyHolder = object | Mapping[str, str]
 #: one command as Redis protocol bytes (hiredis's encoder; its stub types the command
 #: as a one-element tuple, though it takes any length)
 pack_command = cast(Callable[[tuple[str | int | bytes, ...]], bytes], hiredis.pack_command)
-
-
-class _Connection(Protocol):
-    """The part of a pooled redis-py connection a batch uses (redis-py leaves it untyped)."""
-
-    def send_packed_command(self, command: list[bytes]) -> None: ...
-
-    def read_response(self) -> Any: ...
-
-    def disconnect(self) -> None: ...
 
 
 class ReturnCode(IntEnum):
@@ -163,7 +155,7 @@ def render_all(folder: Path = LUA_FOLDER) -> dict[str, ScriptSource]:
 class Scripts:
     """The scripts registered with one redis-py client (EVALSHA, EVAL on NOSCRIPT)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self._sources = render_all()
         self._registered = {
             name: client.register_script(source.text) for name, source in self._sources.items()
@@ -177,7 +169,7 @@ class Scripts:
         """The SHA1 Redis knows ``operation`` by."""
         return str(self._registered[operation].sha)
 
-    def pipeline(self, client: redis.Redis) -> ScriptPipeline:
+    def pipeline(self, client: RedisClient) -> ScriptPipeline:
         """A one-round-trip batch of script calls and commands."""
         return ScriptPipeline(self, client)
 
@@ -203,10 +195,11 @@ class Scripts:
 class ScriptPipeline:
     """Script calls and plain commands sent in ONE round trip (no transaction).
 
-    The batch is written on one pooled connection and its replies read back in order,
-    through redis-py's connection API (``send_packed_command``/``read_response``) rather
-    than its ``Pipeline`` object, whose per-command bookkeeping cost more client CPU than
-    the round trip itself on the lease path (``benchmarks/leases.py``). Each command is
+    The batch is written on one pooled connection (on a Redis Cluster, one per master,
+    grouped by slot: :mod:`phonebank.leases.transport`) and its replies read back in
+    order, through redis-py's connection API (``send_packed_command``/``read_response``)
+    rather than its ``Pipeline`` object, whose per-command bookkeeping cost more client
+    CPU than the round trip itself on the lease path (``benchmarks/leases.py``). Each command is
     encoded when queued (hiredis; long runs of integers by :mod:`phonebank.leases.resp`).
     Replies are raw RESP values (integers, not booleans). Unlike redis-py's script
     pipelining this sends no ``SCRIPT EXISTS`` first: a call refused with NOSCRIPT
@@ -214,10 +207,12 @@ class ScriptPipeline:
     raised, never retried: a script that may have run once must not run twice unasked.
     """
 
-    def __init__(self, scripts: Scripts, client: redis.Redis) -> None:
+    def __init__(self, scripts: Scripts, client: RedisClient) -> None:
         self._scripts = scripts
-        self._pool = client.connection_pool
+        self._transport = transport_for(client)
         self._packed: list[bytes] = []
+        #: per command, the key that routes it to its Cluster slot (None: any node)
+        self._routes: list[str | None] = []
         #: per command, the script call to replay on NOSCRIPT (None: not a script)
         self._calls: list[tuple[str, list[str], Sequence[str | int | bytes]] | None] = []
 
@@ -236,6 +231,7 @@ class ScriptPipeline:
         source = self._scripts.source(operation)
         keys = source.keys(holder, lease_id)
         head = ("EVALSHA", self._scripts.sha(operation), source.numkeys, *keys, *args)
+        self._routes.append(keys[0] if keys else None)
         if integers is None:
             self._packed.append(pack_command(head))
             self._calls.append((operation, keys, args))
@@ -246,6 +242,7 @@ class ScriptPipeline:
     def _command(self, *command: str | int | bytes) -> None:
         self._packed.append(pack_command(command))
         self._calls.append(None)
+        self._routes.append(str(command[1]) if len(command) > 1 else None)
 
     def ping(self) -> None:
         """Queue a PING (the bare round trip, for comparison in benchmarks/leases.py)."""
@@ -264,6 +261,7 @@ class ScriptPipeline:
         bit's value before, in order)."""
         self._packed.append(pack_with_integers(("BITFIELD", key), offsets, ("SET", "u1"), (1,)))
         self._calls.append(None)
+        self._routes.append(key)
 
     def zcount(self, key: str, low: str | int, high: str | int) -> None:
         """Queue a ZCOUNT."""
@@ -276,6 +274,14 @@ class ScriptPipeline:
     def hgetall(self, key: str) -> None:
         """Queue an HGETALL (reply: the flat field, value, … list of RESP2)."""
         self._command("HGETALL", key)
+
+    def hset(self, key: str, field: str, value: str) -> None:
+        """Queue an HSET of one field."""
+        self._command("HSET", key, field, value)
+
+    def hdel(self, key: str, field: str) -> None:
+        """Queue an HDEL of one field."""
+        self._command("HDEL", key, field)
 
     def hincrby(self, key: str, field: str, amount: int) -> None:
         """Queue an HINCRBY."""
@@ -306,24 +312,8 @@ class ScriptPipeline:
         return replies
 
     def _round_trip(self) -> list[Any]:
-        """Write the batch, read one reply per command (an error reply is kept as its
-        exception, so that every reply is read and the connection stays in step)."""
-        pooled = self._pool.get_connection()
-        connection = cast(_Connection, pooled)
-        try:
-            connection.send_packed_command([b"".join(self._packed)])
-            replies: list[Any] = []
-            for _ in self._packed:
-                try:
-                    replies.append(connection.read_response())
-                except redis.exceptions.ResponseError as error:
-                    replies.append(error)
-        except BaseException:
-            connection.disconnect()  # replies may be left unread: never reuse it as is
-            raise
-        finally:
-            self._pool.release(pooled)
-        return replies
+        """Send the batch, one reply per command (an error reply kept as its exception)."""
+        return self._transport.round_trip(self._packed, self._routes)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,8 @@ SERVICE_TIMEOUT_SECONDS = 120.0
 DEMO_SECRET_BYTES = 32
 #: seconds the demo's volunteer tokens live (the demo's own secret dies with it anyway)
 DEMO_TOKEN_TTL_SECONDS = 24 * 3600
+#: the gateway's rate limits in the demo (limits notation): far above what it sends
+DEMO_RATE_LIMIT = "1000000/minute"
 #: volunteer id of the person who takes numbers in a browser
 NEWCOMER_ID = "demo-newcomer"
 #: seconds between two progress lines (or screen refreshes on a terminal)
@@ -79,6 +81,9 @@ def demo_settings(settings: Settings, args: argparse.Namespace) -> Settings:
         "reporter_port": args.port or free_port(),
         "gateway_port": args.gateway_port or free_port(),
         "volunteer_secret": secrets.token_urlsafe(DEMO_SECRET_BYTES),
+        # every simulated volunteer calls from 127.0.0.1, time compressed: no rate limits
+        "gateway_rate_per_token": DEMO_RATE_LIMIT,
+        "gateway_rate_per_address": DEMO_RATE_LIMIT,
         "volunteer_max_per_hour": max(1, int(settings.volunteer_max_per_hour * args.speed)),
     }
     if args.numbering_plan:
@@ -135,7 +140,8 @@ def load_numbers(settings: Settings, args: argparse.Namespace, folder: Path) -> 
 
 def volunteer_token(settings: Settings, volunteer_id: str) -> str:
     """A bearer token of the demo's secret for ``volunteer_id``."""
-    return mint(settings.volunteer_secret.get_secret_value(), volunteer_id, DEMO_TOKEN_TTL_SECONDS)
+    secret = settings.volunteer_secret.get_secret_value()
+    return mint(secret, volunteer_id, settings.campaign, DEMO_TOKEN_TTL_SECONDS)
 
 
 def page_link(settings: Settings) -> str:

@@ -118,7 +118,7 @@ class Volunteer(threading.Thread):
     def call_once(self) -> None:
         """Acquire, call, complete."""
         answer = self.client.acquire()
-        if answer.status != HTTPStatus.CREATED:
+        if answer.status not in {HTTPStatus.CREATED, HTTPStatus.OK}:
             self.wait_after(answer)
             return
         lease = answer.data

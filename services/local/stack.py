@@ -39,7 +39,12 @@ INSTALL_HINTS = {
     "java": "install a Java 17+ runtime (apt-get install openjdk-17-jre-headless)",
     "mvn": "install Maven (apt-get install maven)",
     "redis-server": "install Redis (apt-get install redis-server)",
+    "redis-cli": "install Redis (apt-get install redis-server redis-tools)",
 }
+
+
+#: the processes of the stack without options, in the order ``down`` stops them
+SERVICES = ("kafka", "redis")
 
 
 class StackError(RuntimeError):
@@ -343,9 +348,11 @@ def stop_process(paths: Paths, name: str) -> bool:
 
 
 def down(settings: StackSettings) -> list[str]:
-    """Stop our processes; returns the names that were running."""
+    """Stop our processes (with any other the stack folder has a pid file of, such as
+    the Redis Cluster nodes); returns the names that were running."""
     paths = stack_paths(settings)
-    return [name for name in ("kafka", "redis") if stop_process(paths, name)]
+    others = sorted(pid.stem for pid in paths.root.glob("*.pid") if pid.stem not in SERVICES)
+    return [name for name in (*SERVICES, *others) if stop_process(paths, name)]
 
 
 def status(settings: StackSettings) -> dict[str, str]:

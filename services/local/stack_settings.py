@@ -34,6 +34,19 @@ class StackSettings(BaseSettings):
     stack_kafka_heap_mb: int = Field(
         512, ge=128, le=8192, description="Local Kafka JVM heap (MiB)."
     )
+    stack_redis_cluster_port: int = Field(
+        17001,
+        ge=1,
+        le=65529,
+        description="First of the 6 client ports of `phonebank stack up --redis-cluster` "
+        "(3 masters, 3 replicas).",
+    )
+    stack_redis_cluster_bus_port: int = Field(
+        17101,
+        ge=1,
+        le=65529,
+        description="First of the 6 cluster bus ports of the local Redis Cluster.",
+    )
 
 
 def load_stack_settings(**overrides: Any) -> StackSettings:

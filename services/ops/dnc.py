@@ -13,13 +13,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import redis
-
 from phonebank.domain import clock
 from phonebank.domain.normalize import OK, REASONS, normalize_text
 from phonebank.domain.numbering import NumberingPlan
 from phonebank.domain.records import DncRecord, masked
 from phonebank.infra.kafka import DNC_PARTITIONS, DNC_TOPIC_CONFIG, ensure_topic, make_producer
+from phonebank.infra.redis_client import connect
 from phonebank.leases import dnc
 from phonebank.leases.dnc import UNPLACED_REGION, RegionOf
 from phonebank.settings import Settings
@@ -65,7 +64,7 @@ def record_in_kafka(settings: Settings, numbers: list[int], region_of: RegionOf)
 def cmd_dnc(args: argparse.Namespace, settings: Settings) -> int:
     """Run one do-not-call action."""
     plan = NumberingPlan.from_settings(settings.numbering_plan)
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings)
     try:
         if args.action == "import":
             numbers, unparseable = dnc.parse_lines(_lines(args.file), parse_number)

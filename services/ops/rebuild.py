@@ -26,13 +26,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import redis
 from pydantic import ValidationError
 
 from phonebank.assigner import dedupe
 from phonebank.domain.records import DncRecord, Outcome, OutcomeEvent
 from phonebank.domain.retry_policy import Disposition, RetryPolicy
 from phonebank.infra.kafka import make_admin, read_topic
+from phonebank.infra.redis_client import RedisClient, connect
 from phonebank.leases.dnc import add_numbers
 from phonebank.leases.keys import KeyScheme
 from phonebank.settings import Settings
@@ -115,7 +115,7 @@ def replay(
 
 
 def restore(
-    client: redis.Redis,
+    client: RedisClient,
     settings: Settings,
     histories: dict[int, NumberHistory],
     summary: RebuildSummary,
@@ -148,7 +148,7 @@ def restore(
     dedupe.mark_seen(client, scheme, finished)
 
 
-def restore_operator_dnc(client: redis.Redis, settings: Settings, summary: RebuildSummary) -> None:
+def restore_operator_dnc(client: RedisClient, settings: Settings, summary: RebuildSummary) -> None:
     """The do-not-call list the operators added, from ``phonebank.dnc``."""
     by_region: dict[int, str] = {}
     for entry in decoded(settings, settings.dnc_topic, DncRecord.decode, summary):
@@ -174,7 +174,7 @@ def forget_assigner_offsets(settings: Settings) -> None:
 
 
 def rebuild(
-    settings: Settings, client: redis.Redis, policy: RetryPolicy | None = None
+    settings: Settings, client: RedisClient, policy: RetryPolicy | None = None
 ) -> RebuildSummary:
     """Rebuild Redis from Kafka (see the module docstring)."""
     summary = RebuildSummary()
@@ -187,7 +187,7 @@ def rebuild(
 
 def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     """``phonebank rebuild``."""
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings)
     try:
         summary = rebuild(settings, client)
     except RebuildError as exc:

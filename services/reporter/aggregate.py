@@ -2,13 +2,16 @@
 
 No I/O here: the consumer loop feeds :class:`Aggregator` decoded
 :class:`~phonebank.domain.records.OutcomeEvent` objects, the report and metrics modules
-read its tallies, the checkpoint module saves :meth:`Aggregator.to_state`.
+read its tallies, the checkpoint module saves :meth:`Aggregator.to_state` and the
+per-number states (:class:`~phonebank.reporter.number_states.NumberStates`, compact
+arrays, 12 bytes a called number) by segment.
 
 Definitions (DESIGN.md, "Outcomes and retries"):
 
-- a *call* is an event whose outcome is neither ``skipped`` (the volunteer could not
-  call) nor ``expired`` (the lease ran out); ``attempted`` counts distinct numbers with
-  at least one call;
+- a *call* is an event whose outcome is none of ``skipped`` (the volunteer could not
+  call), ``unreachable_channel`` (their messenger could not place the call: not an
+  attempt on the person) and ``expired`` (the lease ran out); ``attempted`` counts
+  distinct numbers with at least one call;
 - ``reached``, ``conversations``, ``do_not_call`` and ``retired`` count distinct numbers
   that ever had such an outcome (``retired``: wrong number or not in service);
 - ``parked`` counts distinct numbers whose ``expired`` events reached the parking limit
@@ -29,6 +32,7 @@ from typing import Any
 
 from phonebank.domain.clock import HOUR_MS
 from phonebank.domain.records import Outcome, OutcomeEvent
+from phonebank.reporter.number_states import NumberStates, number_key
 
 #: hours of per-hour counts kept, counted back from the newest event (14 days)
 HOURLY_RETENTION_HOURS = 14 * 24
@@ -57,14 +61,14 @@ _OUTCOME_FLAGS: dict[str, int] = {
     Outcome.NOT_IN_SERVICE: _RETIRED,
 }
 #: outcomes that are not calls
-NOT_CALLS = frozenset({Outcome.SKIPPED, Outcome.EXPIRED})
+NOT_CALLS = frozenset({Outcome.SKIPPED, Outcome.UNREACHABLE_CHANNEL, Outcome.EXPIRED})
 
 
 @dataclass
 class RegionTally:
-    """Everything counted for one region."""
+    """Everything counted for one region (its numbers' states are in
+    :attr:`Aggregator.numbers`)."""
 
-    numbers: dict[int, int] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
     attempted: int = 0
     reached: int = 0
@@ -129,6 +133,10 @@ class Aggregator:
         self.max_expiries = max_expiries
         self.dedupe_window = dedupe_window
         self.regions: dict[str, RegionTally] = {}
+        #: region code → the index its numbers' keys carry (in order of first sight)
+        self.region_index: dict[str, int] = {}
+        #: per-number state (calls, expiries, flags), kept compact
+        self.numbers = NumberStates()
         #: epoch hour → outcome → events
         self.outcomes_by_hour: dict[int, dict[str, int]] = {}
         #: guideline "id@version" → outcome → events
@@ -149,6 +157,7 @@ class Aggregator:
         tally = self.regions.get(event.region)
         if tally is None:
             tally = self.regions[event.region] = RegionTally()
+            self.region_index.setdefault(event.region, len(self.region_index))
         outcome = event.outcome
         at_ms = event.completed_at_ms
         hour = at_ms // HOUR_MS
@@ -158,19 +167,24 @@ class Aggregator:
         self.last_event_ms = max(self.last_event_ms, at_ms)
         if at_ms < self.first_event_ms or not self.first_event_ms:
             self.first_event_ms = at_ms
+        if outcome in NOT_CALLS and outcome is not Outcome.EXPIRED:
+            return True
+        key = number_key(self.region_index[event.region], event.number)
+        state = self.numbers.get(key)
         if outcome is Outcome.EXPIRED:
-            tally.numbers[event.number] = tally.expire(
-                tally.numbers.get(event.number, 0), self.max_expiries
-            )
-        elif outcome is not Outcome.SKIPPED:
-            tally.numbers[event.number] = tally.call(
-                tally.numbers.get(event.number, 0), outcome, hour
-            )
+            self.numbers.set(key, tally.expire(state, self.max_expiries))
+        elif outcome not in NOT_CALLS:
+            self.numbers.set(key, tally.call(state, outcome, hour))
         return True
 
     def apply_all(self, events: Iterable[OutcomeEvent]) -> int:
         """Count many events; return how many were new."""
-        return sum(1 for event in events if self.apply(event))
+        batch = list(events)
+        index = self.region_index
+        self.numbers.prefetch(
+            number_key(index[e.region], e.number) for e in batch if e.region in index
+        )
+        return sum(1 for event in batch if self.apply(event))
 
     def _remember(self, event_id: str) -> bool:
         if event_id in self._recent_ids:
@@ -193,9 +207,10 @@ class Aggregator:
     # --- checkpoint form ---------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        """A JSON-able copy of everything (for the checkpoint)."""
-        self.prune()
+        """A JSON-able copy of everything but the per-number states (for the checkpoint,
+        which stores :attr:`numbers` by segment beside it). Call :meth:`prune` first."""
         return {
+            "region_index": dict(self.region_index),
             "max_expiries": self.max_expiries,
             "applied": self.applied,
             "duplicates": self.duplicates,
@@ -211,8 +226,10 @@ class Aggregator:
     def from_state(
         cls, state: dict[str, Any], dedupe_window: int = DEDUPE_WINDOW_EVENTS
     ) -> Aggregator:
-        """Rebuild an aggregator from :meth:`to_state` output."""
+        """Rebuild an aggregator from :meth:`to_state` output (its per-number states are
+        loaded into :attr:`numbers` separately)."""
         aggregator = cls(int(state["max_expiries"]), dedupe_window)
+        aggregator.region_index = {code: int(i) for code, i in state["region_index"].items()}
         aggregator.applied = int(state["applied"])
         aggregator.duplicates = int(state["duplicates"])
         aggregator.first_event_ms = int(state["first_event_ms"])
@@ -230,11 +247,7 @@ def _bump(counts: dict[str, int], key: str) -> None:
 
 
 def _tally_state(tally: RegionTally) -> dict[str, Any]:
-    flat: list[int] = []
-    for number, packed in tally.numbers.items():
-        flat += (number, packed)
     return {
-        "numbers": flat,
         "outcomes": tally.outcomes,
         "counts": [
             tally.attempted,
@@ -250,9 +263,7 @@ def _tally_state(tally: RegionTally) -> dict[str, Any]:
 
 
 def _tally_from(state: dict[str, Any]) -> RegionTally:
-    flat: list[int] = state["numbers"]
     tally = RegionTally(
-        numbers=dict(zip(flat[::2], flat[1::2], strict=True)),
         outcomes=dict(state["outcomes"]),
         calls_histogram=list(state["calls_histogram"]),
         first_calls_by_hour={int(h): int(n) for h, n in state["first_calls_by_hour"].items()},

@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from phonebank.reporter.consumer import ReporterService
-from phonebank.reporter.server import ReporterHTTPServer, serve
+from phonebank.reporter.server import ReporterServer, serve
 from phonebank.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,7 @@ def run_reporter(
     try:
         service.run(stop)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
     return 0
 
 
@@ -55,7 +54,7 @@ class Reporter:
         self._stop = threading.Event()
         self._failed: BaseException | None = None
         self._thread = threading.Thread(target=self._consume, name="reporter-consumer", daemon=True)
-        self._server: ReporterHTTPServer | None = None
+        self._server: ReporterServer | None = None
 
     def _consume(self) -> None:
         try:
@@ -98,5 +97,4 @@ class Reporter:
         self._stop.set()
         self._thread.join(STOP_TIMEOUT_SECONDS)
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()

@@ -4,7 +4,8 @@ One reporter owns the whole outcomes topic: it assigns itself every partition (n
 rebalancing, so its in-memory state is never split) and seeks to the offsets stored with
 its checkpoint, or to the beginning when there is none or on ``--rebuild``. After each
 batch it adds the batch's volunteers to the HyperLogLogs; every
-:data:`CHECKPOINT_INTERVAL_SECONDS` it saves state + offsets in one Redis value, then
+:data:`CHECKPOINT_INTERVAL_SECONDS` it saves state + offsets in one Redis transaction
+(incremental, without holding readers: :mod:`phonebank.reporter.checkpoint`), then
 commits the same offsets to the reporter group (for lag dashboards). Run one replica.
 """
 
@@ -24,6 +25,7 @@ from phonebank.domain import clock
 from phonebank.domain.records import OutcomeEvent
 from phonebank.infra.kafka import ensure_topic, make_consumer
 from phonebank.infra.metrics import is_code
+from phonebank.infra.redis_client import connect
 from phonebank.infra.replies import reply_text
 from phonebank.leases.keys import KeyScheme, ReporterKeys
 from phonebank.reporter.aggregate import Aggregator
@@ -55,7 +57,7 @@ class ReporterService:
         self.settings = settings
         self.topic = settings.outcomes_topic
         self.rebuild = rebuild
-        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.redis = connect(settings)
         self.keys = ReporterKeys(settings.key_prefix, settings.campaign)
         self.ingested_key = KeyScheme(settings.key_prefix, settings.campaign).ingested
         self.store = CheckpointStore(self.redis, self.keys)
@@ -137,18 +139,23 @@ class ReporterService:
         return read
 
     def checkpoint(self, consumer: KafkaConsumer, *, force: bool = False) -> bool:
-        """Save state + offsets if changed and due (or ``force``); True if saved."""
+        """Save state + offsets if changed and due (or ``force``); True if saved.
+
+        Readers are held only while old per-hour counts are pruned: the encoding and the
+        write read the aggregator unlocked, which is safe because only this thread
+        mutates it."""
         due = time.monotonic() - self._last_checkpoint >= CHECKPOINT_INTERVAL_SECONDS
         if not self._dirty or not (due or force):
             return False
         with self.status.lock:
-            snapshot = Checkpoint(self.topic, self.status.aggregator, dict(self.offsets))
-            try:
-                self.store.save(snapshot)
-            except redis.RedisError as exc:
-                self.status.checkpoints_failed += 1
-                log.warning("checkpoint failed, will retry: %s", exc)
-                return False
+            self.status.aggregator.prune()
+        snapshot = Checkpoint(self.topic, self.status.aggregator, dict(self.offsets))
+        try:
+            self.store.save(snapshot)
+        except redis.RedisError as exc:
+            self.status.checkpoints_failed += 1
+            log.warning("checkpoint failed, will retry: %s", exc)
+            return False
         self._dirty = False
         self._last_checkpoint = time.monotonic()
         self.status.checkpoints_ok += 1

@@ -30,6 +30,7 @@ OUTCOME_COLOURS = {
     "not_in_service": "#c62828",
     "do_not_call": "#6a1b9a",
     "skipped": "#ffcc80",
+    "unreachable_channel": "#ffe0b2",
     "expired": "#ffb300",
 }
 #: colour of anything not in :data:`OUTCOME_COLOURS`

@@ -1,22 +1,27 @@
-"""The reporter's HTTP server: ``/``, ``/report.json``, ``/metrics``, ``/healthz``, ``/readyz``.
+"""The reporter's HTTP surface: ``/``, ``/report.json``, ``/metrics``, ``/healthz``, ``/readyz``.
 
-Standard library ``ThreadingHTTPServer``; every answer is rendered from the in-memory
+A Starlette app served by :mod:`phonebank.infra.http` (the project's one HTTP server);
+every answer is rendered from the in-memory
 :class:`~phonebank.reporter.status.ReporterStatus`, so requests never touch Redis or
-Kafka. Request lines are logged at DEBUG only (they carry no personal data, but
-Prometheus scrapes every few seconds).
+Kafka. Unknown paths and methods answer JSON errors; every answer carries the security
+headers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from phonebank.infra.http import RunningServer, SecurityHeaders, error_body, start
 from phonebank.reporter.exporter import make_registry, render_metrics
 from phonebank.reporter.page import render_page
 from phonebank.reporter.status import ReporterStatus
@@ -26,69 +31,68 @@ log = logging.getLogger(__name__)
 #: content types of the answers
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
-TEXT = "text/plain; charset=utf-8"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """Routes GET requests; the server carries the status and the metrics registry."""
+def create_app(status: ReporterStatus, registry: CollectorRegistry) -> Starlette:
+    """The reporter's ASGI app."""
 
-    server: ReporterHTTPServer
+    async def metrics(request: Request) -> Response:
+        return Response(render_metrics(registry), media_type=CONTENT_TYPE_LATEST)
 
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        status = self.server.status
-        if path == "/metrics":
-            self._send(HTTPStatus.OK, CONTENT_TYPE_LATEST, render_metrics(self.server.registry))
-        elif path == "/report.json":
-            body = json.dumps(status.report(), ensure_ascii=False).encode()
-            self._send(HTTPStatus.OK, JSON, body)
-        elif path == "/":
-            self._send(HTTPStatus.OK, HTML, render_page(status.report()).encode())
-        elif path == "/healthz":
-            self._probe(status.healthy())
-        elif path == "/readyz":
-            self._probe(status.ready)
-        else:
-            self._send(HTTPStatus.NOT_FOUND, TEXT, b"not found\n")
+    async def report(request: Request) -> Response:
+        return Response(json.dumps(status.report(), ensure_ascii=False), media_type=JSON)
 
-    def _probe(self, ok: bool) -> None:
-        if ok:
-            self._send(HTTPStatus.OK, TEXT, b"ok\n")
-        else:
-            self._send(HTTPStatus.SERVICE_UNAVAILABLE, TEXT, b"not ready\n")
+    async def page(request: Request) -> Response:
+        return Response(render_page(status.report()), media_type=HTML)
 
-    def _send(self, code: HTTPStatus, content_type: str, body: bytes) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
+    def probe(ok: bool) -> Response:
+        code = HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE
+        return Response(json.dumps({"status": "ok" if ok else "not ready"}), code, media_type=JSON)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+    async def healthz(request: Request) -> Response:
+        return probe(status.healthy())
+
+    async def readyz(request: Request) -> Response:
+        return probe(status.ready)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        code = exc.status_code if isinstance(exc, HTTPException) else 500
+        name = "not_found" if code == HTTPStatus.NOT_FOUND else "method_not_allowed"
+        return Response(error_body(name, HTTPStatus(code).phrase.lower()), code, media_type=JSON)
+
+    routes = [
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/report.json", report, methods=["GET"]),
+        Route("/", page, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={HTTPException: http_error},
+    )
 
 
-class ReporterHTTPServer(ThreadingHTTPServer):
-    """A threading HTTP server bound to one reporter's status."""
+class ReporterServer:
+    """The reporter's app served from a thread; ``port`` is the bound one."""
 
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], status: ReporterStatus) -> None:
+    def __init__(self, status: ReporterStatus, port: int, host: str) -> None:
         self.status = status
         self.registry: CollectorRegistry = make_registry(status)
-        super().__init__(address, _Handler)
+        self._server: RunningServer = start(
+            create_app(status, self.registry),
+            host or "127.0.0.1",
+            port,
+            name="reporter",
+        )
+        self.port = self._server.port
 
-    @property
-    def port(self) -> int:
-        """The bound port (useful when asked for port 0)."""
-        return int(self.server_address[1])
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.stop()
 
 
-def serve(status: ReporterStatus, port: int, host: str = "") -> ReporterHTTPServer:
-    """Start serving ``status`` on ``host:port`` from a daemon thread; return the server."""
-    server = ReporterHTTPServer((host, port), status)
-    thread = threading.Thread(target=server.serve_forever, name="reporter-http", daemon=True)
-    thread.start()
-    log.info("reporter serving on port %d", server.port)
-    return server
+def serve(status: ReporterStatus, port: int, host: str = "") -> ReporterServer:
+    """Start serving ``status`` on ``host:port`` from a thread; return the server."""
+    return ReporterServer(status, port, host)

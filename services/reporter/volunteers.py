@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-import redis
-
 from phonebank.domain.clock import HOUR_MS, MINUTE_MS
 from phonebank.domain.records import OutcomeEvent
+from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.keys import ReporterKeys
 
 #: milliseconds in one minute / one hour (bucket widths)
@@ -31,7 +30,7 @@ HOUR_BUCKET_TTL_SECONDS = (LONG_WINDOW_HOURS + 2) * 3600
 class ActiveVolunteers:
     """Records volunteers per time bucket and counts them over the two windows."""
 
-    def __init__(self, client: redis.Redis, keys: ReporterKeys) -> None:
+    def __init__(self, client: RedisClient, keys: ReporterKeys) -> None:
         self.redis = client
         self.keys = keys
 
@@ -69,8 +68,6 @@ class ActiveVolunteers:
             for m in range(minute - SHORT_WINDOW_MINUTES + 1, minute + 1)
         ]
         long = [self.keys.volunteers_hour(h) for h in range(hour - LONG_WINDOW_HOURS + 1, hour + 1)]
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.pfcount(*short)
-        pipe.pfcount(*long)
-        short_count, long_count = pipe.execute()
-        return int(short_count), int(long_count)
+        # Two calls, not a pipeline: redis-py's cluster pipeline refuses PFCOUNT (the
+        # buckets of one campaign share one slot, so each call is one node's answer).
+        return int(self.redis.pfcount(*short)), int(self.redis.pfcount(*long))

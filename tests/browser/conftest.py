@@ -23,8 +23,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from phonebank.gateway.cli import build_gateway
-from phonebank.gateway.server import serve
+from phonebank.gateway.cli import build_gateway, serve
 from phonebank.gateway.tokens import mint
 from phonebank.leases.client import LeaseClient
 from phonebank.settings import Settings
@@ -109,7 +108,8 @@ class PageGateway:
 
     def token(self, volunteer: str) -> str:
         """A valid bearer token for ``volunteer``."""
-        return mint(self.settings.volunteer_secret.get_secret_value(), volunteer, TOKEN_TTL_SECONDS)
+        secret = self.settings.volunteer_secret.get_secret_value()
+        return mint(secret, volunteer, self.settings.campaign, TOKEN_TTL_SECONDS)
 
 
 def _region_zone() -> str:
@@ -126,12 +126,12 @@ def page_gateway(settings: Settings, redis_client: redis.Redis) -> Iterator[Page
     fill(allday, redis_client, "RU-MOW", QUEUED)
     zone = _region_zone()
     leases = LeaseClient(allday, redis_client, {"RU-MOW": (zone,)})
-    server = serve(build_gateway(allday, client=redis_client, leases=leases), "127.0.0.1", 0)
+    gateway = build_gateway(allday, client=redis_client, leases=leases)
+    server = serve(gateway, allday, "127.0.0.1", 0)
     try:
         yield PageGateway(f"http://127.0.0.1:{server.port}", allday, redis_client, zone)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
 
 @pytest.fixture

@@ -104,6 +104,12 @@ def test_sign_in_by_link_take_a_number_survive_a_reload_and_take_the_next(
     driver.refresh()
     _visible(driver, "call")
     assert _by_id(driver, "number").text == number
+    # And a tab that stored nothing of the lease (a second tab) recovers it from /me
+    driver.execute_script("localStorage.removeItem('phonebank.lease')")
+    driver.refresh()
+    _visible(driver, "call")
+    assert _by_id(driver, "number").text == number
+    _text_in(driver, "status", "восстановлен")
     # When they record an outcome, they are thanked and can take the next number
     _outcome(driver, "no_answer").click()
     _text_in(driver, "status", "Записано")
@@ -186,3 +192,27 @@ def test_callback_is_picked_in_the_callees_time_and_english_is_one_tap_away(
     assert _by_id(driver, "get").text in {"Get a number", "Try again"}
     assert driver.execute_script("return document.documentElement.lang") == "en"
     _by_id(driver, "lang").click()
+
+
+def test_the_messenger_could_not_call_is_its_own_outcome(
+    browser: WebDriver, page_gateway: PageGateway
+) -> None:
+    """Given a volunteer on a call, When they tap "the messenger could not call",
+    Then the gateway records unreachable_channel and the number waits to be called again."""
+    driver = browser
+    _fresh(driver, page_gateway.url)
+    driver.execute_script(
+        "localStorage.setItem(arguments[0], arguments[1])",
+        "phonebank.acknowledged",
+        '["calm-conversation@1"]',
+    )
+    driver.get(f"{page_gateway.url}/#token={page_gateway.token('vol-channel')}")
+    _take_number(driver)
+    _outcome(driver, "channel").click()
+    _text_in(driver, "status", "Записано")
+    keys = KeyScheme(page_gateway.settings.key_prefix, page_gateway.settings.campaign)
+    region = keys.region("RU-MOW")
+    # Then the number is due again later, and the outcome event names the channel
+    assert page_gateway.client.zcard(region.due) == 1
+    events = page_gateway.client.xrange(region.outcomes)
+    assert [fields[b"outcome"] for _, fields in events][-1:] == [b"unreachable_channel"]

@@ -12,9 +12,10 @@ from typing import Any
 
 import redis
 
-from phonebank.gateway.cli import build_gateway
-from phonebank.gateway.server import Gateway, GatewayHTTPServer, serve
+from phonebank.gateway.app import Gateway
+from phonebank.gateway.cli import build_gateway, serve
 from phonebank.gateway.tokens import mint
+from phonebank.infra.http import HttpLimits, RunningServer
 from phonebank.leases.client import LeaseClient
 from phonebank.settings import Settings
 from tests.integration.lease_helpers import MOSCOW_ONLY, lease_client
@@ -48,7 +49,7 @@ class Http:
     def token(self, volunteer: str) -> str:
         """A valid bearer token for ``volunteer``."""
         secret = self.settings.volunteer_secret.get_secret_value()
-        return mint(secret, volunteer, TOKEN_TTL_SECONDS)
+        return mint(secret, volunteer, self.settings.campaign, TOKEN_TTL_SECONDS)
 
     def request(
         self,
@@ -81,9 +82,18 @@ class Http:
         finally:
             connection.close()
 
-    def acquire(self, volunteer: str, preferences: Any = None) -> Answer:
-        """``POST /api/v1/leases``."""
-        return self.request("POST", "/api/v1/leases", preferences or {}, volunteer=volunteer)
+    def acquire(
+        self, volunteer: str, preferences: Any = None, idempotency_key: str | None = None
+    ) -> Answer:
+        """``POST /api/v1/leases`` (with an ``Idempotency-Key`` if given)."""
+        headers = {} if idempotency_key is None else {"Idempotency-Key": idempotency_key}
+        return self.request(
+            "POST", "/api/v1/leases", preferences or {}, volunteer=volunteer, headers=headers
+        )
+
+    def me(self, volunteer: str) -> Answer:
+        """``GET /api/v1/me``."""
+        return self.request("GET", "/api/v1/me", volunteer=volunteer)
 
     def on_lease(
         self,
@@ -108,19 +118,20 @@ class Http:
 class Running(Http):
     """A gateway serving in this process and the lease client behind it."""
 
-    server: GatewayHTTPServer
+    server: RunningServer
     gateway: Gateway
     leases: LeaseClient
 
 
 @contextmanager
-def running_gateway(settings: Settings, client: redis.Redis, at: dt.datetime) -> Iterator[Running]:
+def running_gateway(
+    settings: Settings, client: redis.Redis, at: dt.datetime, limits: HttpLimits | None = None
+) -> Iterator[Running]:
     """A gateway whose lease clock reads ``at`` (Moscow only), on an ephemeral port."""
     leases = lease_client(settings, client, at, MOSCOW_ONLY)
     gateway = build_gateway(settings, client=client, leases=leases)
-    server = serve(gateway, "127.0.0.1", 0)
+    server = serve(gateway, settings, "127.0.0.1", 0, limits)
     try:
         yield Running(server.port, settings, server, gateway, leases)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()

@@ -20,9 +20,10 @@ from phonebank.domain.records import NumberChunk
 from phonebank.infra.kafka import ensure_topics, make_admin, make_producer, partition_for_region
 from phonebank.leases.keys import KeyScheme
 from phonebank.settings import Settings
+from tests.conftest import redis_env
 from tests.integration.assigner_helpers import DEADLINE_SECONDS, consumed_to_end, step_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 
 def produce(settings: Settings, chunks: list[NumberChunk]) -> None:
@@ -153,6 +154,7 @@ def start_assigner(settings: Settings) -> subprocess.Popen[bytes]:
                 "queue_high_watermark": settings.queue_high_watermark,
             }.items()
         },
+        **redis_env(settings),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "phonebank.cli", "assigner", "--no-metrics"],

@@ -10,7 +10,7 @@ from phonebank.leases.keys import KeyScheme
 from phonebank.leases.scripts import Scripts
 from phonebank.settings import Settings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 #: eight numbers whose bits share one byte of the 916 bitmap, and one far away
 SAME_BYTE = [9_160_000_008 + i for i in range(8)]

@@ -23,7 +23,7 @@ from tests.integration.lease_helpers import (
     scheme,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 
 def moscow_or_none(number: int) -> str | None:

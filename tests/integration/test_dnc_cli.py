@@ -10,14 +10,16 @@ from phonebank.cli import main
 from phonebank.domain.records import DncRecord
 from phonebank.infra.kafka import read_topic
 from phonebank.settings import Settings
+from tests.conftest import redis_env
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 
 @pytest.fixture
 def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("PHONEBANK_KEY_PREFIX", settings.key_prefix)
-    monkeypatch.setenv("PHONEBANK_REDIS_URL", settings.redis_url)
+    for name, value in redis_env(settings).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("PHONEBANK_DNC_TOPIC", settings.dnc_topic)
     return settings
 

@@ -13,7 +13,7 @@ from phonebank.leases.scripts import ReturnCode, Scripts
 from phonebank.settings import Settings
 from tests.integration.lease_helpers import FIRST, numbers_from, scheme
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 
 def ready_list(client: redis.Redis, settings: Settings) -> list[int]:

@@ -15,7 +15,7 @@ from phonebank.settings import Settings
 from tests.integration.gateway_helpers import Running, running_gateway
 from tests.integration.lease_helpers import FIRST, fill, local_instant
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 MOSCOW = "RU-MOW"
 
@@ -110,15 +110,37 @@ def test_another_volunteer_cannot_touch_my_lease(gateway: Running, action: str) 
     assert gateway.on_lease("renew", "alice", lease).status == 200
 
 
-def test_a_second_lease_over_the_limit_is_409_with_retry_after(gateway: Running) -> None:
-    # Given alice holds her one allowed lease
-    _lease(gateway)
+def test_a_second_acquire_at_the_cap_answers_the_lease_held(gateway: Running) -> None:
+    # Given alice holds her one allowed lease (say its answer never reached her)
+    lease = _lease(gateway)
     # When she asks for another
     answer = gateway.acquire("alice")
+    # Then she gets the same lease back (200, not a new one), with its token and number
+    assert answer.status == 200
+    again = answer.json()
+    assert (again["lease_id"], again["lease_token"], again["number"]) == (
+        lease["lease_id"],
+        lease["lease_token"],
+        lease["number"],
+    )
+
+
+def test_the_hourly_quota_is_409_with_retry_after(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    # Given a campaign allowing one lease per hour, and alice used it
+    fill(settings, redis_client, MOSCOW, [FIRST, FIRST + 1])
+    quota = settings.model_copy(update={"volunteer_max_per_hour": 1})
+    with running_gateway(quota, redis_client, local_instant(12)) as gateway:
+        lease = _lease(gateway)
+        assert gateway.on_lease("complete", "alice", lease, {"outcome": "busy"}).status == 200
+        # When she asks for another
+        answer = gateway.acquire("alice")
     # Then she is refused with a Retry-After and no number
     assert answer.status == 409
     assert answer.json()["error"] == "volunteer_limit"
     assert int(answer.headers["retry-after"]) >= 1
+    assert answer.json()["retry_after_ms"] > 0
     assert "number" not in answer.json()
 
 

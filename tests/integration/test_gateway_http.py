@@ -14,15 +14,16 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from phonebank.gateway import server as gateway_server
-from phonebank.gateway.cli import build_gateway
+from phonebank.gateway.app import load_static
+from phonebank.gateway.cli import build_gateway, serve
 from phonebank.gateway.tokens import mint
 from phonebank.infra.metrics import CATALOGUE, exposed_names
 from phonebank.settings import Settings
+from tests.conftest import redis_env
 from tests.integration.gateway_helpers import Http, Running, running_gateway
 from tests.integration.lease_helpers import FIRST, MOSCOW_ONLY, fill, lease_client, local_instant
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 LEASE = "/api/v1/leases/RU-MOW." + "a" * 32
 #: every API endpoint with the method it takes
@@ -32,6 +33,7 @@ ENDPOINTS = [
     ("POST", LEASE + "/complete"),
     ("POST", LEASE + "/release"),
     ("GET", "/api/v1/guidelines/calm-conversation@1"),
+    ("GET", "/api/v1/me"),
 ]
 #: seconds the real command may take to start or to stop
 COMMAND_TIMEOUT_SECONDS = 20
@@ -52,11 +54,13 @@ def gateway(
 
 def _bad_bearers(gateway: Running) -> dict[str, str | None]:
     secret = gateway.settings.volunteer_secret.get_secret_value()
+    campaign = gateway.settings.campaign
     return {
         "missing": None,
         "garbage": "not-a-token",
-        "forged": mint("some-other-secret", "alice", 3600),
-        "expired": mint(secret, "alice", 1, now=1_000_000_000),
+        "forged": mint("some-other-secret-of-32-bytes-or-more", "alice", campaign, 3600),
+        "expired": mint(secret, "alice", campaign, 1, now=1_000_000_000),
+        "other campaign": mint(secret, "alice", "another-campaign", 3600),
     }
 
 
@@ -81,9 +85,7 @@ def test_every_endpoint_refuses_a_missing_or_bad_token(
 def test_the_page_is_self_contained_and_locked_down(gateway: Running) -> None:
     # When the page and its files are fetched (no token needed)
     page = gateway.request("GET", "/")
-    files = {
-        name: gateway.request("GET", f"/static/{name}") for name in gateway_server.STATIC_FILES
-    }
+    files = {name: gateway.request("GET", f"/static/{name}") for name in load_static()}
     # Then they are served with a same-origin CSP and nosniff
     for answer in (page, *files.values()):
         assert answer.status == 200
@@ -95,17 +97,22 @@ def test_the_page_is_self_contained_and_locked_down(gateway: Running) -> None:
     others = set(re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text))
     assert others == {"https://wa.me", "https://t.me"}
     assert "<script>" not in page.body.decode() and "style=" not in page.body.decode()
-    assert "tel:" in files["phone.js"].body.decode()
     # And an unknown static file is a 404
     assert gateway.request("GET", "/static/secret.py").status == 404
 
 
 def test_guideline_text_in_russian_and_english(gateway: Running) -> None:
-    answer = gateway.request("GET", "/api/v1/guidelines/calm-conversation@1", volunteer="alice")
-    assert answer.status == 200
-    texts = {text["language"]: text for text in answer.json()["texts"]}
-    assert set(texts) == {"ru", "en"}
-    assert "calm" in texts["en"]["title"].lower()
+    # When the guideline is asked for in English, and with no language
+    path = "/api/v1/guidelines/calm-conversation@1"
+    english = gateway.request("GET", path + "?language=en", volunteer="alice")
+    russian = gateway.request("GET", path, volunteer="alice")
+    # Then each names its language, the translations there are, and HTML without scripts
+    assert (english.status, russian.status) == (200, 200)
+    assert english.json()["language"] == "en" and russian.json()["language"] == "ru"
+    assert "calm" in english.json()["title"].lower()
+    assert english.json()["languages"] == ["ru", "en"]
+    assert english.json()["html"].startswith("<") and "<script" not in english.json()["html"]
+    assert (english.json()["id"], english.json()["version"]) == ("calm-conversation", 1)
     missing = gateway.request("GET", "/api/v1/guidelines/nope@9", volunteer="alice")
     assert missing.status == 404
 
@@ -140,15 +147,15 @@ def test_readyz_fails_when_redis_is_unreachable(settings: Settings) -> None:
     unreachable = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{CLOSED_PORT}/0"})
     client = redis.Redis.from_url(unreachable.redis_url)
     leases = lease_client(unreachable, client, local_instant(12), MOSCOW_ONLY)
-    server = gateway_server.serve(build_gateway(unreachable, client, leases), "127.0.0.1", 0)
+    gateway = build_gateway(unreachable, client, leases)
+    server = serve(gateway, unreachable, "127.0.0.1", 0)
     try:
-        running = Running(server.port, unreachable, server, server.gateway, leases)
+        running = Running(server.port, unreachable, server, gateway, leases)
         # When it is probed and asked for a number
         ready = running.request("GET", "/readyz")
         acquired = running.acquire("alice")
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
         client.close()
     # Then it is not ready, and the API says 503 rather than failing obscurely
     assert ready.status == 503
@@ -160,17 +167,22 @@ def test_protocol_errors_are_clear_4xx(gateway: Running) -> None:
     # Wrong method on an API route, unknown API route, method on the page
     wrong_method = gateway.request("GET", "/api/v1/leases", bearer=token)
     assert (wrong_method.status, wrong_method.headers["allow"]) == (405, "POST")
-    assert gateway.request("POST", "/api/v1/lists", {}, bearer=token).status == 404
-    assert gateway.request("DELETE", "/").status == 405
-    # A chunked body, a bad Content-Length
-    chunked = gateway.request(
-        "POST",
-        "/api/v1/leases",
-        b"2\r\n{}\r\n0\r\n\r\n",
-        bearer=token,
-        headers={"Transfer-Encoding": "chunked"},
+    assert wrong_method.json()["error"] == "method_not_allowed"
+    unknown = gateway.request("POST", "/api/v1/lists", {}, bearer=token)
+    assert (unknown.status, unknown.json()["error"]) == (404, "not_found")
+    page_method = gateway.request("DELETE", "/")
+    assert (page_method.status, page_method.json()["error"]) == (405, "method_not_allowed")
+    # And the router's answers carry the security headers too
+    for answer in (wrong_method, unknown, page_method):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["content-type"] == "application/json"
+    # A body that is not JSON, a Content-Type that is not JSON
+    bad = gateway.request("POST", "/api/v1/leases", b"{", bearer=token)
+    assert (bad.status, bad.json()["error"]) == (400, "malformed_json")
+    form = gateway.request(
+        "POST", "/api/v1/leases", b"a=1", bearer=token, headers={"Content-Type": "text/plain"}
     )
-    assert chunked.status == 411
+    assert (form.status, form.json()["error"]) == (415, "unsupported_media_type")
     # A malformed lease id is just "not yours"
     odd = gateway.request(
         "POST",
@@ -206,6 +218,7 @@ def test_the_command_serves_until_sigterm(settings: Settings) -> None:
         "PHONEBANK_BIND_ADDRESS": "127.0.0.1",
         "PHONEBANK_KEY_PREFIX": settings.key_prefix,
         "PHONEBANK_LOG_LEVEL": "INFO",
+        **redis_env(settings),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "phonebank.cli", "gateway"],

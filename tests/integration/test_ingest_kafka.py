@@ -13,12 +13,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import redis
 from kafka import KafkaConsumer, TopicPartition
 
 from phonebank.domain.numbering import NumberingPlan
 from phonebank.domain.records import NumberChunk
 from phonebank.infra.kafka import partition_for_region
+from phonebank.infra.redis_client import connect
 from phonebank.ingest.chunks import KafkaSink
 from phonebank.ingest.generate import iter_generated
 from phonebank.ingest.progress import Progress
@@ -26,7 +26,7 @@ from phonebank.ingest.runner import IngestOptions, IngestRun
 from phonebank.leases.keys import KeyScheme
 from phonebank.settings import Settings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 #: seconds to wait for every record to be readable
 READ_TIMEOUT_SECONDS = 30
@@ -92,7 +92,7 @@ def test_chunks_land_on_region_partitions_and_a_rerun_sends_nothing(
 
 
 def ingested_counts(settings: Settings) -> Counter[str]:
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = connect(settings, decode_responses=True)
     try:
         counts = client.hgetall(KeyScheme(settings.key_prefix, settings.campaign).ingested)
     finally:
@@ -115,6 +115,7 @@ def test_kill_9_mid_file_then_rerun_loses_no_line(settings: Settings, tmp_path: 
                 "numbers_topic",
                 "numbers_partitions",
                 "redis_url",
+                "redis_cluster",
                 "kafka_bootstrap_servers",
             )
         },

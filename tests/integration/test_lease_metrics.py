@@ -12,7 +12,7 @@ from phonebank.leases.metrics import LeaseMetrics
 from phonebank.settings import Settings
 from tests.integration.lease_helpers import fill, lease_client, local_instant
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 SERIES = "phonebank_lease_operation_seconds_count"
 

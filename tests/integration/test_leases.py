@@ -34,7 +34,7 @@ from tests.integration.lease_helpers import (
     scheme,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 
 def stream_events(client: redis.Redis, settings: Settings, region: str) -> list[dict[str, str]]:

@@ -12,6 +12,7 @@ import redis
 from phonebank.domain.clock import MINUTE_MS
 from phonebank.domain.lease_types import Lease, LeaseError
 from phonebank.domain.records import Outcome
+from phonebank.infra.redis_client import connect
 from phonebank.leases.client import LeaseClient
 from phonebank.leases.queues import queue_depths
 from phonebank.settings import Settings
@@ -26,7 +27,7 @@ from tests.integration.lease_helpers import (
     scheme,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 #: concurrent acquirers, as the issue asks
 ACQUIRERS = 200
@@ -82,7 +83,7 @@ def test_no_number_is_held_by_two_volunteers_under_200_concurrent_acquirers(
     settings: Settings, redis_client: redis.Redis
 ) -> None:
     # Given fewer numbers than acquirers, and one shared client (one connection pool)
-    pool = redis.Redis.from_url(settings.redis_url, max_connections=ACQUIRERS + 10)
+    pool = connect(settings, max_connections=ACQUIRERS + 10)
     fill(settings, pool, "RU-MOW", numbers_from(9_161_000_000, ACQUIRERS // 2))
     leases = lease_client(settings, pool, local_instant(12), MOSCOW_ONLY)
     held = HeldNumbers()
@@ -105,7 +106,7 @@ def test_one_shot_race_gives_each_number_to_exactly_one_volunteer(
     settings: Settings, redis_client: redis.Redis
 ) -> None:
     # Given 100 numbers and 200 volunteers released at the same instant
-    pool = redis.Redis.from_url(settings.redis_url, max_connections=ACQUIRERS + 10)
+    pool = connect(settings, max_connections=ACQUIRERS + 10)
     fill(settings, pool, "RU-MOW", numbers_from(9_161_000_000, ACQUIRERS // 2))
     leases = lease_client(settings, pool, local_instant(12), MOSCOW_ONLY)
     start = threading.Barrier(ACQUIRERS)

@@ -22,7 +22,7 @@ from tests.integration.lease_helpers import (
     states_of,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 
 def test_expired_lease_goes_back_to_the_front_and_frees_the_volunteer(

@@ -25,7 +25,7 @@ from tests.integration.lease_helpers import (
     scheme,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 #: the numbers of the campaign: FIRST … FIRST + 9
 NUMBERS = [FIRST + i for i in range(10)]

@@ -24,7 +24,7 @@ from phonebank.reporter.app import Reporter
 from phonebank.reporter.consumer import ReporterService
 from phonebank.settings import Settings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 #: seconds to wait for the reporter to count what was produced
 COUNT_TIMEOUT_SECONDS = 20.0

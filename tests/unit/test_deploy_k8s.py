@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from phonebank.cli import build_parser
-from phonebank.settings import Settings, env_name, load_settings
+from phonebank.settings import Settings, SettingsError, env_name, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -240,6 +240,38 @@ def test_config_map_values_are_valid_settings(monkeypatch: pytest.MonkeyPatch) -
     settings = load_settings()
     # Then they validate, and services in pods listen beyond loopback
     assert settings.bind_address == "0.0.0.0"
+
+
+def cluster_seed_example() -> str:
+    """The Redis Cluster DSN the Secret template documents, password placeholder filled."""
+    text = (K8S / "secret.template.yaml").read_text()
+    match = re.search(r'PHONEBANK_REDIS_URL="(redis://[^"]*,[^"]*)"', text)
+    assert match, "secret.template.yaml documents no Redis Cluster seed list"
+    return match[1].replace("$REDIS_PASSWORD", "hunter2")
+
+
+def test_a_redis_cluster_is_one_config_map_switch_and_a_seed_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a pod's environment with the cluster switch on and the documented seed list
+    for name in os.environ:
+        if name.startswith("PHONEBANK_"):
+            monkeypatch.delenv(name)
+    for name, value in config_map().items():
+        monkeypatch.setenv(name, value)
+    assert config_map()["PHONEBANK_REDIS_CLUSTER"] == "false"
+    monkeypatch.setenv("PHONEBANK_REDIS_CLUSTER", "true")
+    monkeypatch.setenv("PHONEBANK_REDIS_URL", cluster_seed_example())
+    # When the services load their settings
+    settings = load_settings()
+    # Then they validate as a cluster of three seeds, passwords masked when shown
+    assert settings.redis_cluster
+    assert len(settings.redis_url.split(",")) == 3
+    assert "hunter2" not in str(settings.masked())
+    # And the seed list without the switch is refused, naming the variable
+    monkeypatch.setenv("PHONEBANK_REDIS_CLUSTER", "false")
+    with pytest.raises(SettingsError, match="PHONEBANK_REDIS_CLUSTER=true"):
+        load_settings()
 
 
 def test_config_map_holds_no_secret() -> None:

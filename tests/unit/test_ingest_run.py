@@ -11,7 +11,7 @@ import pytest
 from phonebank.domain.numbering import NumberingPlan
 from phonebank.domain.records import NumberChunk
 from phonebank.ingest import runner, sources
-from phonebank.ingest.chunks import IngestError
+from phonebank.ingest.chunks import EncodedChunk, IngestError
 from phonebank.ingest.progress import Progress
 from phonebank.ingest.runner import IngestOptions, IngestRun
 from phonebank.settings import Settings, load_settings
@@ -31,10 +31,16 @@ class ListSink:
         self.chunks: list[NumberChunk] = []
         self.fail_after = fail_after
 
-    def send(self, chunk: NumberChunk) -> None:
+    def send(self, chunk: EncodedChunk) -> None:
         if self.fail_after is not None and len(self.chunks) >= self.fail_after:
             raise IngestError("broker gone")
-        self.chunks.append(chunk)
+        decoded = NumberChunk.decode(chunk.value)
+        assert (decoded.region, decoded.seq, len(decoded.numbers)) == (
+            chunk.region,
+            chunk.seq,
+            chunk.count,
+        )
+        self.chunks.append(decoded)
 
     def flush(self) -> None:
         pass

@@ -50,13 +50,16 @@ def test_unreached_numbers_get_three_attempts_four_hours_then_the_next_day() -> 
     ]
 
 
-def test_skipped_counts_no_attempt_and_everything_else_does() -> None:
+def test_skipped_and_unreachable_channel_count_no_attempt_and_everything_else_does() -> None:
     policy = RetryPolicy()
     assert not policy.rule(Outcome.SKIPPED).counts_attempt
+    channel = policy.rule(Outcome.UNREACHABLE_CHANNEL)
+    assert not channel.counts_attempt and not channel.reached
+    assert channel.disposition is Disposition.DEFER and channel.retry_delays_ms == (HOUR_MS,)
     assert all(
         policy.rule(o).counts_attempt
         for o in Outcome
-        if o not in {Outcome.SKIPPED, Outcome.EXPIRED}
+        if o not in {Outcome.SKIPPED, Outcome.UNREACHABLE_CHANNEL, Outcome.EXPIRED}
     )
 
 

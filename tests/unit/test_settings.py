@@ -72,3 +72,36 @@ def test_readme_configuration_table_is_current() -> None:
     assert markdown_table(StackSettings) in readme, (
         "README table is stale: phonebank config --markdown"
     )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"redis_url": "redis://a:1,redis://b:2"}, "needs PHONEBANK_REDIS_CLUSTER=true"),
+        ({"redis_url": "redis://a:1/2,redis://b:2", "redis_cluster": True}, "db 0"),
+        ({"redis_url": "unix:///tmp/redis.sock", "redis_cluster": True}, "host:port"),
+        (
+            {"redis_url": "redis://:x@a:1,rediss://:x@b:2", "redis_cluster": True},
+            "same scheme and credentials",
+        ),
+    ],
+)
+def test_a_malformed_redis_cluster_url_is_refused(
+    overrides: dict[str, object], message: str
+) -> None:
+    # Given a Redis setting that cannot describe one node or one cluster
+    # When it is loaded, Then it is refused, naming PHONEBANK_REDIS_URL
+    with pytest.raises(SettingsError, match="PHONEBANK_REDIS_URL") as error:
+        load_settings(**overrides)
+    assert message in str(error.value)
+
+
+def test_a_cluster_seed_list_is_accepted_and_masked() -> None:
+    # Given seeds of one cluster with one password
+    settings = load_settings(
+        redis_url="redis://:pw@10.0.0.1:6379, redis://:pw@10.0.0.2:6379/0", redis_cluster=True
+    )
+    # When shown, Then every password is masked
+    assert (
+        settings.masked()["redis_url"] == "redis://:***@10.0.0.1:6379,redis://:***@10.0.0.2:6379/0"
+    )

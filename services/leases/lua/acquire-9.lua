@@ -21,9 +21,11 @@
     9 region                                   10 clock offset (ms, 0 in production)
   RETURNS
     {0 OK, number, attempt, deadline_ms, now_ms}
+    {0 OK, number, attempt, deadline_ms, now_ms, 1}   a retry: the lease id exists with
+                                 this token and is live; that lease, unchanged
     {-6 EMPTY, now_ms}           nothing leasable in this region now
     {-7 CLOSED, now_ms}          now is outside the given calling window
-    {-10 BAD_ARGUMENT, now_ms}   the lease id is already in use
+    {-10 BAD_ARGUMENT, now_ms}   the lease id is in use with another token, or ended
 ]]
 --- @include "includes/codes.lua"
 --- @include "includes/time.lua"
@@ -42,7 +44,12 @@ local now = now_ms(ARGV[10])
 if now < window_start_ms or now >= window_end_ms then
   return { CLOSED, now }
 end
-if redis.call('EXISTS', lease_key) == 1 then
+local held = redis.call('HMGET', lease_key, 'token', 'state', 'number', 'attempt', 'deadline_ms')
+if held[1] then
+  -- a retried acquire (same lease id and token) gets its live lease back, unchanged
+  if held[1] == token and held[2] == 'live' and tonumber(held[5]) > now then
+    return { OK, held[3], tonumber(held[4]), tonumber(held[5]), now, 1 }
+  end
   return { BAD_ARGUMENT, now }
 end
 

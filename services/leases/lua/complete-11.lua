@@ -18,7 +18,7 @@
   ARGV
     1 lease id          2 token
     3 outcome           (records.py Outcome value, e.g. "no_answer")
-    4 disposition       done | retire | dnc | requeue | retry | callback
+    4 disposition       done | retire | dnc | requeue | defer | retry | callback
     5 reached           1 if the outcome reached the callee, else 0
     6 max attempts      counted attempts after which a retry/callback is done instead
     7 callback at       epoch ms the callee asked to be called (0 = none)
@@ -38,8 +38,8 @@
 --- @include "includes/event.lua"
 --- @include "includes/outcome.lua"
 
-local DISPOSITIONS = { done = true, retire = true, dnc = true, requeue = true, retry = true,
-  callback = true }
+local DISPOSITIONS = { done = true, retire = true, dnc = true, requeue = true, defer = true,
+  retry = true, callback = true }
 
 local keys = {
   ready = KEYS[1], due = KEYS[2], leases = KEYS[3], lease = KEYS[4], holders = KEYS[5],

@@ -84,6 +84,11 @@ local function apply_outcome(keys, number, rule, attempt, callback_at_ms, now, s
     redis.call('LPUSH', keys.ready, number)
     return 'ready'
   end
+  if rule.disposition == 'defer' then
+    -- the channel could not place the call: no attempt on the person, due again later
+    local delay = schedule.delays[1] or 0
+    return schedule_due(keys, number, fit_into_windows(now + delay, schedule.windows))
+  end
   local attempts = count_attempt(keys, number, attempt)
   if rule.disposition == 'dnc' then
     redis.call('SADD', keys.dnc, number)

@@ -1,0 +1,144 @@
+"""Backpressure: hold a partition while its region's ready list is full, without stalling.
+
+When a region's ready list reaches ``queue_high_watermark``, the worker *holds* the
+chunk's partition: it seeks it back to the first chunk not queued and, once the fetcher
+can hold no parsed record of it, pauses it; the partition resumes when the region falls
+below ``queue_low_watermark``.
+
+Why the pause is deferred (kafka-python 3.0.12, ``Fetcher.fetched_records``; see
+docs/upstream/kafka-python-paused-fetch.md): records of a partition paused while they
+sit in the fetcher's in-line slot are parked, and given back only when that slot is
+``None``. A drained record set of another partition is falsy but not ``None``, so the
+parked records are never given back, and the partition, having parked data, is never
+fetched again: it starves with its numbers still in Kafka. Parsed records enter the slot
+only inside a poll and are appended (returned, or dropped as stale) in that same poll,
+so after a poll that returned nothing of a held partition the fetcher holds no parsed
+record of it: only then is it paused. Until then, any record of a held partition a poll
+returns is dropped and the partition sought back again (the seek makes the fetcher drop
+the rest as stale). Raw fetch responses of a paused partition are parked too, but those
+are restored correctly on resume.
+
+A full region is looked at again after a delay that doubles (up to
+:data:`RESUME_CHECK_MAX_SECONDS`) while its depth does not move, and goes back to the
+minimum as soon as volunteers drain it: an idle assigner does not poll every full
+region's length twice a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
+from phonebank.infra.redis_client import RedisClient
+from phonebank.leases.keys import KeyScheme
+
+log = logging.getLogger(__name__)
+
+#: seconds before a full region is looked at again, at first and after it moved
+RESUME_CHECK_MIN_SECONDS = 0.5
+#: seconds between two looks at most, while the region's depth does not move
+RESUME_CHECK_MAX_SECONDS = 30.0
+#: factor the delay grows by per look at an unmoved depth
+RESUME_CHECK_GROWTH = 2.0
+
+Batch = Mapping[TopicPartition, Sequence[ConsumerRecord]]
+
+
+@dataclass
+class Hold:
+    """One held partition: the region that is full and the first offset not queued."""
+
+    region: str
+    offset: int
+    #: True once ``consumer.pause`` was called (the fetcher then holds nothing parsed)
+    paused: bool = False
+    #: ready depth at the last look (-1: not looked at yet)
+    depth: int = -1
+    #: seconds until the next look
+    interval: float = RESUME_CHECK_MIN_SECONDS
+    #: monotonic seconds of the next look
+    next_look: float = 0.0
+
+
+class Backpressure:
+    """The held partitions of one worker (see the module docstring)."""
+
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        client: RedisClient,
+        scheme: KeyScheme,
+        low_watermark: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.consumer = consumer
+        self.redis = client
+        self.scheme = scheme
+        self.low_watermark = low_watermark
+        self.clock = clock
+        self.holds: dict[TopicPartition, Hold] = {}
+
+    def hold(self, partition: TopicPartition, offset: int, region: str) -> None:
+        """Seek ``partition`` back to ``offset`` and hold it until ``region`` drains."""
+        self.consumer.seek(partition, offset)
+        first_look = self.clock() + RESUME_CHECK_MIN_SECONDS
+        self.holds[partition] = Hold(region, offset, next_look=first_look)
+        log.info("region %s full: holding %s at offset %d", region, partition, offset)
+
+    def screen(self, batch: Batch) -> dict[TopicPartition, Sequence[ConsumerRecord]]:
+        """The records of ``batch`` to handle: those of held partitions are dropped (and
+        their partition sought back); held partitions this poll returned nothing of are
+        paused now."""
+        kept: dict[TopicPartition, Sequence[ConsumerRecord]] = {}
+        for partition, records in batch.items():
+            hold = self.holds.get(partition)
+            if hold is None:
+                kept[partition] = records
+            else:
+                self.consumer.seek(partition, hold.offset)
+        for partition, hold in self.holds.items():
+            if not hold.paused and partition not in batch:
+                self.consumer.pause(partition)
+                hold.paused = True
+        return kept
+
+    def after_rebalance(self, assignment: set[TopicPartition]) -> None:
+        """Forget holds of partitions no longer ours; hold the others again (a new
+        assignment starts unpaused, at the committed offset)."""
+        for partition in list(self.holds):
+            if partition not in assignment:
+                del self.holds[partition]
+        for partition, hold in self.holds.items():
+            hold.paused = False
+            self.consumer.seek(partition, hold.offset)
+
+    def resume_drained(self) -> None:
+        """Look at the held regions that are due (one pipeline); resume those below the
+        low-water mark, and space out the next look of those that did not move."""
+        now = self.clock()
+        due = [(p, hold) for p, hold in self.holds.items() if hold.next_look <= now]
+        if not due:
+            return
+        regions = sorted({hold.region for _, hold in due})
+        pipe = self.redis.pipeline(transaction=False)
+        for region in regions:
+            pipe.llen(self.scheme.region(region).ready)
+        depths = dict(zip(regions, (int(d) for d in pipe.execute()), strict=True))
+        for partition, hold in due:
+            depth = depths[hold.region]
+            if depth < self.low_watermark:
+                if hold.paused:
+                    self.consumer.resume(partition)
+                del self.holds[partition]
+                log.info("region %s drained: resuming %s", hold.region, partition)
+                continue
+            moved = 0 <= depth < hold.depth
+            grown = min(RESUME_CHECK_MAX_SECONDS, hold.interval * RESUME_CHECK_GROWTH)
+            hold.interval = RESUME_CHECK_MIN_SECONDS if moved else grown
+            hold.depth = depth
+            hold.next_look = now + hold.interval

@@ -1,0 +1,100 @@
+"""The reporter's incremental checkpoint against the real broker and redis-server."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from phonebank.domain.records import Outcome
+from phonebank.infra.kafka import ensure_topic
+from phonebank.leases.keys import ReporterKeys
+from phonebank.reporter.consumer import ReporterService
+from phonebank.reporter.number_states import SEGMENT_SHIFT, number_key
+from phonebank.settings import Settings
+from tests.integration.test_reporter_service import consume_until, outcome, produce
+
+pytestmark = pytest.mark.integration
+
+#: two numbers far apart (different checkpoint segments) and one next to the first
+NEAR, NEIGHBOUR, FAR = 9_160_000_001, 9_160_000_002, 9_160_000_001 + (8 << SEGMENT_SHIFT)
+
+
+def test_a_checkpoint_rewrites_only_changed_segments_and_resumes_exactly(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Given a reporter that checkpointed calls to numbers in two segments
+    When one more number of the first segment is called and checkpointed again, while a
+    spy checks that readers' lock is free during every save
+    Then the second checkpoint rewrote one segment only, and a restarted reporter holds
+    every number's state (a repeat call counts as a second call, not a first)."""
+    ensure_topic(settings, settings.outcomes_topic, settings.outcomes_partitions)
+    produce(settings, [outcome(NEAR, Outcome.NO_ANSWER), outcome(FAR, Outcome.REFUSED)])
+    service = ReporterService(settings)
+    consumer = service.open_consumer()
+    saves: list[bool] = []
+    real_save = service.store.save
+
+    def spy(checkpoint: object) -> int:
+        saves.append(service.status.lock.locked())
+        return real_save(checkpoint)  # type: ignore[arg-type]
+
+    service.store.save = spy  # type: ignore[method-assign]
+    numbers_key = ReporterKeys(settings.key_prefix, settings.campaign).checkpoint_numbers
+    try:
+        consume_until(service, consumer, 2)
+        assert service.checkpoint(consumer, force=True)
+        first = redis_client.hgetall(numbers_key)
+        assert len(first) == 2
+        produce(settings, [outcome(NEIGHBOUR, Outcome.BUSY)])
+        consume_until(service, consumer, 3)
+        assert service.checkpoint(consumer, force=True)
+        second = redis_client.hgetall(numbers_key)
+    finally:
+        consumer.close()
+    changed = {field for field in second if second[field] != first[field]}
+    region = service.status.aggregator.region_index["RU-MOW"]
+    assert changed == {str(number_key(region, NEAR) >> SEGMENT_SHIFT).encode()}
+    assert saves == [False, False]
+    # When a new reporter starts and the first number is called again
+    produce(settings, [outcome(NEAR, Outcome.CONVERSATION)])
+    restarted = ReporterService(settings)
+    consumer = restarted.open_consumer()
+    try:
+        assert restarted.status.aggregator.applied == 3
+        consume_until(restarted, consumer, 4)
+    finally:
+        consumer.close()
+    tally = restarted.status.aggregator.regions["RU-MOW"]
+    assert (tally.attempted, tally.reached, tally.conversations) == (3, 2, 1)
+    assert tally.calls_histogram[1:3] == [2, 1]
+
+
+def test_an_unusable_checkpoint_is_recounted_from_the_start(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Given a checkpoint whose segments hash lost a segment (not what the document says)
+    When a reporter starts
+    Then it refuses that checkpoint, recounts the topic from the start, and its first
+    checkpoint replaces the damaged segments."""
+    ensure_topic(settings, settings.outcomes_topic, settings.outcomes_partitions)
+    produce(settings, [outcome(NEAR, Outcome.NO_ANSWER), outcome(FAR, Outcome.REFUSED)])
+    service = ReporterService(settings)
+    consumer = service.open_consumer()
+    try:
+        consume_until(service, consumer, 2)
+        assert service.checkpoint(consumer, force=True)
+    finally:
+        consumer.close()
+    numbers_key = ReporterKeys(settings.key_prefix, settings.campaign).checkpoint_numbers
+    region = service.status.aggregator.region_index["RU-MOW"]
+    redis_client.hdel(numbers_key, str(number_key(region, FAR) >> SEGMENT_SHIFT))
+    restarted = ReporterService(settings)
+    consumer = restarted.open_consumer()
+    try:
+        assert restarted.status.aggregator.applied == 0
+        consume_until(restarted, consumer, 2)
+        assert restarted.checkpoint(consumer, force=True)
+    finally:
+        consumer.close()
+    assert restarted.status.aggregator.regions["RU-MOW"].attempted == 2
+    assert len(redis_client.hgetall(numbers_key)) == 2
