@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what phonebank needs on a fresh Debian machine: Java 17 + Maven (local Kafka),
-# redis-server, promtool (metric and rule checks), and the project with its dev extra.
+# redis-server, promtool (metric and rule checks), chromium + chromedriver (the browser
+# test), and the project with its dev extra.
 # Idempotent: installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,6 +12,9 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# the volunteer page's browser test (tests/browser/): headless Chromium and its driver
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}"
   SUDO=""
@@ -20,7 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PYTHON="${PYTHON:-python3}"
-if ! "$PYTHON" -c "import phonebank, pytest, ruff, mypy, hypothesis" >/dev/null 2>&1 \
+if ! "$PYTHON" -c "import phonebank, pytest, ruff, mypy, hypothesis, markdown_it, nh3, selenium" >/dev/null 2>&1 \
    || [ pyproject.toml -nt .stack/.installed ] || [ constraints.txt -nt .stack/.installed ]; then
   echo "bootstrap: pip install -e '.[dev]' -c constraints.txt"
   "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[dev]' -c constraints.txt

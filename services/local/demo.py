@@ -1,24 +1,25 @@
-"""``phonebank demo``: generate → ingest → assigner → leases → relay → reporter, for real.
+"""``phonebank demo``: generate → ingest → assigner → gateway → relay → reporter, for real.
 
 Brings the local stack up, then runs every component as its own process in a fresh
-namespace (own topics, own Redis key prefix): ``phonebank generate`` writes numbers
-from the numbering plan to a file, ``phonebank ingest`` sends it to Kafka, ``phonebank
-assigner`` and ``phonebank reporter`` run in the background, and simulated volunteers
-(threads here, each a frontend of the real lease client) call numbers until
-``--duration`` runs out. Time is compressed by ``--speed`` (call durations, and the
-hourly cap per volunteer, scale with it). It ends with the reporter's coverage table,
-checks it against what the volunteers did, and keeps the report page up until Ctrl-C.
+namespace (own topics, own Redis key prefix) with a throwaway volunteer secret of its
+own: ``phonebank generate`` writes numbers from the numbering plan to a file,
+``phonebank ingest`` sends it to Kafka, ``phonebank assigner``, ``phonebank reporter``
+and ``phonebank gateway`` run in the background, and simulated volunteers (threads
+here, each an HTTP frontend of the gateway with its own token) call numbers until
+``--duration`` runs out. It prints a volunteer page link with a token of its own, so a
+person can take a real number in a browser meanwhile. Time is compressed by ``--speed``
+(call durations, and the hourly cap per volunteer, scale with it). It ends with the
+reporter's coverage table, checks it against what the volunteers did, and keeps the
+report page and the volunteer page up until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import os
+import secrets
 import socket
 import subprocess
-import sys
 import threading
 import time
 from contextlib import ExitStack, suppress
@@ -26,28 +27,32 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from phonebank.domain import clock
 from phonebank.domain.calling_hours import CallingPolicy, open_regions
-from phonebank.infra.redis_client import connect
-from phonebank.leases.client import (
-    GIL_SWITCH_INTERVAL_SECONDS,
-    LeaseClient,
-    campaign_region_zones,
-)
-from phonebank.leases.metrics import LeaseMetrics
+from phonebank.gateway.tokens import mint
+from phonebank.infra import metrics as names
+from phonebank.leases.client import campaign_region_zones
 from phonebank.local import stack
 from phonebank.local.demo_screen import final_table, progress_line, tally_matches
+from phonebank.local.demo_services import child_env, http_get, phonebank, start_services
+from phonebank.local.gateway_client import GatewayClient
 from phonebank.local.simulated_volunteers import Tally, Volunteer
 from phonebank.local.stack_settings import load_stack_settings
-from phonebank.settings import Settings, env_name
+from phonebank.settings import Settings
 
-#: seconds the demo waits for a background service to answer, or for the reporter to
-#: have counted every outcome after the volunteers stopped
+#: seconds the demo waits for the reporter to have counted every outcome after the
+#: volunteers stopped
 SERVICE_TIMEOUT_SECONDS = 120.0
-#: seconds an HTTP request to the reporter may take
-HTTP_TIMEOUT_SECONDS = 10.0
+#: bytes of the throwaway volunteer secret the demo gives every process it starts
+DEMO_SECRET_BYTES = 32
+#: seconds the demo's volunteer tokens live (the demo's own secret dies with it anyway)
+DEMO_TOKEN_TTL_SECONDS = 24 * 3600
+#: the gateway's rate limits in the demo (limits notation): far above what it sends
+DEMO_RATE_LIMIT = "1000000/minute"
+#: volunteer id of the person who takes numbers in a browser
+NEWCOMER_ID = "demo-newcomer"
 #: seconds between two progress lines (or screen refreshes on a terminal)
 PROGRESS_INTERVAL_SECONDS = 1.0
 #: the demo's calling window with --anytime (callee-local): every hour but the last minute
@@ -74,6 +79,11 @@ def demo_settings(settings: Settings, args: argparse.Namespace) -> Settings:
         "assigner_metrics_port": free_port(),
         "ingest_metrics_port": free_port(),
         "reporter_port": args.port or free_port(),
+        "gateway_port": args.gateway_port or free_port(),
+        "volunteer_secret": secrets.token_urlsafe(DEMO_SECRET_BYTES),
+        # every simulated volunteer calls from 127.0.0.1, time compressed: no rate limits
+        "gateway_rate_per_token": DEMO_RATE_LIMIT,
+        "gateway_rate_per_address": DEMO_RATE_LIMIT,
         "volunteer_max_per_hour": max(1, int(settings.volunteer_max_per_hour * args.speed)),
     }
     if args.numbering_plan:
@@ -93,20 +103,6 @@ def any_region_open(settings: Settings) -> bool:
     now_ms = clock.now_ms()
     policy = CallingPolicy.from_settings(settings)
     return bool(open_regions(campaign_region_zones(settings), policy, now_ms))
-
-
-def child_env(settings: Settings) -> dict[str, str]:
-    """The environment that gives a child process exactly these settings."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump(mode="json").items():
-        env[env_name(name)] = ",".join(value) if isinstance(value, list) else str(value)
-    env[env_name("volunteer_secret")] = settings.volunteer_secret.get_secret_value()
-    return env
-
-
-def phonebank(*args: str) -> list[str]:
-    """A ``phonebank`` command line run by this interpreter."""
-    return [sys.executable, "-m", "phonebank.cli", *args]
 
 
 def load_numbers(settings: Settings, args: argparse.Namespace, folder: Path) -> None:
@@ -142,44 +138,16 @@ def load_numbers(settings: Settings, args: argparse.Namespace, folder: Path) -> 
     print(f"ingested into Kafka: {json.dumps(summary.get('counts', summary))[:200]}")
 
 
-def start_services(settings: Settings, folder: Path, exits: ExitStack) -> str:
-    """Start the assigner and the reporter; returns the report URL once it answers."""
-    env = child_env(settings)
-    for name in ("assigner", "reporter"):
-        log = (folder / f"{name}.log").open("wb")
-        exits.callback(log.close)
-        process = subprocess.Popen(phonebank(name), env=env, stdout=log, stderr=subprocess.STDOUT)
-        exits.callback(stop_process, process)
-    url = f"http://127.0.0.1:{settings.reporter_port}"
-    deadline = time.monotonic() + SERVICE_TIMEOUT_SECONDS
-    while True:
-        with suppress(OSError):
-            if http_get(settings.reporter_port, "/readyz")[0] == HTTPStatus.OK:
-                return url
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the reporter did not become ready; see {folder}/reporter.log")
-        time.sleep(PROGRESS_INTERVAL_SECONDS)
+def volunteer_token(settings: Settings, volunteer_id: str) -> str:
+    """A bearer token of the demo's secret for ``volunteer_id``."""
+    secret = settings.volunteer_secret.get_secret_value()
+    return mint(secret, volunteer_id, settings.campaign, DEMO_TOKEN_TTL_SECONDS)
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, wait, SIGKILL as a last resort."""
-    process.terminate()
-    try:
-        process.wait(timeout=SERVICE_TIMEOUT_SECONDS / 4)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def http_get(port: int, path: str) -> tuple[int, bytes]:
-    """Status and body of ``GET http://127.0.0.1:PORT/PATH``."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT_SECONDS)
-    try:
-        connection.request("GET", path)
-        answer = connection.getresponse()
-        return answer.status, answer.read()
-    finally:
-        connection.close()
+def page_link(settings: Settings) -> str:
+    """The volunteer page, signed in by the token in the fragment (never sent to servers)."""
+    token = volunteer_token(settings, NEWCOMER_ID)
+    return f"http://127.0.0.1:{settings.gateway_port}/#token={token}"
 
 
 def fetch_report(port: int) -> dict[str, Any]:
@@ -191,14 +159,14 @@ def fetch_report(port: int) -> dict[str, Any]:
     return report
 
 
-def save_snapshots(settings: Settings, folder: Path, volunteers: CollectorRegistry) -> None:
+def save_snapshots(settings: Settings, folder: Path) -> None:
     """Keep the final report page and each service's /metrics next to the demo's logs
     (ingest wrote its own, ``ingest.metrics``, when it finished)."""
-    (folder / "volunteers.metrics").write_bytes(generate_latest(volunteers))
     pages = {
         "report.html": (settings.reporter_port, "/"),
         "reporter.metrics": (settings.reporter_port, "/metrics"),
         "assigner.metrics": (settings.assigner_metrics_port, "/metrics"),
+        "gateway.metrics": (settings.gateway_port, "/metrics"),
     }
     for name, (port, path) in pages.items():
         status, body = http_get(port, path)
@@ -207,16 +175,20 @@ def save_snapshots(settings: Settings, folder: Path, volunteers: CollectorRegist
     print(f"report page, /metrics of each service: {folder}")
 
 
-def call(settings: Settings, args: argparse.Namespace, registry: CollectorRegistry) -> Tally:
-    """Run the volunteers for ``--duration`` seconds, showing progress."""
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
-    client = connect(settings)
-    leases = LeaseClient(settings, client, metrics=LeaseMetrics(registry))
+def call(settings: Settings, args: argparse.Namespace) -> Tally:
+    """Run the volunteers for ``--duration`` seconds through the gateway, showing progress."""
     tally = Tally()
     stop = threading.Event()
     crew = [
         Volunteer(
-            f"volunteer-{i}", leases, speed=args.speed, tally=tally, stop=stop, seed=args.seed + i
+            f"volunteer-{i}",
+            GatewayClient(
+                "127.0.0.1", settings.gateway_port, volunteer_token(settings, f"volunteer-{i}")
+            ),
+            speed=args.speed,
+            tally=tally,
+            stop=stop,
+            seed=args.seed + i,
         )
         for i in range(args.volunteers)
     ]
@@ -234,16 +206,36 @@ def call(settings: Settings, args: argparse.Namespace, registry: CollectorRegist
     for volunteer in crew:
         volunteer.join()
     print()
-    client.close()
     return tally
 
 
-def wait_counted(settings: Settings, tally: Tally) -> dict[str, Any]:
+def gateway_requests(settings: Settings) -> dict[tuple[str, str], int]:
+    """The gateway's own count of requests, ``(operation, result) → count``."""
+    status, body = http_get(settings.gateway_port, "/metrics")
+    if status != HTTPStatus.OK:
+        raise RuntimeError(f"the gateway's /metrics answered {status}")
+    counts: dict[tuple[str, str], int] = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name == names.GATEWAY_REQUESTS:
+                key = (sample.labels["operation"], sample.labels["result"])
+                counts[key] = int(sample.value)
+    return counts
+
+
+def browser_outcomes(settings: Settings, tally: Tally) -> int:
+    """Outcomes the gateway recorded beyond the simulated volunteers' (a person's, in a
+    browser); a repeated complete counts here too, so this is an upper bound."""
+    recorded = gateway_requests(settings).get(("complete", "ok"), 0)
+    return max(0, recorded - tally.completed)
+
+
+def wait_counted(settings: Settings, tally: Tally, extra: int) -> dict[str, Any]:
     """The report once the reporter has counted every call the volunteers completed."""
     deadline = time.monotonic() + SERVICE_TIMEOUT_SECONDS
     while True:
         report = fetch_report(settings.reporter_port)
-        if tally_matches(report, tally) or time.monotonic() > deadline:
+        if tally_matches(report, tally, extra) or time.monotonic() > deadline:
             return report
         time.sleep(PROGRESS_INTERVAL_SECONDS)
 
@@ -258,22 +250,39 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"demo namespace {settings.key_prefix}; logs and files in {folder}")
     with ExitStack() as exits:
         load_numbers(settings, args, folder)
-        url = start_services(settings, folder, exits)
-        print(f"report page: {url}/   metrics: {url}/metrics")
-        volunteers = CollectorRegistry()
-        tally = call(settings, args, volunteers)
-        report = wait_counted(settings, tally)
-        print(final_table(report))
-        save_snapshots(settings, folder, volunteers)
-        matches = tally_matches(report, tally)
-        print("reporter matches the volunteers' own tally: " + ("yes" if matches else "NO"))
-        if args.report_out:
-            Path(args.report_out).write_text(json.dumps(report, indent=1))
+        start_services(settings, folder, exits)
+        report_url = f"http://127.0.0.1:{settings.reporter_port}"
+        print(f"report page: {report_url}/   metrics: {report_url}/metrics")
+        print(f"volunteer page (take a real number in a browser): {page_link(settings)}")
+        tally = call(settings, args)
+        matches = finish(settings, args, folder, tally)
         if not args.no_wait:
-            print(f"report page up at {url}/ — Ctrl-C to stop")
+            print(
+                f"report page up at {report_url}/ and the volunteer page at "
+                f"http://127.0.0.1:{settings.gateway_port}/ — Ctrl-C to stop"
+            )
             with suppress(KeyboardInterrupt):
                 threading.Event().wait()
     return 0 if matches else 1
+
+
+def finish(settings: Settings, args: argparse.Namespace, folder: Path, tally: Tally) -> bool:
+    """The final table, the snapshots and the check against the volunteers' tally."""
+    extra = browser_outcomes(settings, tally)
+    report = wait_counted(settings, tally, extra)
+    print(final_table(report))
+    save_snapshots(settings, folder)
+    requests = gateway_requests(settings)
+    print(
+        f"through the gateway: {requests.get(('acquire', 'created'), 0):,} numbers granted, "
+        f"{requests.get(('complete', 'ok'), 0):,} outcomes recorded "
+        f"({extra:,} of them from the volunteer page)"
+    )
+    matches = tally_matches(report, tally, extra)
+    print("reporter matches the volunteers' own tally: " + ("yes" if matches else "NO"))
+    if args.report_out:
+        Path(args.report_out).write_text(json.dumps(report, indent=1))
+    return matches
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -303,6 +312,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--namespace", help="topics and key prefix (default: a fresh one)")
     parser.add_argument("--port", type=int, help="report page port (default: a free one)")
+    parser.add_argument(
+        "--gateway-port", type=int, help="volunteer page and API port (default: a free one)"
+    )
     parser.add_argument("--report-out", metavar="PATH", help="write the final report JSON here")
     parser.add_argument(
         "--no-wait",

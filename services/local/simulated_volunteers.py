@@ -1,26 +1,24 @@
-"""Simulated volunteers for the demo: real leases through the real lease client.
+"""Simulated volunteers for the demo: real leases through the gateway's HTTP API.
 
-Each volunteer is a thread: acquire a number, "call" it for a realistic duration
-(compressed by the demo's speed factor), complete it with an outcome drawn from the
-rates below, repeat. The tallies are what the demo later checks the reporter against.
+Each volunteer is a thread with its own bearer token and :class:`GatewayClient`:
+acquire a number, "call" it for a realistic duration (compressed by the demo's speed
+factor), complete it with an outcome drawn from the rates below, repeat. The tallies
+are what the demo later checks the reporter against.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
 
-from phonebank.domain.calling_hours import from_ms
-from phonebank.domain.lease_types import (
-    LeaseError,
-    OutsideCallingHoursError,
-    VolunteerLimitReachedError,
-)
 from phonebank.domain.records import Outcome
-from phonebank.leases.client import LeaseClient
+from phonebank.local.gateway_client import Answer, GatewayClient, GatewayUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +57,8 @@ class Tally:
     idle: int = 0
     closed: int = 0
     limited: int = 0
+    #: answers the demo did not expect (logged as warnings)
+    failed: int = 0
 
     def count(self, name: str) -> None:
         with self.lock:
@@ -74,13 +74,22 @@ class Tally:
             return sum(self.outcomes.values())
 
 
+#: acquire answers that mean "ask again after a pause", and the tally each counts in
+_WAIT_ANSWERS = {
+    HTTPStatus.NO_CONTENT: "idle",
+    HTTPStatus.LOCKED: "closed",
+    HTTPStatus.CONFLICT: "limited",
+    HTTPStatus.TOO_MANY_REQUESTS: "limited",
+}
+
+
 class Volunteer(threading.Thread):
-    """One simulated volunteer calling until ``stop`` is set."""
+    """One simulated volunteer calling through the gateway until ``stop`` is set."""
 
     def __init__(
         self,
         name: str,
-        client: LeaseClient,
+        client: GatewayClient,
         *,
         speed: float,
         tally: Tally,
@@ -95,33 +104,49 @@ class Volunteer(threading.Thread):
         self.rng = random.Random(seed)
 
     def run(self) -> None:
-        while not self.halt.is_set():
-            try:
-                self.call_once()
-            except OutsideCallingHoursError:
-                self.tally.count("closed")
-                self.halt.wait(IDLE_WAIT_SECONDS)
-            except VolunteerLimitReachedError:
-                self.tally.count("limited")
-                self.halt.wait(IDLE_WAIT_SECONDS)
-            except LeaseError as exc:
-                log.warning("%s: %s", self.name, exc)
+        try:
+            while not self.halt.is_set():
+                try:
+                    self.call_once()
+                except GatewayUnavailableError as exc:
+                    self.tally.count("failed")
+                    log.warning("%s: %s", self.name, exc)
+                    self.halt.wait(IDLE_WAIT_SECONDS)
+        finally:
+            self.client.close()
 
     def call_once(self) -> None:
         """Acquire, call, complete."""
-        lease = self.client.acquire(self.name)
-        if lease is None:
-            self.tally.count("idle")
-            self.halt.wait(IDLE_WAIT_SECONDS)
+        answer = self.client.acquire()
+        if answer.status not in {HTTPStatus.CREATED, HTTPStatus.OK}:
+            self.wait_after(answer)
             return
+        lease = answer.data
         self.tally.count("leases")
         outcome = self.draw_outcome()
         self.halt.wait(self.call_seconds(outcome) / self.speed)
         callback_at = None
         if outcome is Outcome.CALLBACK:
-            callback_at = from_ms(lease.leased_at_ms + CALLBACK_DELAY_SECONDS * 1000)
-        self.client.complete(lease.lease_id, lease.token, outcome, callback_at=callback_at)
-        self.tally.record(lease.region, outcome)
+            later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=CALLBACK_DELAY_SECONDS)
+            callback_at = later.isoformat()
+        done = self.client.complete(lease, outcome.value, callback_at)
+        if done.status == HTTPStatus.OK:
+            self.tally.record(region_of(lease), outcome)
+        else:
+            self.tally.count("failed")
+            log.warning("%s: complete answered %d %s", self.name, done.status, done.data)
+
+    def wait_after(self, answer: Answer) -> None:
+        """Count a refused or empty acquire and pause before the next."""
+        counter = _WAIT_ANSWERS.get(HTTPStatus(answer.status))
+        if counter is None:
+            self.tally.count("failed")
+            log.warning("%s: acquire answered %d %s", self.name, answer.status, answer.data)
+            pause = IDLE_WAIT_SECONDS
+        else:
+            self.tally.count(counter)
+            pause = min(answer.retry_after_seconds, IDLE_WAIT_SECONDS)
+        self.halt.wait(pause)
 
     def draw_outcome(self) -> Outcome:
         outcomes = list(OUTCOME_RATES)
@@ -132,3 +157,9 @@ class Volunteer(threading.Thread):
             CONVERSATION_FACTOR if outcome is Outcome.CONVERSATION else 1.0
         )
         return median * self.rng.lognormvariate(0.0, CALL_DURATION_SIGMA)
+
+
+def region_of(lease: dict[str, Any]) -> str:
+    """The region code of a lease answer."""
+    region = lease["region"]
+    return str(region["code"] if isinstance(region, dict) else region)

@@ -49,6 +49,14 @@ th:first-child,td:first-child{text-align:left}
 .bar span{background:#1b7f3b;height:100%;display:block}
 .mix{display:flex;height:1.2rem;border-radius:4px;overflow:hidden;margin:.5rem 0}
 .swatch{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem}
+svg{max-width:100%;height:auto}
+@media (max-width:40rem){
+body{margin:.75rem} h1{font-size:1.4rem}
+.cards{display:grid;grid-template-columns:1fr 1fr;gap:.5rem}
+.card{min-width:0;padding:.5rem .6rem} .card b{font-size:1.25rem}
+table{display:block;overflow-x:auto;font-size:.9rem}
+.bar{width:4.5rem}
+}
 """
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from phonebank.infra import metrics as names
 from phonebank.infra.metrics import CATALOGUE, exposed_names, referenced_names
 from phonebank.local.stack_settings import StackSettings
 from phonebank.settings import Settings
@@ -20,7 +23,7 @@ from tests.conftest import drop_keys, drop_topics
 pytestmark = pytest.mark.integration
 
 #: The /metrics snapshot of each service the demo ran.
-SERVICE_METRICS = ("ingest.metrics", "assigner.metrics", "reporter.metrics", "volunteers.metrics")
+SERVICE_METRICS = ("ingest.metrics", "assigner.metrics", "reporter.metrics", "gateway.metrics")
 #: Files the Grafana dashboard and the alert rules are in.
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -87,6 +90,42 @@ def test_final_table_matches_the_reporter(demo_run: Path) -> None:
     # And every region row of the table is the reporter's row
     for row in report["regions"][:10]:
         assert f"{row['code']:<12} {row['name'][:34]:<34} {row['ingested']:>9,}" in out
+
+
+def _samples(exposition: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    found = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name:
+                found[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def test_the_volunteers_went_through_the_gateway(demo_run: Path) -> None:
+    """Given the demo's run, When the gateway's /metrics and the output are read,
+    Then every lease the reporter counted was granted by the gateway's lease client,
+    and the newcomer was offered a signed-in volunteer page link."""
+    out = (demo_run / "stdout.txt").read_text()
+    report = json.loads((demo_run / "report.json").read_text())
+    gateway = (demo_run / "gateway.metrics").read_text()
+    requests = _samples(gateway, names.GATEWAY_REQUESTS)
+    acquired = requests[(("operation", "acquire"), ("result", "created"))]
+    completed = requests[(("operation", "complete"), ("result", "ok"))]
+    granted = sum(_samples(gateway, names.LEASES_GRANTED).values())
+    # Then the lease client that granted the numbers ran inside the gateway process
+    assert granted == acquired > 0
+    # And each outcome the reporter counted came through the gateway's complete
+    volunteer_calls = sum(
+        count
+        for row in report["regions"]
+        for outcome, count in row["outcomes"].items()
+        if outcome != "expired"
+    )
+    assert completed >= volunteer_calls > 0
+    # And the demo process itself held no lease client (no lease metrics of its own)
+    assert not (demo_run / "volunteers.metrics").exists()
+    # And a volunteer page link with a token in its fragment was printed
+    assert re.search(r"volunteer page .*: http://127\.0\.0\.1:\d+/#token=\S+", out)
 
 
 def test_report_page_renders_the_real_data(demo_run: Path) -> None:
