@@ -26,6 +26,7 @@ from phonebank.local.stack import (
     StackError,
     check_port_free,
     read_pid,
+    redis_answers,
     require_tool,
     spawn,
     stack_paths,
@@ -109,19 +110,9 @@ def _wait(
         time.sleep(PROBE_INTERVAL_SECONDS)
 
 
-def _answers(port: int) -> bool:
-    client = _node(port)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
 def nodes_answer(settings: StackSettings) -> bool:
     """Every node answers PING."""
-    return all(_answers(port) for port in node_ports(settings))
+    return all(redis_answers(port) for port in node_ports(settings))
 
 
 def cluster_info(port: int) -> dict[str, str]:

@@ -125,7 +125,12 @@ def reap_child(pid: int) -> bool:
 
 def redis_ready(settings: StackSettings) -> bool:
     """A Redis PING on the stack's port."""
-    client = redis.Redis(host="127.0.0.1", port=settings.stack_redis_port, socket_timeout=1)
+    return redis_answers(settings.stack_redis_port)
+
+
+def redis_answers(port: int) -> bool:
+    """Whether a redis-server on loopback ``port`` answers PING."""
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
     try:
         return bool(client.ping())
     except redis.RedisError:
