@@ -32,7 +32,7 @@ from phonebank.infra.kafka import (
 )
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.queues import known_regions
-from phonebank.settings import Settings, load_settings
+from phonebank.settings import Settings, load_settings, namespaced
 
 #: numbers per chunk, as ingest produces them
 CHUNK_NUMBERS = 1000
@@ -116,15 +116,8 @@ def main() -> None:
     args = parser.parse_args()
     NumberingPlan.default()  # warm imports outside the timed part
     namespace = f"bench{uuid.uuid4().hex[:8]}"
-    settings = load_settings().model_copy(
-        update={
-            "key_prefix": namespace,
-            "numbers_topic": f"{namespace}.numbers",
-            "outcomes_topic": f"{namespace}.outcomes",
-            "assigner_group": f"{namespace}-assigner",
-            "queue_high_watermark": args.numbers + 1,
-            "queue_low_watermark": 1,
-        }
+    settings = namespaced(
+        load_settings(), namespace, queue_high_watermark=args.numbers + 1, queue_low_watermark=1
     )
     client = redis.Redis.from_url(settings.redis_url)
     ensure_topics(settings)

@@ -1,12 +1,16 @@
 """The one typed settings object every service reads, from ``PHONEBANK_*`` variables.
 
 Each field says its unit and default. Invalid values fail at start with a message
-naming the environment variable (see :func:`load_settings`).
+naming the environment variable (see :func:`load_settings`). A namespace of its own
+(:func:`namespaced`) and the environment that hands settings to a child process
+(:func:`settings_env`, :func:`child_env`) are built here too, once, for the tests, the
+demo and the benchmarks.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -379,6 +383,46 @@ def load_settings(**overrides: Any) -> Settings:
             where = env_name(field) if field in Settings.model_fields else field
             problems.append(f"{where}: {error['msg']}")
         raise SettingsError("invalid setting " + "; ".join(problems)) from None
+
+
+def namespaced(settings: Settings, namespace: str, **update: Any) -> Settings:
+    """``settings`` with a namespace of their own, then ``update``: the Redis key prefix,
+    every topic and every consumer group named after ``namespace`` (so a test, a demo or
+    a benchmark shares no key, topic or group with anything else)."""
+    own = {
+        "key_prefix": namespace,
+        "numbers_topic": f"{namespace}.numbers",
+        "outcomes_topic": f"{namespace}.outcomes",
+        "dnc_topic": f"{namespace}.dnc",
+        "assigner_group": f"{namespace}-assigner",
+        "reporter_group": f"{namespace}-reporter",
+    }
+    return Settings.model_validate({**settings.model_dump(), **own, **update})
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``PHONEBANK_*`` variables that give a process exactly ``settings`` (the volunteer
+    secret in clear: for a child's environment, never to print)."""
+    env = {
+        env_name(name): _env_value(value)
+        for name, value in settings.model_dump(mode="json").items()
+    }
+    env[env_name("volunteer_secret")] = settings.volunteer_secret.get_secret_value()
+    return env
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """This process's environment with ``settings`` over it: a child ``phonebank`` process
+    started with it runs on exactly these settings."""
+    return {**os.environ, **settings_env(settings)}
 
 
 def markdown_table(model: type[BaseSettings] = Settings) -> str:

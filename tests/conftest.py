@@ -23,7 +23,7 @@ from phonebank.infra.kafka import make_admin
 from phonebank.infra.redis_client import RedisClient, connect, primaries
 from phonebank.local import redis_cluster, stack
 from phonebank.local.stack_settings import StackSettings, load_stack_settings
-from phonebank.settings import Settings, load_settings
+from phonebank.settings import Settings, load_settings, namespaced, settings_env
 
 #: Root of the repository (tests read ../shared from here).
 REPO = Path(__file__).resolve().parents[1]
@@ -109,18 +109,7 @@ def settings(
     base = local_stack
     if redis_backend == "cluster":
         base = request.getfixturevalue("cluster_stack")
-    isolated = base.model_copy(
-        update={
-            "key_prefix": namespace,
-            "numbers_topic": f"{namespace}.numbers",
-            "outcomes_topic": f"{namespace}.outcomes",
-            "dnc_topic": f"{namespace}.dnc",
-            "assigner_group": f"{namespace}-assigner",
-            "reporter_group": f"{namespace}-reporter",
-            "numbers_partitions": 4,
-            "outcomes_partitions": 2,
-        }
-    )
+    isolated = namespaced(base, namespace, numbers_partitions=4, outcomes_partitions=2)
     yield isolated
     drop_topics(isolated)
     drop_keys(isolated)
@@ -174,9 +163,8 @@ def shared_registry() -> Path:
     return SHARED_REGISTRY
 
 
-def redis_env(settings: Settings) -> dict[str, str]:
-    """The environment that points a ``phonebank`` subprocess at the test's Redis."""
-    return {
-        "PHONEBANK_REDIS_URL": settings.redis_url,
-        "PHONEBANK_REDIS_CLUSTER": str(settings.redis_cluster).lower(),
-    }
+def use_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    """Set this process's ``PHONEBANK_*`` environment to ``settings`` (for a command run
+    in-process through ``phonebank.cli.main``), undone after the test."""
+    for name, value in settings_env(settings).items():
+        monkeypatch.setenv(name, value)

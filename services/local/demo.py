@@ -36,11 +36,11 @@ from phonebank.infra import metrics as names
 from phonebank.leases.client import campaign_region_zones
 from phonebank.local import stack
 from phonebank.local.demo_screen import final_table, progress_line, tally_matches
-from phonebank.local.demo_services import child_env, http_get, phonebank, start_services
+from phonebank.local.demo_services import http_get, phonebank, start_services
 from phonebank.local.gateway_client import GatewayClient
 from phonebank.local.simulated_volunteers import Tally, Volunteer
 from phonebank.local.stack_settings import load_stack_settings
-from phonebank.settings import Settings
+from phonebank.settings import Settings, child_env, namespaced
 
 #: seconds the demo waits for the reporter to have counted every outcome after the
 #: volunteers stopped
@@ -71,11 +71,6 @@ def demo_settings(settings: Settings, args: argparse.Namespace) -> Settings:
     """The demo's own namespace and time-compressed limits."""
     namespace = args.namespace or f"demo{int(time.time())}"
     update: dict[str, Any] = {
-        "key_prefix": namespace,
-        "numbers_topic": f"{namespace}.numbers",
-        "outcomes_topic": f"{namespace}.outcomes",
-        "assigner_group": f"{namespace}-assigner",
-        "reporter_group": f"{namespace}-reporter",
         "assigner_metrics_port": free_port(),
         "ingest_metrics_port": free_port(),
         "reporter_port": args.port or free_port(),
@@ -95,7 +90,7 @@ def demo_settings(settings: Settings, args: argparse.Namespace) -> Settings:
                 "(as with --anytime); real leases would wait for the window"
             )
         update["calling_window_start"], update["calling_window_end"] = ANYTIME_WINDOW
-    return Settings.model_validate({**settings.model_dump(), **update})
+    return namespaced(settings, namespace, **update)
 
 
 def any_region_open(settings: Settings) -> bool:

@@ -9,7 +9,6 @@ once the reporter and the gateway answer ``/readyz``.
 from __future__ import annotations
 
 import http.client
-import os
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from contextlib import ExitStack, suppress
 from http import HTTPStatus
 from pathlib import Path
 
-from phonebank.settings import Settings, env_name
+from phonebank.settings import Settings, child_env
 
 #: seconds the demo waits for a background service to answer
 SERVICE_TIMEOUT_SECONDS = 120.0
@@ -27,15 +26,6 @@ HTTP_TIMEOUT_SECONDS = 10.0
 READY_POLL_SECONDS = 0.25
 #: the processes the demo runs in the background, in start order
 SERVICES = ("assigner", "reporter", "gateway")
-
-
-def child_env(settings: Settings) -> dict[str, str]:
-    """The environment that gives a child process exactly these settings."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump(mode="json").items():
-        env[env_name(name)] = ",".join(value) if isinstance(value, list) else str(value)
-    env[env_name("volunteer_secret")] = settings.volunteer_secret.get_secret_value()
-    return env
 
 
 def phonebank(*args: str) -> list[str]:

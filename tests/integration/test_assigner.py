@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -19,8 +18,7 @@ from phonebank.assigner.worker import AssignerWorker
 from phonebank.domain.records import NumberChunk
 from phonebank.infra.kafka import ensure_topics, make_admin, make_producer, partition_for_region
 from phonebank.leases.keys import KeyScheme
-from phonebank.settings import Settings
-from tests.conftest import redis_env
+from phonebank.settings import Settings, child_env
 from tests.integration.assigner_helpers import DEADLINE_SECONDS, consumed_to_end, step_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
@@ -139,23 +137,7 @@ def produce_stream(settings: Settings) -> list[NumberChunk]:
 
 def start_assigner(settings: Settings) -> subprocess.Popen[bytes]:
     """``phonebank assigner`` in its own process, on the test's namespace."""
-    env = {
-        **os.environ,
-        **{
-            f"PHONEBANK_{k.upper()}": str(v)
-            for k, v in {
-                "key_prefix": settings.key_prefix,
-                "numbers_topic": settings.numbers_topic,
-                "outcomes_topic": settings.outcomes_topic,
-                "assigner_group": settings.assigner_group,
-                "numbers_partitions": settings.numbers_partitions,
-                "outcomes_partitions": settings.outcomes_partitions,
-                "kafka_session_timeout_ms": 6000,
-                "queue_high_watermark": settings.queue_high_watermark,
-            }.items()
-        },
-        **redis_env(settings),
-    }
+    env = child_env(settings.model_copy(update={"kafka_session_timeout_ms": 6000}))
     return subprocess.Popen(
         [sys.executable, "-m", "phonebank.cli", "assigner", "--no-metrics"],
         env=env,

@@ -10,17 +10,14 @@ from phonebank.cli import main
 from phonebank.domain.records import DncRecord
 from phonebank.infra.kafka import read_topic
 from phonebank.settings import Settings
-from tests.conftest import redis_env
+from tests.conftest import use_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 
 @pytest.fixture
 def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("PHONEBANK_KEY_PREFIX", settings.key_prefix)
-    for name, value in redis_env(settings).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("PHONEBANK_DNC_TOPIC", settings.dnc_topic)
+    use_settings(monkeypatch, settings)
     return settings
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 
@@ -13,7 +12,8 @@ import redis
 
 from phonebank.cli import main
 from phonebank.ops.volunteers import ban, unban
-from phonebank.settings import Settings
+from phonebank.settings import Settings, child_env
+from tests.conftest import use_settings
 from tests.integration.gateway_helpers import running_gateway
 from tests.integration.lease_helpers import FIRST, fill, local_instant
 
@@ -97,7 +97,7 @@ def test_a_ban_refuses_the_token_and_ends_the_open_lease(
 def test_the_ban_command_names_counts_only(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("PHONEBANK_KEY_PREFIX", settings.key_prefix)
+    use_settings(monkeypatch, settings)
     assert main(["volunteers", "ban", "alice", "bob"]) == 0
     assert capsys.readouterr().out.strip() == "banned 2 volunteer(s); ended 0 open lease(s)"
     assert main(["volunteers", "unban", "alice"]) == 0
@@ -112,10 +112,10 @@ def test_the_gateway_refuses_to_start_with_the_default_or_a_short_secret(
     settings: Settings, secret: str | None, problem: str
 ) -> None:
     # Given the volunteer secret unset, or too short
-    env = {key: value for key, value in os.environ.items() if key != "PHONEBANK_VOLUNTEER_SECRET"}
+    env = child_env(settings.model_copy(update={"gateway_port": 0}))
+    del env["PHONEBANK_VOLUNTEER_SECRET"]
     if secret is not None:
         env["PHONEBANK_VOLUNTEER_SECRET"] = secret
-    env.update({"PHONEBANK_GATEWAY_PORT": "0", "PHONEBANK_KEY_PREFIX": settings.key_prefix})
     # When the gateway is started, Then it exits at once naming the variable
     done = subprocess.run(
         [sys.executable, "-m", "phonebank.cli", "gateway"],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 import signal
@@ -18,8 +17,7 @@ from phonebank.gateway.app import load_static
 from phonebank.gateway.cli import build_gateway, serve
 from phonebank.gateway.tokens import mint
 from phonebank.infra.metrics import CATALOGUE, exposed_names
-from phonebank.settings import Settings
-from tests.conftest import redis_env
+from phonebank.settings import Settings, child_env
 from tests.integration.gateway_helpers import Http, Running, running_gateway
 from tests.integration.lease_helpers import FIRST, MOSCOW_ONLY, fill, lease_client, local_instant
 
@@ -212,14 +210,11 @@ def test_an_unexpected_error_is_a_json_500_without_a_trace(
 
 def test_the_command_serves_until_sigterm(settings: Settings) -> None:
     # Given `phonebank gateway` started for real on an ephemeral port
-    env = {
-        **os.environ,
-        "PHONEBANK_GATEWAY_PORT": "0",
-        "PHONEBANK_BIND_ADDRESS": "127.0.0.1",
-        "PHONEBANK_KEY_PREFIX": settings.key_prefix,
-        "PHONEBANK_LOG_LEVEL": "INFO",
-        **redis_env(settings),
-    }
+    env = child_env(
+        settings.model_copy(
+            update={"gateway_port": 0, "bind_address": "127.0.0.1", "log_level": "INFO"}
+        )
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "phonebank.cli", "gateway"],
         env=env,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from phonebank.ingest.generate import iter_generated
 from phonebank.ingest.progress import Progress
 from phonebank.ingest.runner import IngestOptions, IngestRun
 from phonebank.leases.keys import KeyScheme
-from phonebank.settings import Settings
+from phonebank.settings import Settings, child_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
@@ -110,21 +109,7 @@ def test_kill_9_mid_file_then_rerun_loses_no_line(settings: Settings, tmp_path: 
     path = tmp_path / "numbers.txt"
     path.write_text("".join(f"+7{n}\n" for n in numbers))
     checkpoints = tmp_path / "ck"
-    env = {
-        **os.environ,
-        **{
-            f"PHONEBANK_{name.upper()}": str(getattr(settings, name))
-            for name in (
-                "key_prefix",
-                "numbers_topic",
-                "numbers_partitions",
-                "redis_url",
-                "redis_cluster",
-                "kafka_bootstrap_servers",
-            )
-        },
-        "PHONEBANK_INGEST_METRICS_PORT": "0",
-    }
+    env = child_env(settings.model_copy(update={"ingest_metrics_port": 0}))
     command = [
         sys.executable,
         "-m",

@@ -14,6 +14,8 @@ from phonebank.settings import (
     load_settings,
     markdown_table,
     mask_dsn,
+    namespaced,
+    settings_env,
 )
 
 
@@ -102,4 +104,32 @@ def test_a_cluster_seed_list_is_accepted_and_masked() -> None:
     # When shown, Then every password is masked
     assert (
         settings.masked()["redis_url"] == "redis://:***@10.0.0.1:6379,redis://:***@10.0.0.2:6379/0"
+    )
+
+
+def test_settings_env_gives_a_child_exactly_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given namespaced settings with lists, times, a flag and a secret changed,
+    When a process loads its settings from their environment,
+    Then it has exactly those settings, and every topic and group is the namespace's."""
+    base = load_settings(volunteer_secret="s" * 40)
+    mine = namespaced(
+        base,
+        "tenv",
+        regions_exclude=["UA-43", "UA-40"],
+        calling_window_start="10:30",
+        redis_cluster=False,
+        gateway_port=0,
+    )
+    for name, value in settings_env(mine).items():
+        monkeypatch.setenv(name, value)
+    assert load_settings() == mine
+    assert {mine.numbers_topic, mine.outcomes_topic, mine.dnc_topic} == {
+        "tenv.numbers",
+        "tenv.outcomes",
+        "tenv.dnc",
+    }
+    assert (mine.key_prefix, mine.assigner_group, mine.reporter_group) == (
+        "tenv",
+        "tenv-assigner",
+        "tenv-reporter",
     )
