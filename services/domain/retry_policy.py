@@ -142,7 +142,3 @@ class RetryPolicy:
             return self.rules[outcome]
         except KeyError:
             raise PolicyError(f"{outcome.value!r} cannot be reported by a volunteer") from None
-
-    def with_rule(self, outcome: Outcome, rule: OutcomeRule) -> RetryPolicy:
-        """A copy with one rule changed."""
-        return RetryPolicy({**self.rules, outcome: rule})

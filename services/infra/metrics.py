@@ -37,10 +37,6 @@ ALLOWED_LABELS = frozenset({"region", "outcome", "operation", "result", "reason"
 _LABEL_VALUE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:@-]{0,63}$")
 #: digits from which a label value could be (part of) a phone number
 _MAX_DIGITS = 7
-#: a metric name in a PromQL expression or an exposition
-_METRIC_NAME = re.compile(r"\bphonebank_[a-z0-9_]+")
-#: series suffixes of one histogram
-_HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
 
 # --- ingest -----------------------------------------------------------------------------
 INGEST_NUMBERS = "phonebank_ingest_numbers_total"
@@ -410,43 +406,6 @@ CATALOGUE: dict[str, MetricSpec] = {
 def is_code(value: str) -> bool:
     """True if ``value`` may be a label value: a short code, not a number or a hash."""
     return bool(_LABEL_VALUE.match(value)) and sum(ch.isdigit() for ch in value) < _MAX_DIGITS
-
-
-def check_labels(labels: dict[str, str]) -> None:
-    """Refuse a label name outside :data:`ALLOWED_LABELS` or a value that is not a code.
-
-    A 10-digit value (a phone number) or a long hash (a volunteer) fails here, so a
-    careless caller cannot leak one into a time series.
-    """
-    for name, value in labels.items():
-        if name not in ALLOWED_LABELS:
-            raise ValueError(f"label {name!r} is not one of {sorted(ALLOWED_LABELS)}")
-        if not is_code(value):
-            raise ValueError(f"label {name} has a value that is not a short code")
-
-
-def referenced_names(text: str) -> set[str]:
-    """Metric names a dashboard or rules file uses, histogram series folded to the metric."""
-    histograms = {name for name, spec in CATALOGUE.items() if spec.kind == "histogram"}
-    names = set()
-    for name in _METRIC_NAME.findall(text):
-        base = next(
-            (h for h in histograms for suffix in _HISTOGRAM_SUFFIXES if name == h + suffix), name
-        )
-        names.add(base)
-    return names
-
-
-def exposed_names(exposition: str) -> set[str]:
-    """Metric names in a /metrics text (``# TYPE`` lines), as catalogued (``_total`` kept)."""
-    names = set()
-    for line in exposition.splitlines():
-        if line.startswith("# TYPE phonebank_"):
-            _, _, name, kind = line.split(" ", 3)
-            names.add(
-                name + "_total" if kind == "counter" and not name.endswith("_total") else name
-            )
-    return names
 
 
 def markdown_catalogue() -> str:

@@ -17,16 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-import numpy.typing as npt
 from prometheus_client import CollectorRegistry
 
-from phonebank.domain.numbering import REGION_CODES, NumberingPlan, NumberingPlanError
-from phonebank.domain.records import masked
+from phonebank.domain.numbering import NumberingPlan, NumberingPlanError
 from phonebank.domain.regions import UnknownRegionError, select_regions
 from phonebank.infra.metrics import start_metrics_server
 from phonebank.ingest.checkpoint import DEFAULT_CHECKPOINT_DIR
-from phonebank.ingest.chunks import DEFAULT_CHUNK_SIZE, Chunker, IngestError, KafkaSink
+from phonebank.ingest.chunks import DEFAULT_CHUNK_SIZE, IngestError, KafkaSink
 from phonebank.ingest.generate import STRATIFICATIONS, iter_generated_batches
 from phonebank.ingest.metrics import ingest_registry, write_metrics_file
 from phonebank.ingest.runner import CHECKPOINT_LINES, IngestOptions, IngestRun
@@ -137,18 +134,6 @@ def add_generate_parser(
         default="capacity",
         help="quota per region: by capacity (default) or equal",
     )
-    parser.add_argument(
-        "--to-kafka",
-        action="store_true",
-        help="send chunks to the numbers topic instead of printing E.164",
-    )
-    parser.add_argument(
-        "--chunk-size",
-        type=int,
-        default=DEFAULT_CHUNK_SIZE,
-        metavar="N",
-        help="numbers per Kafka record (default %(default)s)",
-    )
     parser.set_defaults(handler=cmd_generate)
 
 
@@ -231,36 +216,9 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
             set(plan.regions()) & select_regions(settings.regions_include, settings.regions_exclude)
         )
         batches = iter_generated_batches(plan, args.count, regions, args.seed, args.stratify)
-        if args.to_kafka:
-            _generate_to_kafka(batches, settings, args)
-        else:
-            for _, numbers in batches:
-                sys.stdout.write("".join(f"+7{n}\n" for n in numbers.tolist()))
+        for _, numbers in batches:
+            sys.stdout.write("".join(f"+7{n}\n" for n in numbers.tolist()))
     except (ValueError, OSError) as exc:
         print(f"phonebank generate: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except IngestError as exc:
-        print(f"phonebank generate: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     return 0
-
-
-def _generate_to_kafka(batches: Any, settings: Settings, args: argparse.Namespace) -> None:
-    sink = KafkaSink(settings)
-    source = f"generate-{args.seed}-{args.stratify}-{args.count}"
-    chunker = Chunker(sink, settings.campaign, source, size=args.chunk_size)
-    sent = 0
-    for region, numbers in batches:
-        chunker.add(numbers, _region_indexes(region, len(numbers)))
-        sent += len(numbers)
-        log.debug(
-            "generated %d numbers of %s, last %s", len(numbers), region, masked(int(numbers[-1]))
-        )
-    chunker.flush()
-    sink.flush()
-    sink.close()
-    print(json.dumps({"generated": sent, "chunks": chunker.chunks_sent, "source": source}))
-
-
-def _region_indexes(region: str, count: int) -> npt.NDArray[np.int16]:
-    return np.full(count, REGION_CODES.index(region), dtype=np.int16)

@@ -134,16 +134,3 @@ def _region_batches(
         images = permutation(np.arange(low, min(low + BATCH, quota), dtype=np.int64))
         which = np.searchsorted(ends, images, side="right")
         yield region, starts[which] + images - (ends[which] - sizes[which])
-
-
-def iter_generated(
-    plan: NumberingPlan,
-    count: int,
-    regions: Sequence[str] | None = None,
-    seed: int = 0,
-    stratify: str = "capacity",
-) -> Iterator[tuple[str, int]]:
-    """``(region, national number)`` pairs: unique, reproducible, streamed."""
-    for region, numbers in iter_generated_batches(plan, count, regions, seed, stratify):
-        for national in numbers.tolist():
-            yield region, national

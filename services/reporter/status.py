@@ -43,11 +43,6 @@ class ReporterStatus:
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
 
-    def wait_applied(self, events: int, timeout: float) -> bool:
-        """Block until at least ``events`` new events are counted; False on timeout."""
-        with self.changed:
-            return self.changed.wait_for(lambda: self.aggregator.applied >= events, timeout)
-
     @property
     def ready(self) -> bool:
         """True once the state is loaded and the consumer reads its partitions."""

@@ -15,10 +15,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from phonebank.infra import metrics as names
-from phonebank.infra.metrics import CATALOGUE, exposed_names, referenced_names
+from phonebank.infra.metrics import CATALOGUE
 from phonebank.local.stack_settings import StackSettings
 from phonebank.settings import Settings, namespaced
 from tests.conftest import drop_keys, drop_topics
+from tests.helpers import exposed_names, referenced_names
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,9 @@ import redis
 from phonebank.gateway.app import load_static
 from phonebank.gateway.cli import build_gateway, serve
 from phonebank.gateway.tokens import mint
-from phonebank.infra.metrics import CATALOGUE, exposed_names
+from phonebank.infra.metrics import CATALOGUE
 from phonebank.settings import Settings, child_env
+from tests.helpers import exposed_names
 from tests.integration.gateway_helpers import Http, Running, running_gateway
 from tests.integration.lease_helpers import FIRST, MOSCOW_ONLY, fill, lease_client, local_instant
 

@@ -20,11 +20,11 @@ from phonebank.domain.records import NumberChunk
 from phonebank.infra.kafka import partition_for_region
 from phonebank.infra.redis_client import connect
 from phonebank.ingest.chunks import KafkaSink
-from phonebank.ingest.generate import iter_generated
 from phonebank.ingest.progress import Progress
 from phonebank.ingest.runner import IngestOptions, IngestRun
 from phonebank.leases.keys import KeyScheme
 from phonebank.settings import Settings, child_env
+from tests.helpers import iter_generated
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 

@@ -18,11 +18,12 @@ from phonebank.domain import clock
 from phonebank.domain.clock import HOUR_MS
 from phonebank.domain.records import Outcome, OutcomeEvent
 from phonebank.infra.kafka import ensure_topic, make_producer
-from phonebank.infra.metrics import CATALOGUE, exposed_names
+from phonebank.infra.metrics import CATALOGUE
 from phonebank.leases.keys import KeyScheme
 from phonebank.reporter.app import Reporter
 from phonebank.reporter.consumer import ReporterService
 from phonebank.settings import Settings
+from tests.helpers import exposed_names, wait_applied
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
@@ -216,7 +217,7 @@ def test_http_endpoints_and_promtool_on_real_metrics(
     reporter = Reporter(settings, port=0).start()
     try:
         assert reporter.wait_ready(COUNT_TIMEOUT_SECONDS)
-        assert reporter.service.status.wait_applied(len(FIRST + SECOND), COUNT_TIMEOUT_SECONDS)
+        assert wait_applied(reporter.service.status, len(FIRST + SECOND), COUNT_TIMEOUT_SECONDS)
         # When each endpoint is fetched
         _, metrics_type, metrics = _get(reporter.url + "/metrics")
         _, json_type, body = _get(reporter.url + "/report.json")

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from phonebank.domain.numbering import NumberingPlan
-from phonebank.ingest.generate import FeistelPermutation, iter_generated, quotas
+from phonebank.ingest.generate import FeistelPermutation, quotas
+from tests.helpers import iter_generated
 
 PLAN = NumberingPlan.default()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from phonebank.infra import metrics
+from tests.helpers import check_labels, referenced_names
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "deploy" / "grafana" / "phonebank.json"
@@ -59,7 +60,7 @@ def test_every_constant_is_catalogued_and_follows_the_conventions() -> None:
 
 def test_dashboard_uses_only_catalogued_metrics() -> None:
     # Given every PromQL expression of the dashboard
-    used = metrics.referenced_names("\n".join(dashboard_expressions()))
+    used = referenced_names("\n".join(dashboard_expressions()))
     # Then each metric it names is in the catalogue, and the panels the issue asks for exist
     assert used, "the dashboard queries no phonebank metric"
     assert sorted(used - set(metrics.CATALOGUE)) == []
@@ -76,7 +77,7 @@ def test_dashboard_uses_only_catalogued_metrics() -> None:
 
 
 def test_rules_use_only_catalogued_metrics() -> None:
-    used = metrics.referenced_names(RULES.read_text())
+    used = referenced_names(RULES.read_text())
     assert used
     assert sorted(used - set(metrics.CATALOGUE)) == []
     alerts = set(re.findall(r"alert: (\w+)", RULES.read_text()))
@@ -106,11 +107,11 @@ def test_docs_table_is_generated_from_the_catalogue() -> None:
 )
 def test_check_labels_refuses_personal_data_and_unknown_labels(labels: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="label"):
-        metrics.check_labels(labels)
+        check_labels(labels)
 
 
 def test_check_labels_accepts_codes() -> None:
-    metrics.check_labels({"region": "RU-MOW", "outcome": "no_answer", "reason": "too_short"})
+    check_labels({"region": "RU-MOW", "outcome": "no_answer", "reason": "too_short"})
 
 
 def _promtool(*args: str) -> subprocess.CompletedProcess[str]:

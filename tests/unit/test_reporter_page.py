@@ -13,6 +13,7 @@ from phonebank.reporter.exporter import make_registry, render_metrics
 from phonebank.reporter.page import render_page
 from phonebank.reporter.report import ReportInputs, build_report
 from phonebank.reporter.status import ReporterStatus
+from tests.helpers import exposed_names
 from tests.unit.test_reporter_aggregate import INGESTED, NOW_MS, crafted_stream, event
 
 HOSTILE = "<script>alert(1)</script>"
@@ -76,7 +77,7 @@ def test_metrics_follow_the_catalogue_and_match_the_report() -> None:
     text = render_metrics(make_registry(status)).decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
     # Then every family is catalogued, with allowed labels only
-    assert metrics.exposed_names(text) <= set(metrics.CATALOGUE)
+    assert exposed_names(text) <= set(metrics.CATALOGUE)
     for family in families.values():
         for sample in family.samples:
             assert set(sample.labels) - {"le"} <= metrics.ALLOWED_LABELS

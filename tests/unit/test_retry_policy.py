@@ -13,6 +13,7 @@ from phonebank.domain.retry_policy import (
     PolicyError,
     RetryPolicy,
 )
+from tests.helpers import with_rule
 
 
 def test_default_table_follows_the_design() -> None:
@@ -66,12 +67,12 @@ def test_skipped_and_unreachable_channel_count_no_attempt_and_everything_else_do
 def test_rules_can_be_changed_but_do_not_call_stays_final() -> None:
     # Given a campaign that retries voicemail five times, hourly
     hourly = OutcomeRule(Disposition.RETRY, max_attempts=5, retry_delays_ms=(HOUR_MS,))
-    policy = RetryPolicy().with_rule(Outcome.VOICEMAIL, hourly)
+    policy = with_rule(RetryPolicy(), Outcome.VOICEMAIL, hourly)
     assert policy.rule(Outcome.VOICEMAIL).retry_delay_ms(4) == HOUR_MS
     assert policy.rule(Outcome.VOICEMAIL).script_args() == ["retry", 0, 5]
     # When someone tries to make do-not-call a retry, Then the policy refuses
     with pytest.raises(PolicyError):
-        RetryPolicy().with_rule(Outcome.DO_NOT_CALL, hourly)
+        with_rule(RetryPolicy(), Outcome.DO_NOT_CALL, hourly)
 
 
 @pytest.mark.parametrize(
