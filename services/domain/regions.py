@@ -193,25 +193,33 @@ _OCCUPIED = (
     _occupied("UA-65", "Kherson Oblast (occupied)", "Херсонская область", OCCUPIED_MAINLAND_ZONES),
 )
 
-_COMBINED = (
-    _r("RU-MOW_MOS", "Moscow and Moscow Oblast", "Москва и Московская область"),
-    _r(
-        "RU-SPE_LEN",
-        "Saint Petersburg and Leningrad Oblast",
-        "Санкт-Петербург и Ленинградская область",
-    ),
-    _r(
-        "RU-ARK_NEN",
-        "Arkhangelsk Oblast and Nenets AO",
-        "Архангельская область и Ненецкий автономный округ",
-    ),
-    _occupied(
-        "UA-43_40",
-        "Crimea and Sevastopol (occupied)",
-        "Республика Крым и Севастополь",
-        (SIMFEROPOL,),
-    ),
+#: Registry entries that merge two subjects, as the pairs of subject codes they merge.
+_MERGED_PAIRS = (
+    ("RU-MOW", "RU-MOS"),
+    ("RU-SPE", "RU-LEN"),
+    ("RU-ARK", "RU-NEN"),
+    ("UA-43", "UA-40"),
 )
+#: what an occupied territory's English name ends with
+_OCCUPIED_SUFFIX = " (occupied)"
+
+
+def _merged(first: Region, second: Region) -> Region:
+    """The one region of a registry entry for two subjects (``RU-MOW_MOS``): both names,
+    every zone of either, occupied if either is."""
+    occupied = first.occupied or second.occupied
+    name = " and ".join(r.name.removesuffix(_OCCUPIED_SUFFIX) for r in (first, second))
+    return Region(
+        f"{first.code}_{second.code.split('-', 1)[1]}",
+        name + (_OCCUPIED_SUFFIX if occupied else ""),
+        f"{first.name_ru} и {second.name_ru}",
+        tuple(dict.fromkeys((*first.zones, *second.zones))),
+        occupied,
+    )
+
+
+_BY_CODE = {region.code: region for region in (*_SUBJECTS, *_OCCUPIED)}
+_COMBINED = tuple(_merged(_BY_CODE[first], _BY_CODE[second]) for first, second in _MERGED_PAIRS)
 
 _SPECIAL = (
     Region(NATIONWIDE, "Russia, nationwide", "Российская Федерация", ALL_RUSSIAN_ZONES),
@@ -226,10 +234,7 @@ REGIONS: dict[str, Region] = {
 
 #: Merged registry entries: the set of constituent codes → the combined code.
 COMBINED_CODES: dict[frozenset[str], str] = {
-    frozenset({"RU-MOW", "RU-MOS"}): "RU-MOW_MOS",
-    frozenset({"RU-SPE", "RU-LEN"}): "RU-SPE_LEN",
-    frozenset({"RU-ARK", "RU-NEN"}): "RU-ARK_NEN",
-    frozenset({"UA-43", "UA-40"}): "UA-43_40",
+    frozenset(pair): region.code for pair, region in zip(_MERGED_PAIRS, _COMBINED, strict=True)
 }
 
 #: Codes whose Russian name is the registry's usual spelling (combined and special

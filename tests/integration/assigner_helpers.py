@@ -1,11 +1,19 @@
-"""Helpers of the assigner tests: drive a worker until it reaches a state."""
+"""Helpers of the assigner tests: chunks into the numbers topic, a worker started and
+closed, driven until it reaches a state, the ready queue it filled."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import redis
 
 from phonebank.assigner.worker import AssignerWorker
+from phonebank.domain.records import NumberChunk
+from phonebank.infra.kafka import ensure_topics, make_producer, partition_for_region
+from phonebank.leases.keys import KeyScheme
+from phonebank.settings import Settings
 
 #: seconds a test waits for a worker to reach the expected state
 DEADLINE_SECONDS = 120.0
@@ -27,3 +35,41 @@ def step_until(worker: AssignerWorker, condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline, "worker did not reach the expected state"
         worker.step()
+
+
+def chunk(region: str, seq: int, numbers: list[int], source: str = "test") -> NumberChunk:
+    """A number chunk of the default campaign."""
+    return NumberChunk(campaign="default", region=region, source=source, seq=seq, numbers=numbers)
+
+
+def produce_values(settings: Settings, records: Sequence[tuple[str, bytes | None]]) -> None:
+    """``(region, value)`` records into each region's partition of the numbers topic
+    (a value may be anything: a chunk, garbage, a tombstone)."""
+    producer = make_producer(settings)
+    for region, value in records:
+        partition = partition_for_region(region, settings.numbers_partitions)
+        producer.send(settings.numbers_topic, key=region.encode(), value=value, partition=partition)
+    producer.flush()
+    producer.close()
+
+
+def produce(settings: Settings, chunks: list[NumberChunk]) -> None:
+    """Chunks into their regions' partitions, in order."""
+    produce_values(settings, [(c.region, c.encode()) for c in chunks])
+
+
+def ready(client: redis.Redis, settings: Settings, region: str) -> list[int]:
+    """The region's ready queue, head first."""
+    keys = KeyScheme(settings.key_prefix, settings.campaign).region(region)
+    return [int(n) for n in client.lrange(keys.ready, 0, -1)]
+
+
+@contextmanager
+def running_worker(settings: Settings, client: redis.Redis) -> Iterator[AssignerWorker]:
+    """A worker on the namespace's topics (created if missing), closed without committing."""
+    ensure_topics(settings)
+    worker = AssignerWorker(settings, client)
+    try:
+        yield worker
+    finally:
+        worker.consumer.close(autocommit=False)

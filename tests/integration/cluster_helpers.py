@@ -6,12 +6,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pytest
 import redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 from phonebank.leases.keys import region_tag
 
+#: the marks of a module that runs on the local Redis Cluster only (``-m cluster``)
+CLUSTER_ONLY = [
+    pytest.mark.integration,
+    pytest.mark.cluster,
+    pytest.mark.parametrize("redis_backend", ["cluster"], indirect=True),
+]
 #: seconds a cluster change (failover, slot move) may take to be seen by every node
 SETTLE_TIMEOUT_SECONDS = 30.0
 #: seconds between two looks at the cluster while it settles

@@ -16,43 +16,26 @@ from kafka.structs import OffsetAndMetadata
 
 from phonebank.assigner.worker import AssignerWorker
 from phonebank.domain.records import NumberChunk
-from phonebank.infra.kafka import ensure_topics, make_admin, make_producer, partition_for_region
+from phonebank.infra.kafka import ensure_topics, make_admin, partition_for_region
 from phonebank.leases.keys import KeyScheme
 from phonebank.settings import Settings, child_env
-from tests.integration.assigner_helpers import DEADLINE_SECONDS, consumed_to_end, step_until
+from tests.integration.assigner_helpers import (
+    DEADLINE_SECONDS,
+    chunk,
+    consumed_to_end,
+    produce,
+    ready,
+    running_worker,
+    step_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 
-def produce(settings: Settings, chunks: list[NumberChunk]) -> None:
-    producer = make_producer(settings)
-    for chunk in chunks:
-        partition = partition_for_region(chunk.region, settings.numbers_partitions)
-        producer.send(
-            settings.numbers_topic,
-            key=chunk.region.encode(),
-            value=chunk.encode(),
-            partition=partition,
-        )
-    producer.flush()
-    producer.close()
-
-
-def chunk(region: str, seq: int, numbers: list[int], source: str = "test") -> NumberChunk:
-    return NumberChunk(campaign="default", region=region, source=source, seq=seq, numbers=numbers)
-
-
-def ready(client: redis.Redis, settings: Settings, region: str) -> list[int]:
-    keys = KeyScheme(settings.key_prefix, settings.campaign).region(region)
-    return [int(n) for n in client.lrange(keys.ready, 0, -1)]
-
-
 @pytest.fixture
 def worker(settings: Settings, redis_client: redis.Redis) -> Iterator[AssignerWorker]:
-    ensure_topics(settings)
-    instance = AssignerWorker(settings, redis_client)
-    yield instance
-    instance.consumer.close(autocommit=False)
+    with running_worker(settings, redis_client) as instance:
+        yield instance
 
 
 def test_chunks_are_queued_once_and_counted(

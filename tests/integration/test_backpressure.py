@@ -20,7 +20,7 @@ from phonebank.domain.records import NumberChunk
 from phonebank.infra.kafka import ensure_topics, partition_for_region
 from phonebank.leases.keys import KeyScheme
 from phonebank.settings import Settings
-from tests.integration.test_assigner import chunk, produce
+from tests.integration.assigner_helpers import chunk, produce, running_worker
 
 pytestmark = pytest.mark.integration
 
@@ -56,9 +56,8 @@ def tight(settings: Settings) -> Settings:
 
 @pytest.fixture
 def worker(tight: Settings, redis_client: redis.Redis) -> Iterator[AssignerWorker]:
-    instance = AssignerWorker(tight, redis_client)
-    yield instance
-    instance.consumer.close(autocommit=False)
+    with running_worker(tight, redis_client) as instance:
+        yield instance
 
 
 def test_paused_partitions_deliver_after_resume_while_others_drain(

@@ -17,8 +17,7 @@ from phonebank.assigner.worker import AssignerWorker
 from phonebank.infra.kafka import ensure_topics
 from phonebank.leases.keys import KeyScheme
 from phonebank.settings import Settings
-from tests.integration.assigner_helpers import consumed_to_end, step_until
-from tests.integration.test_assigner import chunk, produce, ready
+from tests.integration.assigner_helpers import chunk, consumed_to_end, produce, ready, step_until
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,6 @@ its new master: the cluster stays whole (every slot served), only its map change
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
@@ -15,12 +14,13 @@ from redis.cluster import RedisCluster
 
 from phonebank.domain.records import Outcome
 from phonebank.domain.regions import REGIONS
-from phonebank.infra.redis_client import RedisClient, connect
+from phonebank.infra.redis_client import connect
 from phonebank.leases import transport
 from phonebank.leases.queues import enqueue_chunk
 from phonebank.leases.scripts import Scripts
 from phonebank.settings import Settings
 from tests.integration.cluster_helpers import (
+    CLUSTER_ONLY,
     Master,
     command_calls,
     finish_migration,
@@ -39,20 +39,10 @@ from tests.integration.lease_helpers import (
     scheme,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.cluster,
-    pytest.mark.parametrize("redis_backend", ["cluster"], indirect=True),
-]
+pytestmark = CLUSTER_ONLY
 
 #: fewest regions each of the 3 masters must serve (95 regions; 27–34 each today)
 MIN_REGIONS_PER_MASTER = 20
-
-
-@pytest.fixture
-def cluster_client(redis_client: RedisClient) -> Iterator[RedisCluster]:
-    assert isinstance(redis_client, RedisCluster)
-    yield redis_client
 
 
 def seed_port(settings: Settings) -> int:

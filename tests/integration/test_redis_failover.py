@@ -22,16 +22,14 @@ import json
 import os
 import signal
 import threading
-from collections.abc import Iterator
 
-import pytest
 import redis
 from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry
 from redis.cluster import RedisCluster
 
-from phonebank.domain.records import NumberChunk, Outcome, OutcomeEvent
-from phonebank.infra.kafka import ensure_topics, make_producer, partition_for_region, read_topic
+from phonebank.domain.records import Outcome, OutcomeEvent
+from phonebank.infra.kafka import ensure_topics, make_producer, read_topic
 from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.relay import OutcomeRelay, RelayMetrics
 from phonebank.leases.scripts import Scripts
@@ -40,7 +38,15 @@ from phonebank.local.stack_settings import StackSettings
 from phonebank.ops.rebuild import rebuild
 from phonebank.settings import Settings
 from tests.conftest import wipe_namespace
-from tests.integration.cluster_helpers import Master, masters, owner, region_slot, wait_for
+from tests.integration.assigner_helpers import chunk, produce
+from tests.integration.cluster_helpers import (
+    CLUSTER_ONLY,
+    Master,
+    masters,
+    owner,
+    region_slot,
+    wait_for,
+)
 from tests.integration.lease_helpers import (
     FIRST,
     MOSCOW_ONLY,
@@ -51,11 +57,7 @@ from tests.integration.lease_helpers import (
 )
 from tests.integration.test_rebuild import queue_all, ready
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.cluster,
-    pytest.mark.parametrize("redis_backend", ["cluster"], indirect=True),
-]
+pytestmark = CLUSTER_ONLY
 
 #: writes acknowledged before the master is killed
 WRITES_BEFORE_KILL = 3000
@@ -92,12 +94,6 @@ class Writer(threading.Thread):
             value += 1
             if len(self.acked) >= WRITES_BEFORE_KILL:
                 self.enough.set()
-
-
-@pytest.fixture
-def cluster_client(redis_client: RedisClient) -> Iterator[RedisCluster]:
-    assert isinstance(redis_client, RedisCluster)
-    yield redis_client
 
 
 def test_a_killed_master_is_replaced_and_loses_at_most_its_last_writes(
@@ -200,13 +196,8 @@ def test_writes_lost_in_a_failover_are_found_against_kafka_and_repaired_by_rebui
     # Given ten Moscow numbers queued from Kafka, two of them called and relayed
     moscow = settings.model_copy(update={"regions_include": ["RU-MOW"]})
     ensure_topics(moscow)
+    produce(moscow, [chunk("RU-MOW", 0, NUMBERS)])
     producer = make_producer(moscow)
-    chunk = NumberChunk(
-        campaign=moscow.campaign, region="RU-MOW", source="t", seq=0, numbers=NUMBERS
-    )
-    partition = partition_for_region("RU-MOW", moscow.numbers_partitions)
-    producer.send(moscow.numbers_topic, key=b"RU-MOW", value=chunk.encode(), partition=partition)
-    producer.flush()
     queue_all(moscow, cluster_client)
     call_and_relay(moscow, cluster_client, producer, 2)
     # And Moscow's master cut off from its replica (stopped; the master drops the link)
