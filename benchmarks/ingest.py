@@ -37,13 +37,15 @@ from phonebank.domain.numbering import REGION_CODES, NumberingPlan
 from phonebank.domain.records import NumberChunk
 from phonebank.domain.regions import REGIONS
 from phonebank.infra.kafka import make_admin
+from phonebank.infra.redis_client import connect
 from phonebank.ingest import runner
 from phonebank.ingest.chunks import Chunker, EncodedChunk, KafkaSink
 from phonebank.ingest.classify import Classifier
 from phonebank.ingest.progress import Progress
 from phonebank.ingest.runner import IngestOptions, IngestRun
 from phonebank.ingest.sources import expand, read_blocks
-from phonebank.settings import Settings, load_settings
+from phonebank.leases.keys import KeyScheme
+from phonebank.settings import Settings, load_settings, namespaced
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared/data/numbering-plan/DEF-9xx.csv"
 STACK_KAFKA_DATA = Path(__file__).resolve().parents[1] / ".stack/kafka-data"
@@ -131,13 +133,21 @@ def topic_bytes(topic: str) -> int | None:
     return sum(f.stat().st_size for f in STACK_KAFKA_DATA.glob(f"{topic}-*/*.log"))
 
 
+def drop_ingested(settings: Settings) -> None:
+    """Delete the per-region ingested counts the run wrote in its namespace."""
+    client = connect(settings)
+    try:
+        client.delete(KeyScheme(settings.key_prefix, settings.campaign).ingested)
+    finally:
+        client.close()
+
+
 def bench_kafka(
     path: Path, plan: NumberingPlan, tmp: Path, chunker: type[Chunker] = Chunker
 ) -> tuple[float, float | None] | None:
     """(numbers/s, bytes a number on the broker's disk) of one ingest into a fresh topic."""
-    base = load_settings()
-    topic = f"bench-{uuid.uuid4().hex[:8]}.numbers"
-    settings: Settings = base.model_copy(update={"numbers_topic": topic})
+    settings = namespaced(load_settings(), f"bench{uuid.uuid4().hex[:8]}")
+    topic = settings.numbers_topic
     try:
         make_admin(settings).close()
     except Exception as exc:  # the broker is optional for this benchmark
@@ -158,6 +168,7 @@ def bench_kafka(
         admin = make_admin(settings)
         admin.delete_topics([topic])
         admin.close()
+        drop_ingested(settings)
     per_number = None if stored is None else stored / int(summary["accepted"])
     return float(summary["lines"] / summary["seconds"]), per_number
 
