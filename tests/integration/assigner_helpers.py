@@ -7,11 +7,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-import redis
-
 from phonebank.assigner.worker import AssignerWorker
 from phonebank.domain.records import NumberChunk
 from phonebank.infra.kafka import ensure_topics, make_producer, partition_for_region
+from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.keys import KeyScheme
 from phonebank.settings import Settings
 
@@ -58,14 +57,14 @@ def produce(settings: Settings, chunks: list[NumberChunk]) -> None:
     produce_values(settings, [(c.region, c.encode()) for c in chunks])
 
 
-def ready(client: redis.Redis, settings: Settings, region: str) -> list[int]:
+def ready(client: RedisClient, settings: Settings, region: str) -> list[int]:
     """The region's ready queue, head first."""
     keys = KeyScheme(settings.key_prefix, settings.campaign).region(region)
     return [int(n) for n in client.lrange(keys.ready, 0, -1)]
 
 
 @contextmanager
-def running_worker(settings: Settings, client: redis.Redis) -> Iterator[AssignerWorker]:
+def running_worker(settings: Settings, client: RedisClient) -> Iterator[AssignerWorker]:
     """A worker on the namespace's topics (created if missing), closed without committing."""
     ensure_topics(settings)
     worker = AssignerWorker(settings, client)
@@ -73,3 +72,9 @@ def running_worker(settings: Settings, client: redis.Redis) -> Iterator[Assigner
         yield worker
     finally:
         worker.consumer.close(autocommit=False)
+
+
+def queue_all(settings: Settings, client: RedisClient) -> None:
+    """Run a worker until it has read every partition to its end: every chunk queued."""
+    with running_worker(settings, client) as worker:
+        step_until(worker, lambda: consumed_to_end(worker))

@@ -6,8 +6,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from phonebank.assigner.worker import AssignerWorker
-from phonebank.domain.records import NumberChunk, Outcome
-from phonebank.infra.kafka import ensure_topics, make_producer, partition_for_region
+from phonebank.domain.records import Outcome
+from phonebank.infra.kafka import ensure_topics, make_producer
 from phonebank.infra.redis_client import RedisClient
 from phonebank.leases import dnc
 from phonebank.leases.relay import OutcomeRelay, RelayMetrics
@@ -15,7 +15,7 @@ from phonebank.ops.dnc import record_in_kafka
 from phonebank.ops.rebuild import RebuildError, rebuild
 from phonebank.settings import Settings
 from tests.conftest import wipe_namespace
-from tests.integration.assigner_helpers import consumed_to_end, step_until
+from tests.integration.assigner_helpers import chunk, produce, queue_all, ready, step_until
 from tests.integration.lease_helpers import (
     FIRST,
     MOSCOW_ONLY,
@@ -33,33 +33,11 @@ NUMBERS = [FIRST + i for i in range(10)]
 ANSWERS = [Outcome.CONVERSATION, Outcome.DO_NOT_CALL, Outcome.NO_ANSWER, Outcome.WRONG_NUMBER]
 
 
-def queue_all(settings: Settings, client: RedisClient) -> None:
-    """Produce the campaign's chunk and run a worker until it is queued."""
-    worker = AssignerWorker(settings, client)
-    try:
-        step_until(worker, lambda: consumed_to_end(worker))
-    finally:
-        worker.consumer.close(autocommit=False)
-
-
-def ready(client: RedisClient, settings: Settings) -> list[int]:
-    return [int(n) for n in client.lrange(scheme(settings).region("RU-MOW").ready, 0, -1)]
-
-
 def test_wiped_redis_is_rebuilt_from_kafka(settings: Settings, redis_client: RedisClient) -> None:
     moscow = settings.model_copy(update={"regions_include": ["RU-MOW"]})
     ensure_topics(moscow)
+    produce(moscow, [chunk("RU-MOW", 0, NUMBERS)])
     producer = make_producer(moscow)
-    chunk = NumberChunk(
-        campaign=moscow.campaign, region="RU-MOW", source="t", seq=0, numbers=NUMBERS
-    )
-    producer.send(
-        moscow.numbers_topic,
-        key=b"RU-MOW",
-        value=chunk.encode(),
-        partition=partition_for_region("RU-MOW", moscow.numbers_partitions),
-    )
-    producer.flush()
     # Given ten queued numbers, four of them called with four different answers,
     queue_all(moscow, redis_client)
     client = lease_client(moscow, redis_client, local_instant(12), MOSCOW_ONLY)
@@ -74,13 +52,13 @@ def test_wiped_redis_is_rebuilt_from_kafka(settings: Settings, redis_client: Red
     producer.close()
     # When Redis loses everything, the state is rebuilt from Kafka and a worker re-reads
     wipe_namespace(redis_client, moscow.key_prefix)
-    assert ready(redis_client, moscow) == []
+    assert ready(redis_client, moscow, "RU-MOW") == []
     summary = rebuild(moscow, redis_client)
     queue_all(moscow, redis_client)
     # Then finished numbers stay finished, the unanswered one keeps its attempt
     assert dict(summary.states) == {"done": 1, "dnc": 1, "in play": 1, "retired": 1}
     assert summary.operator_dnc == 1
-    assert sorted(ready(redis_client, moscow)) == [FIRST + 2, *NUMBERS[5:]]
+    assert sorted(ready(redis_client, moscow, "RU-MOW")) == [FIRST + 2, *NUMBERS[5:]]
     keys = scheme(moscow).region("RU-MOW")
     assert redis_client.hget(keys.attempts, str(FIRST + 2)) == b"1"
     # And do-not-call is still final, also the operator's

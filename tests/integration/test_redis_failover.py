@@ -38,7 +38,7 @@ from phonebank.local.stack_settings import StackSettings
 from phonebank.ops.rebuild import rebuild
 from phonebank.settings import Settings
 from tests.conftest import wipe_namespace
-from tests.integration.assigner_helpers import chunk, produce
+from tests.integration.assigner_helpers import chunk, produce, queue_all, ready
 from tests.integration.cluster_helpers import (
     CLUSTER_ONLY,
     Master,
@@ -55,7 +55,6 @@ from tests.integration.lease_helpers import (
     local_instant,
     scheme,
 )
-from tests.integration.test_rebuild import queue_all, ready
 
 pytestmark = CLUSTER_ONLY
 
@@ -222,7 +221,7 @@ def test_writes_lost_in_a_failover_are_found_against_kafka_and_repaired_by_rebui
     # while Kafka holds four final outcomes and Redis queues two of those numbers again
     finished = finished_in_kafka(moscow)
     assert len(finished) == 4
-    requeued = finished & set(ready(cluster_client, moscow))
+    requeued = finished & set(ready(cluster_client, moscow, "RU-MOW"))
     assert len(requeued) == 2
     # When the campaign's keys are dropped and Redis rebuilt from Kafka
     wipe_namespace(cluster_client, moscow.key_prefix)
@@ -231,7 +230,7 @@ def test_writes_lost_in_a_failover_are_found_against_kafka_and_repaired_by_rebui
     producer.close()
     # Then the four reached numbers are finished and only the six others are queued
     assert summary.states["done"] == 4
-    assert sorted(ready(cluster_client, moscow)) == sorted(set(NUMBERS) - finished)
+    assert sorted(ready(cluster_client, moscow, "RU-MOW")) == sorted(set(NUMBERS) - finished)
     assert_conserved(moscow, cluster_client, "RU-MOW", leases.now_ms())
     # Finally the killed node comes back as a replica
     redis_cluster.up(stack_settings)
