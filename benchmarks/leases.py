@@ -46,7 +46,7 @@ from phonebank.leases.client import GIL_SWITCH_INTERVAL_SECONDS, LeaseClient, ca
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.queues import enqueue_chunk
 from phonebank.leases.scripts import Scripts
-from phonebank.settings import load_settings
+from phonebank.settings import load_settings, namespaced
 
 #: the zone whose noon the benchmark runs at (most regions are open then)
 ZONE = "Europe/Moscow"
@@ -193,8 +193,8 @@ def main() -> None:
     sys.setswitchinterval(args.switch_interval)
 
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    settings = load_settings(
-        redis_url=args.redis_url, key_prefix=prefix, volunteer_max_per_hour=1000
+    settings = namespaced(
+        load_settings(redis_url=args.redis_url), prefix, volunteer_max_per_hour=1000
     )
     client = redis.Redis.from_url(args.redis_url, max_connections=args.concurrency * 2 + 4)
     keys = KeyScheme(prefix, settings.campaign)
