@@ -54,3 +54,11 @@ def test_every_module_has_its_row_in_the_readme() -> None:
     assert len(paths) == len(set(paths)), "a module is listed twice in the README"
     missing = sorted(modules() - documented_files(paths))
     assert missing == [], f"add a row to the README's module table for each of {missing}"
+
+
+def test_every_package_is_described_in_the_readme_layout() -> None:
+    """Given the package's sub-packages, When the README is read,
+    Then each is named in the layout (as `name/`)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    packages = sorted(path.parent.name for path in PACKAGE.glob("*/__init__.py"))
+    assert [name for name in packages if f"`{name}/`" not in readme] == []
