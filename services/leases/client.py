@@ -34,7 +34,10 @@ from phonebank.domain.calling_hours import (
 from phonebank.domain.clock import DAY_MS, HOUR_MS, SECOND_MS, now_ms
 from phonebank.domain.guidelines import Guideline, GuidelineLibrary, load_guidelines
 from phonebank.domain.lease_types import (
+    LEASE_ID_FORMAT,
+    TOKEN_FORMAT,
     AlreadyCompletedError,
+    BadArgumentError,
     Completion,
     CompletionStatus,
     IdempotencyKeyUsedError,
@@ -63,7 +66,13 @@ from phonebank.leases.limits import (
 from phonebank.leases.metrics import LeaseMetrics, timed
 from phonebank.leases.open_leases import OpenLease, OpenLeases
 from phonebank.leases.region_choice import RegionChooser
-from phonebank.leases.scripts import ReturnCode, ScriptPipeline, Scripts
+from phonebank.leases.scripts import (
+    LEASE_ID_IN_USE,
+    ReturnCode,
+    ScriptPipeline,
+    Scripts,
+    refused_argument,
+)
 from phonebank.settings import Settings, require_volunteer_secret
 
 #: seconds: the GIL switch interval a process serving volunteers from many threads sets
@@ -110,7 +119,11 @@ def campaign_region_zones(settings: Settings) -> dict[str, tuple[str, ...]]:
     return {code: REGIONS[code].zones for code in sorted(chosen)}
 
 
-def _refuse(code: int, lease_id: str) -> NoReturn:
+def _refuse(operation: str, reply: Sequence[Any], lease_id: str) -> NoReturn:
+    code = int(reply[0])
+    argument = refused_argument(reply)
+    if argument is not None:
+        raise BadArgumentError(operation, argument)
     error = _REFUSALS.get(code)
     if error is None:
         raise RuntimeError(f"unexpected reply {code} for lease {lease_id}")
@@ -245,10 +258,7 @@ class LeaseClient:
             kept = self._undo(first, guides[ordered[0]], acquired, token)
             if kept is not None:
                 return kept
-            code = ReturnCode(int(reserved[0]))
-            raise VolunteerLimitReachedError(
-                _LIMITS[code], int(reserved[1]), concurrent=code == ReturnCode.CONCURRENT_LIMIT
-            )
+            self._refuse_reservation(reserved)
         lease = self._lease(first, guides[ordered[0]], token, acquired)
         for region in ordered[1:]:
             if lease is not None or acquired[0] == ReturnCode.BAD_ARGUMENT:
@@ -260,13 +270,31 @@ class LeaseClient:
             acquired = batch.execute()[-1]
             lease = self._lease(lease_id, guides[region], token, acquired)
         if lease is None:
-            batch = self._scripts.pipeline(self._client)
-            self._limits.unreserve(batch, token)
-            self.open_leases.forget(batch, token)
-            batch.execute()
-            if acquired[0] == ReturnCode.BAD_ARGUMENT:
-                raise IdempotencyKeyUsedError("the idempotency key's lease has ended")
+            self._give_back(token, acquired)
         return lease
+
+    @staticmethod
+    def _refuse_reservation(reserved: Sequence[Any]) -> NoReturn:
+        argument = refused_argument(reserved)
+        if argument is not None:
+            raise BadArgumentError("reserve", argument)
+        code = ReturnCode(int(reserved[0]))
+        raise VolunteerLimitReachedError(
+            _LIMITS[code], int(reserved[1]), concurrent=code == ReturnCode.CONCURRENT_LIMIT
+        )
+
+    def _give_back(self, token: str, acquired: Sequence[Any]) -> None:
+        """No region leased a number: free the reservation and the open-lease record;
+        an acquire refused for its arguments raises (the reservation freed first)."""
+        batch = self._scripts.pipeline(self._client)
+        self._limits.unreserve(batch, token)
+        self.open_leases.forget(batch, token)
+        batch.execute()
+        argument = refused_argument(acquired)
+        if argument == LEASE_ID_IN_USE:
+            raise IdempotencyKeyUsedError("the idempotency key's lease has ended")
+        if argument is not None:
+            raise BadArgumentError("acquire", argument)
 
     def _open_among(self, guides: Mapping[str, Guideline], now: int) -> Mapping[str, Interval]:
         """The regions of ``guides`` open at ``now``: the same object while neither the
@@ -366,7 +394,11 @@ class LeaseClient:
 
     # --- renew, complete, release --------------------------------------------------------
 
-    def _region_keys(self, lease_id: str) -> tuple[str, RegionKeys]:
+    def _region_keys(self, lease_id: str, token: str) -> tuple[str, RegionKeys]:
+        """The lease's region and keys; a lease id or token no script would accept is
+        nobody's lease (the caller's input, refused before any call)."""
+        if not LEASE_ID_FORMAT.match(lease_id) or not TOKEN_FORMAT.match(token):
+            raise NotLeaseHolderError(f"lease {lease_id!r}: malformed lease id or token")
         region, _ = split_lease_id(lease_id)
         if region not in self._region_zones:
             raise NotLeaseHolderError(f"lease {lease_id}: unknown region")
@@ -375,7 +407,7 @@ class LeaseClient:
     @timed("renew")
     def renew(self, lease_id: str, token: str) -> int:
         """Restart the lease's countdown; returns the new deadline (epoch ms)."""
-        region, keys = self._region_keys(lease_id)
+        region, keys = self._region_keys(lease_id, token)
         now = self.now_ms()
         window = self.calendar.window_at(region, now)
         window_end = window.end_ms if window is not None else 0
@@ -389,7 +421,7 @@ class LeaseClient:
         self._limits.extend(batch, token, min(now + self._ttl_ms, window_end))
         reply = batch.execute()[0]
         if reply[0] != ReturnCode.OK:
-            _refuse(int(reply[0]), lease_id)
+            _refuse("renew", reply, lease_id)
         return int(reply[1])
 
     @timed("complete")
@@ -401,7 +433,7 @@ class LeaseClient:
         callback_at: dt.datetime | None = None,
     ) -> Completion:
         """Record the outcome of the call (``callback_at``: aware datetime, for callbacks)."""
-        region, keys = self._region_keys(lease_id)
+        region, keys = self._region_keys(lease_id, token)
         rule = self._policy.rule(Outcome(outcome))
         callback_ms = to_ms(callback_at) if callback_at is not None else 0
         anchor = max(self.now_ms(), callback_ms) - SCHEDULE_SKEW_MS
@@ -432,13 +464,13 @@ class LeaseClient:
         reply = batch.execute()[0]
         status = _COMPLETION_STATUS.get(ReturnCode(int(reply[0])))
         if status is None:
-            _refuse(int(reply[0]), lease_id)
+            _refuse("complete", reply, lease_id)
         return Completion(status, reply_text(reply[1]), reply_text(reply[3]))
 
     @timed("release")
     def release(self, lease_id: str, token: str) -> None:
         """Give the number back, uncalled: front of the queue, no attempt counted."""
-        _, keys = self._region_keys(lease_id)
+        _, keys = self._region_keys(lease_id, token)
         batch = self._scripts.pipeline(self._client)
         batch.script(
             "release",
@@ -450,4 +482,4 @@ class LeaseClient:
         self.open_leases.forget(batch, token)
         reply = batch.execute()[0]
         if reply[0] != ReturnCode.OK:
-            _refuse(int(reply[0]), lease_id)
+            _refuse("release", reply, lease_id)

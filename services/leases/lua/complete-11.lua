@@ -17,29 +17,34 @@
     9 counters HASH   10 dnc      SET    11 outcomes  STREAM
   ARGV
     1 lease id          2 token
-    3 outcome           (records.py Outcome value, e.g. "no_answer")
-    4 disposition       done | retire | dnc | requeue | defer | retry | callback
-    5 reached           1 if the outcome reached the callee, else 0
-    6 max attempts      counted attempts after which a retry/callback is done instead
+    3 outcome           (records.py Outcome value, e.g. "no_answer"; not "expired")
+    4 disposition       done | retire | dnc | requeue | defer | retry | callback, one the
+                        outcome's rule may have (includes/outcomes.lua)
+    5 reached           1 if the outcome reaches the callee, else 0 (as the outcome says)
+    6 max attempts      counted attempts after which a retry/callback is done (1..1000)
     7 callback at       epoch ms the callee asked to be called (0 = none)
-    8 retention of the ended lease hash (ms)
+    8 retention of the ended lease hash (ms, 1 minute .. 90 days)
     9 clock offset (ms, 0 in production)
    10 delay count D, then D retry delays (ms, for attempt 1..D; the last repeats),
       then window count W, then W pairs (start ms, end ms) of the callee's calling
-      windows from now on, ascending (D <= 8, W <= 16)
+      windows from now on, ascending, not overlapping (D <= 8, W <= 16, delays <= 366
+      days); nothing after them
   RETURNS
     {0 OK | 1 RECORDED_LATE | 2 ALREADY_RECORDED, event id, volunteer hash, next state}
       next state: ready | due | done | retired | dnc | unchanged
-    {-1 NOT_FOUND}  {-2 NOT_HOLDER}  {-10 BAD_ARGUMENT}
+    {-1 NOT_FOUND}  {-2 NOT_HOLDER}
+    {-10 BAD_ARGUMENT, argument}   a malformed argument (its name); nothing changed
 ]]
 --- @include "includes/codes.lua"
 --- @include "includes/time.lua"
+--- @include "includes/args.lua"
+--- @include "includes/outcomes.lua"
 --- @include "includes/lease.lua"
 --- @include "includes/event.lua"
 --- @include "includes/outcome.lua"
 
-local DISPOSITIONS = { done = true, retire = true, dnc = true, requeue = true, defer = true,
-  retry = true, callback = true }
+--  counted attempts a rule may allow at most
+local MAX_ATTEMPTS = 1000
 
 local keys = {
   ready = KEYS[1], due = KEYS[2], leases = KEYS[3], lease = KEYS[4], holders = KEYS[5],
@@ -47,12 +52,23 @@ local keys = {
   dnc = KEYS[10], outcomes = KEYS[11]
 }
 local lease_id, token, outcome = ARGV[1], ARGV[2], ARGV[3]
+require_region_key(keys.ready, require_lease_id('lease id', lease_id))
+require_token('token', token)
 local rule = {
-  disposition = ARGV[4], reached = tonumber(ARGV[5]), max_attempts = tonumber(ARGV[6])
+  disposition = require_rule(outcome, ARGV[4], ARGV[5]),
+  reached = tonumber(ARGV[5]),
+  max_attempts = require_int('max attempts', ARGV[6], 1, MAX_ATTEMPTS)
 }
-local callback_at_ms, retention_ms = tonumber(ARGV[7]), tonumber(ARGV[8])
+local callback_at_ms = require_epoch_ms('callback at', ARGV[7])
+local retention_ms = require_retention_ms(ARGV[8])
+local offset_ms = require_offset_ms(ARGV[9])
+local schedule = read_schedule(10)
+require_lease_key(keys.lease, lease_id)
+if bad_argument then
+  return { BAD_ARGUMENT, bad_argument }
+end
 
-local now = now_ms(ARGV[9])
+local now = now_ms(offset_ms)
 local lease = read_lease(keys.lease)
 if lease == nil then
   return { NOT_FOUND }
@@ -62,10 +78,6 @@ if lease['token'] ~= token then
 end
 if lease['state'] == 'completed' then
   return { ALREADY_RECORDED, lease['event_id'], lease['volunteer'], lease['next_state'] }
-end
-local schedule = read_schedule(10)
-if schedule == nil or not DISPOSITIONS[rule.disposition] or rule.max_attempts == nil then
-  return { BAD_ARGUMENT }
 end
 
 local number, attempt = lease['number'], tonumber(lease['attempt'])
