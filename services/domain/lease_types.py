@@ -142,6 +142,11 @@ class BadArgumentError(LeaseError, ValueError):
         self.operation = operation
 
 
+class NumberDoNotCallError(LeaseError):
+    """The number became do-not-call while leased: the lease ended; do not call it.
+    (A complete is still recorded, late, before this is raised.)"""
+
+
 class IdempotencyKeyUsedError(LeaseError):
     """An acquire's idempotency key belongs to a lease that has ended."""
 

@@ -30,6 +30,7 @@ from phonebank.domain.lease_types import (
     Lease,
     LeaseExpiredError,
     NotLeaseHolderError,
+    NumberDoNotCallError,
     OutsideCallingHoursError,
     Preferences,
     VolunteerLimitReachedError,
@@ -295,6 +296,12 @@ def _refusals(call: Callable[[], Result]) -> Result:
     except AlreadyCompletedError:
         raise ApiError(
             HTTPStatus.CONFLICT, "lease_completed", "the lease was already completed"
+        ) from None
+    except NumberDoNotCallError:
+        raise ApiError(
+            HTTPStatus.GONE,
+            "do_not_call",
+            "do not call this number: it is on the do-not-call list now; the lease has ended",
         ) from None
 
 

@@ -44,6 +44,7 @@ from phonebank.domain.lease_types import (
     Lease,
     LeaseExpiredError,
     NotLeaseHolderError,
+    NumberDoNotCallError,
     OutsideCallingHoursError,
     Preferences,
     VolunteerLimitReachedError,
@@ -52,10 +53,11 @@ from phonebank.domain.lease_types import (
 )
 from phonebank.domain.records import Outcome
 from phonebank.domain.regions import REGIONS, select_regions
-from phonebank.domain.retry_policy import RetryPolicy
+from phonebank.domain.retry_policy import Disposition, RetryPolicy
 from phonebank.infra.redis_client import RedisClient
 from phonebank.infra.replies import reply_text
-from phonebank.leases.keys import KeyScheme, RegionKeys
+from phonebank.leases import dnc
+from phonebank.leases.keys import KeyScheme, RegionKeys, dnc_list_key
 from phonebank.leases.limits import (
     VolunteerLimits,
     idempotent_ids,
@@ -99,6 +101,7 @@ _REFUSALS: dict[int, type[Exception]] = {
     ReturnCode.RELEASED: NotLeaseHolderError,
     ReturnCode.EXPIRED: LeaseExpiredError,
     ReturnCode.ALREADY_COMPLETED: AlreadyCompletedError,
+    ReturnCode.DO_NOT_CALL: NumberDoNotCallError,
 }
 _LIMITS = {
     ReturnCode.CONCURRENT_LIMIT: "too many leases open at once",
@@ -376,6 +379,8 @@ class LeaseClient:
         if reply[0] != ReturnCode.OK:
             return None
         _, number, attempt, deadline_ms, now_ms = reply[: len(_GRANT_REPLY)]
+        if self._listed(region, int(number), lease_id):
+            return None
         zone = effective_zones(self._region_zones[region])[0]
         return Lease(
             lease_id=lease_id,
@@ -391,6 +396,16 @@ class LeaseClient:
             attempt=int(attempt),
             existing=len(reply) > len(_GRANT_REPLY),
         )
+
+    def _listed(self, region: str, number: int, lease_id: str) -> bool:
+        """Whether a granted number is on the do-not-call list (the one list, by number
+        prefix, that no region script can read); if so its lease is ended, unseen."""
+        if not self._client.sismember(dnc_list_key(self._settings.key_prefix, number), str(number)):
+            return False
+        batch = self._scripts.pipeline(self._client)
+        dnc.queue_ban(batch, self._keys, region, number, lease_id)
+        batch.execute()
+        return True
 
     # --- renew, complete, release --------------------------------------------------------
 
@@ -462,6 +477,15 @@ class LeaseClient:
         self._limits.end(batch, token)
         self.open_leases.forget(batch, token)
         reply = batch.execute()[0]
+        if rule.disposition is Disposition.DO_NOT_CALL and len(reply) > 4:
+            # the one list (by prefix), and any other lease of the number ends
+            dnc.add_numbers(
+                self._client,
+                self._settings.key_prefix,
+                [int(reply[4])],
+                lambda _: None,
+                campaign=self._settings.campaign,
+            )
         status = _COMPLETION_STATUS.get(ReturnCode(int(reply[0])))
         if status is None:
             _refuse("complete", reply, lease_id)

@@ -71,6 +71,7 @@ class ReturnCode(IntEnum):
     HOURLY_LIMIT = -9
     BAD_ARGUMENT = -10
     NOT_DUE = -11
+    DO_NOT_CALL = -12
 
 
 #: the argument name acquire-9 answers with BAD_ARGUMENT for a lease id already used

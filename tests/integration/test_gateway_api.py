@@ -11,6 +11,7 @@ import redis
 
 from phonebank.domain.clock import SECOND_MS
 from phonebank.domain.records import e164
+from phonebank.leases import dnc
 from phonebank.settings import Settings
 from tests.integration.gateway_helpers import Running, running_gateway
 from tests.integration.lease_helpers import FIRST, fill, local_instant
@@ -239,3 +240,17 @@ def test_callback_with_a_time_is_recorded(gateway: Running) -> None:
 def test_unknown_preferences_are_refused(gateway: Running) -> None:
     assert gateway.acquire("alice", {"regions": ["XX-NOPE"]}).status == 400
     assert gateway.acquire("alice", {"languages": []}).status == 400
+
+
+def test_a_lease_whose_number_is_listed_answers_do_not_call(
+    gateway: Running, settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Given alice holds a number, When it is put on the do-not-call list, Then her renew
+    and complete answer 410 do_not_call (the page says "do not call this number")."""
+    lease = _lease(gateway)
+    number = int(lease["number"][-10:])
+    dnc.add_numbers(redis_client, settings.key_prefix, [number], lambda _: None)
+    renewed = gateway.on_lease("renew", "alice", lease)
+    assert (renewed.status, renewed.json()["error"]) == (410, "do_not_call")
+    done = gateway.on_lease("complete", "alice", lease, {"outcome": "no_answer"})
+    assert (done.status, done.json()["error"]) == (410, "do_not_call")

@@ -31,7 +31,7 @@ from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.client import LEASE_RETENTION_MS, LeaseClient
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.limits import reservation_of
-from phonebank.leases.scripts import ReturnCode, Scripts
+from phonebank.leases.scripts import ReturnCode, Scripts, render_all
 from phonebank.settings import Settings
 from tests.integration.lease_helpers import (
     FIRST,
@@ -96,7 +96,7 @@ def integer(name: str, low: int, high: int) -> Argument:
 def text(name: str, valid: str, *wrong: str) -> Argument:
     """A formatted string: junk, near misses of ``valid``, and ``wrong`` (well-formed
     values that disagree with the call)."""
-    near = [valid.upper(), valid + "0", valid[:-1], " " + valid, valid + "\n", valid * 3]
+    near = [valid.upper(), valid + "\x00", valid[:-1], " " + valid, valid + "\n", valid * 3]
     junk = st.text(max_size=80).filter(lambda value: value != valid)
     fixed = [value for value in [*near, *wrong, "", "nan", "inf"] if value != valid]
     return Argument(name, st.one_of(st.sampled_from(fixed), junk))
@@ -152,7 +152,7 @@ def build_world(settings: Settings, client: RedisClient) -> World:
     lease_id, token = live.lease_id, live.token
     person = keys.volunteer(volunteer)
     lease_arg = text("lease id", lease_id, f"RU-SAM.{lease_id[7:]}", f"{REGION}.{'a' * 32}")
-    token_arg = text("token", token, "a" * 32 + "." + HEX32, token.split(".")[1])
+    token_arg = text("token", token, token.split(".")[1], token + "0", "." + HEX32)
     retention = str(LEASE_RETENTION_MS)
     calls: dict[str, tuple[object, str | None, list[str], list[Argument]]] = {
         "acquire": (
@@ -262,6 +262,16 @@ def build_world(settings: Settings, client: RedisClient) -> World:
             [reservation_of(token)],
             [text("reservation", reservation_of(token), reservation_of(token).upper())],
         ),
+        "ban": (
+            region,
+            lease_id,
+            [str(live.national_number), lease_id, retention],
+            [
+                text("number", str(live.national_number), "0" + str(FIRST)[1:], "-1"),
+                lease_arg,
+                RETENTION,
+            ],
+        ),
         "enqueue": (
             region,
             None,
@@ -301,7 +311,17 @@ def assert_refused_unchanged(world: World, operation: str, args: Sequence[str]) 
     return bytes(reply[1])
 
 
-OPERATIONS = ["acquire", "complete", "renew", "release", "reap", "reserve", "unreserve", "enqueue"]
+OPERATIONS = [
+    "acquire",
+    "complete",
+    "renew",
+    "release",
+    "reap",
+    "reserve",
+    "unreserve",
+    "ban",
+    "enqueue",
+]
 
 
 def mutation(world: World, operation: str) -> st.SearchStrategy[tuple[list[str], str]]:
@@ -338,7 +358,11 @@ LEASE_ID_MISMATCH = {b"lease id", b"region", b"lease key"}
 def named(refused: bytes, name: str) -> bool:
     """Whether the refusal names the argument broken (a well-formed lease id of another
     region or lease is refused by the check it fails)."""
-    return refused in LEASE_ID_MISMATCH if name == "lease id" else refused == name.encode()
+    if name == "lease id":
+        return refused in LEASE_ID_MISMATCH
+    if name == "token":  # a well-formed token of another volunteer than acquire's
+        return refused in {b"token", b"volunteer"}
+    return refused == name.encode()
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
@@ -399,3 +423,8 @@ def test_the_client_raises_the_refused_argument_by_name(
         leases.renew(lease.lease_id, lease.token)
     assert refused.value.argument == "clock offset" and refused.value.operation == "renew"
     assert redis_client.hgetall(keys.lease(lease.lease_id)) == before
+
+
+def test_every_script_is_covered() -> None:
+    """Given the shipped scripts, Then each one is called malformed above."""
+    assert set(OPERATIONS) == set(render_all())

@@ -7,6 +7,8 @@
     live, deadline passed       -> recorded late (1); the number is still this lease's
     expired (reaped) / released -> recorded late (1); the outcome moves the number only
                                    if no other lease holds it and it is still in play
+    dnc (the number was listed  -> recorded late, answered DO_NOT_CALL (-12): the
+         while leased, ban-7)      number is out of play; tell the volunteer
     completed                   -> already recorded (2): idempotent, nothing changes,
                                    the first answer's event id is returned
   A late outcome is never thrown away: the event is always written.
@@ -30,8 +32,11 @@
       windows from now on, ascending, not overlapping (D <= 8, W <= 16, delays <= 366
       days); nothing after them
   RETURNS
-    {0 OK | 1 RECORDED_LATE | 2 ALREADY_RECORDED, event id, volunteer hash, next state}
+    {0 OK | 1 RECORDED_LATE | 2 ALREADY_RECORDED, event id, volunteer hash, next state,
+     number}
       next state: ready | due | done | retired | dnc | unchanged
+    {-12 DO_NOT_CALL, event id, volunteer hash, next state, number}   recorded late; the
+      number became do-not-call while leased (the lease had ended)
     {-1 NOT_FOUND}  {-2 NOT_HOLDER}
     {-10 BAD_ARGUMENT, argument}   a malformed argument (its name); nothing changed
 ]]
@@ -77,7 +82,8 @@ if lease['token'] ~= token then
   return { NOT_HOLDER }
 end
 if lease['state'] == 'completed' then
-  return { ALREADY_RECORDED, lease['event_id'], lease['volunteer'], lease['next_state'] }
+  return { ALREADY_RECORDED, lease['event_id'], lease['volunteer'], lease['next_state'],
+    lease['number'] }
 end
 
 local number, attempt = lease['number'], tonumber(lease['attempt'])
@@ -125,7 +131,10 @@ redis.call('HSET', keys.lease, 'outcome', outcome, 'event_id', event_id,
   'completed_at_ms', now, 'next_state', next_state)
 finish_lease(keys.lease, 'completed', retention_ms)
 emit_event(keys.outcomes, lease, lease_id, event_id, outcome, now, late)
-if late == 1 then
-  return { RECORDED_LATE, event_id, lease['volunteer'], next_state }
+local answer = OK
+if lease['state'] == 'dnc' then
+  answer = DO_NOT_CALL
+elseif late == 1 then
+  answer = RECORDED_LATE
 end
-return { OK, event_id, lease['volunteer'], next_state }
+return { answer, event_id, lease['volunteer'], next_state, number }

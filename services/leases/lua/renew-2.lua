@@ -11,6 +11,7 @@
   RETURNS
     {0 OK, deadline_ms, volunteer hash}
     {-1 NOT_FOUND}  {-2 NOT_HOLDER}  {-3 EXPIRED}  {-4 ALREADY_COMPLETED}  {-5 RELEASED}
+    {-12 DO_NOT_CALL}   the number became do-not-call: the lease ended, do not call it
     {-10 BAD_ARGUMENT, argument}   a malformed argument (its name); nothing changed
 ]]
 --- @include "includes/codes.lua"
