@@ -419,6 +419,15 @@ class LeaseClient:
             raise NotLeaseHolderError(f"lease {lease_id}: unknown region")
         return region, self._keys.region(region)
 
+    def number_of(self, lease_id: str, token: str) -> int | None:
+        """The number of the lease ``lease_id`` if ``token`` is its token (any state), else
+        None: what a do_not_call answer must make durable before the lease is completed."""
+        _, keys = self._region_keys(lease_id, token)
+        held, number = self._client.hmget(keys.lease(lease_id), ["token", "number"])
+        if held is None or number is None or reply_text(held) != token:
+            return None
+        return int(number)
+
     @timed("renew")
     def renew(self, lease_id: str, token: str) -> int:
         """Restart the lease's countdown; returns the new deadline (epoch ms)."""

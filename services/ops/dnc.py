@@ -45,18 +45,24 @@ def _lines(path: str) -> Iterator[str]:
 
 
 def record_in_kafka(settings: Settings, numbers: list[int], region_of: RegionOf) -> None:
-    """Write the numbers to ``phonebank.dnc`` first: Kafka is the system of record, so a
-    Redis rebuilt from Kafka (``phonebank rebuild``) still has them."""
+    """Write the numbers to ``phonebank.dnc`` first and wait until every record is
+    acknowledged (an error otherwise, and Redis is not touched): Kafka is the system of
+    record, so a Redis rebuilt from Kafka (``phonebank rebuild``) still has them."""
     ensure_topic(settings, settings.dnc_topic, DNC_PARTITIONS, DNC_TOPIC_CONFIG)
     producer = make_producer(settings)
     now_ms = clock.now_ms()
     try:
+        sent = []
         for number in numbers:
             entry = DncRecord(
                 number=number, region=region_of(number) or UNPLACED_REGION, added_at_ms=now_ms
             )
-            producer.send(settings.dnc_topic, key=str(number).encode(), value=entry.encode())
+            sent.append(
+                producer.send(settings.dnc_topic, key=str(number).encode(), value=entry.encode())
+            )
         producer.flush(timeout=KAFKA_FLUSH_SECONDS)
+        for future in sent:
+            future.get(timeout=KAFKA_FLUSH_SECONDS)  # raises unless acknowledged
     finally:
         producer.close()
 
@@ -69,7 +75,9 @@ def cmd_dnc(args: argparse.Namespace, settings: Settings) -> int:
         if args.action == "import":
             numbers, unparseable = dnc.parse_lines(_lines(args.file), parse_number)
             record_in_kafka(settings, numbers, plan.region_of)
-            result = dnc.add_numbers(client, settings.key_prefix, numbers, plan.region_of)
+            result = dnc.add_numbers(
+                client, settings.key_prefix, numbers, plan.region_of, campaign=settings.campaign
+            )
             print(
                 f"added {result.added}, already listed {result.already_listed}, "
                 f"unplaced {result.unplaced}, unparseable {unparseable}"
@@ -85,7 +93,9 @@ def cmd_dnc(args: argparse.Namespace, settings: Settings) -> int:
             numbers.append(number)
         if args.action == "add":
             record_in_kafka(settings, numbers, plan.region_of)
-            result = dnc.add_numbers(client, settings.key_prefix, numbers, plan.region_of)
+            result = dnc.add_numbers(
+                client, settings.key_prefix, numbers, plan.region_of, campaign=settings.campaign
+            )
             print(f"added {result.added}, already listed {result.already_listed}")
             return 0
         listed = [dnc.is_listed(client, settings.key_prefix, n, plan.region_of) for n in numbers]
