@@ -44,6 +44,8 @@ from tests.integration.lease_helpers import (
     scheme,
 )
 
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
+
 #: malformed calls tried per script (keeps the whole module well under a minute)
 EXAMPLES_PER_SCRIPT = 40
 REGION = "RU-MOW"
@@ -288,7 +290,13 @@ def build_world(settings: Settings, client: RedisClient) -> World:
 
 @pytest.fixture
 def world(settings: Settings, redis_client: RedisClient) -> World:
-    return build_world(settings, redis_client)
+    built = build_world(settings, redis_client)
+    # the snapshot sees the region's keys and the volunteer's (on every Cluster master)
+    keys = {key for key, _, _ in built.snapshot()}
+    region = scheme(settings).region(REGION)
+    assert {region.ready.encode(), region.holders.encode(), region.outcomes.encode()} <= keys
+    assert any(b":vol:" in key for key in keys)
+    return built
 
 
 def refused_names(world: World, operation: str) -> set[bytes]:
