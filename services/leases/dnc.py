@@ -133,6 +133,27 @@ def queue_ban(
     )
 
 
+def reindex(client: RedisClient, prefix: str, *, campaign: str = DEFAULT_CAMPAIGN) -> int:
+    """Copy every region screen (and the old ``unplaced`` set) into the one list, and end
+    the live leases of those numbers: the upgrade of a list kept by region before the
+    list was sharded by prefix. Idempotent; the count of numbers newly on the list."""
+    added = 0
+    for region in [*sorted(REGIONS), UNPLACED_REGION]:
+        batch: list[int] = []
+        for member in client.sscan_iter(dnc_key(prefix, region), count=ADD_BATCH):
+            batch.append(int(member))
+            if len(batch) >= ADD_BATCH:
+                added += add_numbers(client, prefix, batch, _none, campaign=campaign).added
+                batch = []
+        if batch:
+            added += add_numbers(client, prefix, batch, _none, campaign=campaign).added
+    return added
+
+
+def _none(number: int) -> str | None:
+    return None
+
+
 def parse_lines(lines: Iterable[str], parse: Parse) -> tuple[list[int], int]:
     """The numbers of ``lines`` (one a line, any format ``parse`` accepts), and how many
     non-empty lines were not a number."""

@@ -1,4 +1,4 @@
-"""``phonebank dnc add NUMBER… | import FILE | check NUMBER``: the operator's do-not-call list.
+"""``phonebank dnc add NUMBER… | import FILE | check NUMBER | reindex``: the do-not-call list.
 
 Numbers are accepted in every format ingest accepts. ``add`` and ``import`` write to the
 compacted Kafka topic ``phonebank.dnc`` first, then to Redis. Do-not-call is global across
@@ -72,6 +72,10 @@ def cmd_dnc(args: argparse.Namespace, settings: Settings) -> int:
     plan = NumberingPlan.from_settings(settings.numbering_plan)
     client = connect(settings)
     try:
+        if args.action == "reindex":
+            added = dnc.reindex(client, settings.key_prefix, campaign=settings.campaign)
+            print(f"reindexed: {added} numbers newly on the list")
+            return 0
         if args.action == "import":
             numbers, unparseable = dnc.parse_lines(_lines(args.file), parse_number)
             record_in_kafka(settings, numbers, plan.region_of)
@@ -116,4 +120,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.add_argument("numbers", nargs="+", metavar="NUMBER")
     imported = actions.add_parser("import", help="add every number of a file, one per line")
     imported.add_argument("file", metavar="FILE", help="a text file, or - for stdin")
+    actions.add_parser(
+        "reindex",
+        help="copy the per-region do-not-call sets of an older version into the one list",
+    )
     parser.set_defaults(handler=cmd_dnc)

@@ -10,6 +10,7 @@ import redis
 from phonebank.domain.lease_types import CompletionStatus, NumberDoNotCallError
 from phonebank.domain.records import Outcome
 from phonebank.leases import dnc
+from phonebank.leases.keys import dnc_key
 from phonebank.leases.queues import enqueue_chunk
 from phonebank.settings import Settings
 from tests.integration.lease_helpers import (
@@ -175,3 +176,23 @@ def test_a_late_do_not_call_ends_the_next_holders_lease(
         leases.renew(second.lease_id, second.token)
     assert dnc.is_listed(redis_client, settings.key_prefix, FIRST)
     assert_conserved(settings, redis_client, "RU-MOW", leases.now_ms())
+
+
+def test_reindex_moves_an_older_per_region_list_into_the_one_list(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Given numbers listed by an older version in a region's set and in its 'unplaced'
+    set, one of them leased, When the list is reindexed, Then check lists both, the
+    lease ends, and a second reindex adds nothing."""
+    fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 1))
+    leases = lease_client(settings, redis_client, local_instant(12), MOSCOW_ONLY)
+    lease = leases.acquire("alice")
+    assert lease is not None
+    redis_client.sadd(dnc_key(settings.key_prefix, "RU-MOW"), str(FIRST))
+    redis_client.sadd(dnc_key(settings.key_prefix, dnc.UNPLACED_REGION), str(FIRST + 7))
+    assert dnc.reindex(redis_client, settings.key_prefix) == 2
+    assert dnc.is_listed(redis_client, settings.key_prefix, FIRST)
+    assert dnc.is_listed(redis_client, settings.key_prefix, FIRST + 7)
+    with pytest.raises(NumberDoNotCallError):
+        leases.renew(lease.lease_id, lease.token)
+    assert dnc.reindex(redis_client, settings.key_prefix) == 0
