@@ -71,6 +71,9 @@ class Lease:
     #: True when this is a lease the volunteer already held (a retried or recovered
     #: acquire), not one granted by this call
     existing: bool = False
+    #: the signed receipt of this lease (``lease_receipt``): sent back with complete, it
+    #: lets the outcome be recorded (late) even if Redis lost the lease meanwhile
+    receipt: str = field(default="", repr=False)
 
     @property
     def number(self) -> str:

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
+from phonebank.domain import lease_receipt
 from phonebank.domain.calling_calendar import CallingCalendar
 from phonebank.domain.calling_hours import (
     CallingPolicy,
@@ -33,6 +34,7 @@ from phonebank.domain.calling_hours import (
 )
 from phonebank.domain.clock import DAY_MS, HOUR_MS, SECOND_MS, now_ms
 from phonebank.domain.guidelines import Guideline, GuidelineLibrary, load_guidelines
+from phonebank.domain.lease_receipt import ReceiptFacts
 from phonebank.domain.lease_types import (
     LEASE_ID_FORMAT,
     TOKEN_FORMAT,
@@ -62,6 +64,7 @@ from phonebank.leases.limits import (
     VolunteerLimits,
     idempotent_ids,
     new_token,
+    reservation_of,
     token_owner,
     volunteer_hash,
 )
@@ -221,7 +224,16 @@ class LeaseClient:
         if language is None:
             language = "ru" if "ru" in translations else next(iter(sorted(translations)), "")
         zone = effective_zones(self._region_zones[held.region])[0]
+        receipt = self._receipt(
+            held.lease_id,
+            held.token,
+            number=held.national_number,
+            attempt=held.attempt,
+            at_ms=held.leased_at_ms,
+            guide=held.guideline,
+        )
         return Lease(
+            receipt=receipt,
             lease_id=held.lease_id,
             token=held.token,
             national_number=held.national_number,
@@ -383,6 +395,14 @@ class LeaseClient:
             return None
         zone = effective_zones(self._region_zones[region])[0]
         return Lease(
+            receipt=self._receipt(
+                lease_id,
+                token,
+                number=int(number),
+                attempt=int(attempt),
+                at_ms=int(now_ms),
+                guide=guide.ref,
+            ),
             lease_id=lease_id,
             token=token,
             national_number=int(number),
@@ -396,6 +416,44 @@ class LeaseClient:
             attempt=int(attempt),
             existing=len(reply) > len(_GRANT_REPLY),
         )
+
+    def _receipt(
+        self, lease_id: str, token: str, *, number: int, attempt: int, at_ms: int, guide: str
+    ) -> str:
+        """The signed receipt of a lease (see :mod:`phonebank.domain.lease_receipt`)."""
+        facts = ReceiptFacts(
+            lease_id=lease_id,
+            national_number=number,
+            attempt=attempt,
+            leased_at_ms=at_ms,
+            guideline=guide,
+            campaign=self._settings.campaign,
+            volunteer=token_owner(token) or "",
+            reservation=reservation_of(token),
+        )
+        return lease_receipt.issue(self._secret, facts)
+
+    def _recovered(self, lease_id: str, token: str, receipt: str | None) -> list[str | int]:
+        """The recovered-lease arguments of complete for a receipt of this lease and
+        token (none without a receipt); NotLeaseHolderError for a receipt that is not."""
+        if receipt is None:
+            return []
+        facts = lease_receipt.verify(self._secret, receipt)
+        if (
+            facts is None
+            or facts.lease_id != lease_id
+            or facts.reservation != reservation_of(token)
+            or facts.campaign != self._settings.campaign
+        ):
+            raise NotLeaseHolderError(f"lease {lease_id}: the receipt is not this lease's")
+        return [
+            facts.national_number,
+            facts.attempt,
+            facts.leased_at_ms,
+            facts.volunteer,
+            facts.guideline,
+            facts.campaign,
+        ]
 
     def _listed(self, region: str, number: int, lease_id: str) -> bool:
         """Whether a granted number is on the do-not-call list (the one list, by number
@@ -455,9 +513,12 @@ class LeaseClient:
         token: str,
         outcome: Outcome,
         callback_at: dt.datetime | None = None,
+        receipt: str | None = None,
     ) -> Completion:
-        """Record the outcome of the call (``callback_at``: aware datetime, for callbacks)."""
+        """Record the outcome of the call (``callback_at``: aware datetime, for callbacks).
+        With the lease's ``receipt`` it is recorded (late) even if Redis lost the lease."""
         region, keys = self._region_keys(lease_id, token)
+        recovered = self._recovered(lease_id, token, receipt)
         rule = self._policy.rule(Outcome(outcome))
         callback_ms = to_ms(callback_at) if callback_at is not None else 0
         anchor = max(self.now_ms(), callback_ms) - SCHEDULE_SKEW_MS
@@ -480,6 +541,7 @@ class LeaseClient:
                 LEASE_RETENTION_MS,
                 self.clock_offset_ms,
                 *schedule,
+                *recovered,
             ],
             lease_id=lease_id,
         )

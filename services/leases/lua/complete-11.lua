@@ -11,6 +11,7 @@
          while leased, ban-7)      number is out of play; tell the volunteer
     completed                   -> already recorded (2): idempotent, nothing changes,
                                    the first answer's event id is returned
+    gone, with a recovered lease -> recorded late (1), as for an expired lease
   A late outcome is never thrown away: the event is always written.
 
   KEYS
@@ -30,7 +31,11 @@
    10 delay count D, then D retry delays (ms, for attempt 1..D; the last repeats),
       then window count W, then W pairs (start ms, end ms) of the callee's calling
       windows from now on, ascending, not overlapping (D <= 8, W <= 16, delays <= 366
-      days); nothing after them
+      days)
+   then nothing, or the recovered lease: number, attempt, leased at (epoch ms),
+      volunteer hash (the token's), guideline, campaign, as a signed lease receipt
+      names them (the client checks the signature): used only when the lease hash is
+      gone (Redis lost and rebuilt), to record the outcome late instead of NOT_FOUND
   RETURNS
     {0 OK | 1 RECORDED_LATE | 2 ALREADY_RECORDED, event id, volunteer hash, next state,
      number}
@@ -69,6 +74,42 @@ local retention_ms = require_retention_ms(ARGV[8])
 local offset_ms = require_offset_ms(ARGV[9])
 local schedule = read_schedule(10)
 require_lease_key(keys.lease, lease_id)
+
+--  ARGV after the schedule: nothing, or the recovered lease (a signed receipt's facts)
+local RECOVERED_FIELDS = 6
+
+-- The lease as a receipt the client verified names it, for when Redis lost the hash.
+local function read_recovered(first)
+  local volunteer = require_hex32('volunteer', ARGV[first + 3])
+  if volunteer and string.sub(token, 1, 32) ~= volunteer then
+    refuse('volunteer')
+  end
+  local campaign = require_match('campaign', ARGV[first + 5], '^[a-z0-9][a-z0-9_%-]*$', 32)
+  if campaign and not string.find(keys.ready, ':c:' .. campaign .. ':{', 1, true) then
+    refuse('campaign')
+  end
+  return {
+    number = require_match('number', ARGV[first], '^[1-9]%d%d%d%d%d%d%d%d%d$', 10),
+    attempt = require_int('attempt', ARGV[first + 1], 1, MAX_ATTEMPTS),
+    leased_at_ms = require_epoch_ms('leased at', ARGV[first + 2]),
+    volunteer = volunteer,
+    guideline = require_match('guideline', ARGV[first + 4], '^[a-z0-9][a-z0-9_%-]*@%d+$', 72),
+    campaign = campaign,
+    region = string.sub(lease_id, 1, #lease_id - 33),
+    token = token,
+    state = 'lost',
+  }
+end
+
+local recovered = nil
+if schedule then
+  local tail = #ARGV - schedule.last
+  if tail == RECOVERED_FIELDS then
+    recovered = read_recovered(schedule.last + 1)
+  elseif tail ~= 0 then
+    refuse('argument count')
+  end
+end
 if bad_argument then
   return { BAD_ARGUMENT, bad_argument }
 end
@@ -76,7 +117,14 @@ end
 local now = now_ms(offset_ms)
 local lease = read_lease(keys.lease)
 if lease == nil then
-  return { NOT_FOUND }
+  if recovered == nil then
+    return { NOT_FOUND }
+  end
+  -- Redis no longer knows the lease (lost, then rebuilt): record it late from the receipt
+  lease = recovered
+  redis.call('HSET', keys.lease, 'number', lease.number, 'token', token,
+    'volunteer', lease.volunteer, 'attempt', lease.attempt, 'leased_at_ms', lease.leased_at_ms,
+    'guideline', lease.guideline, 'campaign', lease.campaign, 'region', lease.region)
 end
 if lease['token'] ~= token then
   return { NOT_HOLDER }

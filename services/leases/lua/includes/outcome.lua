@@ -4,8 +4,9 @@
 
   read_schedule(first): from ARGV[first]: delay_count, delays (ms, one per attempt),
   window_count, then window_count pairs (start_ms, end_ms) of the callee's next calling
-  windows, ascending; the last ARGV. Both counts are capped, so every loop here is
-  bounded. Every value is checked (args.lua); nil when a count is malformed.
+  windows, ascending; `last` is the ARGV index of its last value. Both counts are
+  capped, so every loop here is bounded. Every value is checked (args.lua); nil when a
+  count is malformed.
 
   fit_into_windows(target_ms, windows): the first instant >= target_ms inside a window
   (target itself when no window given covers or follows it).
@@ -53,8 +54,7 @@ local function read_schedule(first)
     return nil
   end
   local windows = read_windows(window_at, window_count)
-  require_count(window_at + 2 * window_count)
-  return { delays = delays, windows = windows }
+  return { delays = delays, windows = windows, last = window_at + 2 * window_count }
 end
 
 local function fit_into_windows(target_ms, windows)
