@@ -209,11 +209,12 @@ class LeaseApi:
         """Record the call's outcome: 200; a repeat with the same token is 200 too."""
         wanted = parse(models.CompleteRequest, request)
         token = self._lease_token(volunteer, request, wanted.lease_token)
+        receipt = wanted.lease_receipt
         if wanted.outcome == Outcome.DO_NOT_CALL.value:
-            self._journal_do_not_call(request.lease_id, token)
+            self._journal_do_not_call(request.lease_id, token, receipt)
         completion = _refusals(
             lambda: self._leases.complete(
-                request.lease_id, token, Outcome(wanted.outcome), wanted.callback_at
+                request.lease_id, token, Outcome(wanted.outcome), wanted.callback_at, receipt
             )
         )
         log.info("lease %s completed: %s (%s)", request.lease_id, wanted.outcome, completion.status)
@@ -243,14 +244,14 @@ class LeaseApi:
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _journal_do_not_call(self, lease_id: str, token: str) -> None:
+    def _journal_do_not_call(self, lease_id: str, token: str, receipt: str | None) -> None:
         """Make a do_not_call answer durable in Kafka before the lease is completed: a
         Redis loss before the relay runs must not call the person again. 503 (nothing
         changed) when Kafka does not acknowledge; a lease that is not the caller's goes
         on to the usual refusal."""
         if self.dnc_journal is None:
             return
-        number = _refusals(lambda: self._leases.number_of(lease_id, token))
+        number = _refusals(lambda: self._leases.number_of(lease_id, token, receipt))
         if number is None:
             return
         try:

@@ -477,11 +477,14 @@ class LeaseClient:
             raise NotLeaseHolderError(f"lease {lease_id}: unknown region")
         return region, self._keys.region(region)
 
-    def number_of(self, lease_id: str, token: str) -> int | None:
-        """The number of the lease ``lease_id`` if ``token`` is its token (any state), else
-        None: what a do_not_call answer must make durable before the lease is completed."""
+    def number_of(self, lease_id: str, token: str, receipt: str | None = None) -> int | None:
+        """The number of the lease ``lease_id`` if ``token`` is its token (any state; or,
+        once Redis lost the lease, as its ``receipt`` says), else None: what a
+        do_not_call answer must make durable before the lease is completed."""
         _, keys = self._region_keys(lease_id, token)
         held, number = self._client.hmget(keys.lease(lease_id), ["token", "number"])
+        if held is None and receipt is not None:
+            return int(self._recovered(lease_id, token, receipt)[0])
         if held is None or number is None or reply_text(held) != token:
             return None
         return int(number)

@@ -16,6 +16,7 @@ from phonebank.infra.kafka import read_topic
 from phonebank.leases import dnc
 from phonebank.leases.dnc_journal import DncJournal
 from phonebank.settings import Settings
+from tests.conftest import wipe_namespace
 from tests.integration.gateway_helpers import Running, running_gateway
 from tests.integration.lease_helpers import FIRST, fill, local_instant, scheme
 
@@ -300,3 +301,21 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_an_answer_after_redis_lost_the_lease_is_recorded_from_its_receipt(
+    gateway: Running, settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Given alice on a call when Redis loses every key, When she answers do_not_call
+    with the lease's receipt, Then it is in Kafka, recorded late, and the number listed."""
+    lease = _lease(gateway)
+    number = int(lease["number"][-10:])
+    wipe_namespace(redis_client, settings.key_prefix)
+    body = {"outcome": "do_not_call", "lease_receipt": lease["lease_receipt"]}
+    done = gateway.on_lease("complete", "alice", lease, body)
+    assert (done.status, done.json()["status"]) == (200, "recorded_late"), done.body
+    records = [DncRecord.decode(r.value) for r in read_topic(settings, settings.dnc_topic)]
+    assert [r.number for r in records] == [number]
+    assert dnc.is_listed(redis_client, settings.key_prefix, number)
+    forged = {**body, "lease_receipt": lease["lease_receipt"][:-2] + "00"}
+    assert gateway.on_lease("complete", "alice", lease, forged).status == 404

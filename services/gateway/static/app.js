@@ -232,12 +232,16 @@ async function complete(outcome, callbackAt) {
   say("sending", {}, false);
   try {
     const body = { outcome: outcome };
+    if (lease.lease_receipt) {
+      // lets the server record the answer even if it lost the lease meanwhile
+      body.lease_receipt = lease.lease_receipt;
+    }
     if (callbackAt) {
       body.callback_at = callbackAt;
     }
     let answer = await onLease("complete", body);
     if (answer.status === 400 && outcome === CHANNEL_OUTCOME) {
-      answer = await onLease("complete", { outcome: CHANNEL_FALLBACK });
+      answer = await onLease("complete", { ...body, outcome: CHANNEL_FALLBACK });
     }
     if (answer.status === 200) {
       finished(answer.data.status === "recorded_late" ? "recorded_late" : "recorded");
