@@ -89,6 +89,16 @@ GIL_SWITCH_INTERVAL_SECONDS = 0.0005
 GUIDE_CACHE_ENTRIES = 1024
 #: regions one acquire tries before answering "nothing to call"
 MAX_REGION_TRIES = 4
+#: acquires retried in a region whose granted number was on the do-not-call list
+MAX_SCREENED_RETRIES = 3
+
+
+class Screened:
+    """What ``_lease`` answers for a granted number found on the do-not-call list."""
+
+
+#: the one :class:`Screened` answer
+SCREENED = Screened()
 #: milliseconds an ended lease hash is kept to match late and repeated answers (7 days)
 LEASE_RETENTION_MS = 7 * 24 * HOUR_MS
 #: most calling windows passed to complete (``MAX_WINDOWS`` of ``lua/includes/outcome.lua``)
@@ -275,8 +285,12 @@ class LeaseClient:
                 return kept
             self._refuse_reservation(reserved)
         lease = self._lease(first, guides[ordered[0]], token, acquired)
-        for region in ordered[1:]:
-            if lease is not None or acquired[0] == ReturnCode.BAD_ARGUMENT:
+        # a number found on the do-not-call list was taken out unseen: the same region
+        # is tried again (at most MAX_SCREENED_RETRIES times per acquire)
+        tries = [ordered[0]] * MAX_SCREENED_RETRIES if lease is SCREENED else []
+        tries += ordered[1:]
+        for region in tries:
+            if isinstance(lease, Lease) or acquired[0] == ReturnCode.BAD_ARGUMENT:
                 break
             batch = self._scripts.pipeline(self._client)
             lease_id = self._queue_acquire(
@@ -284,8 +298,9 @@ class LeaseClient:
             )
             acquired = batch.execute()[-1]
             lease = self._lease(lease_id, guides[region], token, acquired)
-        if lease is None:
+        if not isinstance(lease, Lease):
             self._give_back(token, acquired)
+            return None
         return lease
 
     @staticmethod
@@ -380,11 +395,16 @@ class LeaseClient:
             batch.execute()
             return None
         if len(acquired) > len(_GRANT_REPLY):
-            return self._lease(lease_id, guide, token, acquired)
+            kept = self._lease(lease_id, guide, token, acquired)
+            return kept if isinstance(kept, Lease) else None
         self.release(lease_id, token)
         return None
 
-    def _lease(self, lease_id: str, guide: Guideline, token: str, reply: list[Any]) -> Lease | None:
+    def _lease(
+        self, lease_id: str, guide: Guideline, token: str, reply: list[Any]
+    ) -> Lease | Screened | None:
+        """The lease an acquire reply granted; None when it granted none; SCREENED when
+        the number was on the do-not-call list (its lease was taken out, unseen)."""
         region, _ = split_lease_id(lease_id)
         if reply[0] == ReturnCode.EMPTY:
             self.chooser.mark_drained(region)
@@ -392,7 +412,7 @@ class LeaseClient:
             return None
         _, number, attempt, deadline_ms, now_ms = reply[: len(_GRANT_REPLY)]
         if self._listed(region, int(number), lease_id):
-            return None
+            return SCREENED
         zone = effective_zones(self._region_zones[region])[0]
         return Lease(
             receipt=self._receipt(
@@ -461,7 +481,7 @@ class LeaseClient:
         if not self._client.sismember(dnc_list_key(self._settings.key_prefix, number), str(number)):
             return False
         batch = self._scripts.pipeline(self._client)
-        dnc.queue_ban(batch, self._keys, region, number, lease_id)
+        dnc.queue_ban(batch, self._keys, region, number, lease_id, seen=False)
         batch.execute()
         return True
 

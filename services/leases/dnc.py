@@ -29,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from phonebank.domain.clock import DAY_MS
 from phonebank.domain.regions import REGIONS
 from phonebank.infra.redis_client import RedisClient
 from phonebank.infra.replies import reply_text
@@ -39,8 +40,8 @@ from phonebank.leases.scripts import ReturnCode, ScriptPipeline, Scripts
 UNPLACED_REGION = "unplaced"
 #: Numbers sent per SADD / HMGET command.
 ADD_BATCH = 1000
-#: milliseconds an ended lease hash is kept (as ``client.LEASE_RETENTION_MS``: 7 days)
-BANNED_LEASE_RETENTION_MS = 7 * 24 * 3600 * 1000
+#: milliseconds a lease hash ended by a listing is kept (``client.LEASE_RETENTION_MS``)
+BANNED_LEASE_RETENTION_MS = 7 * DAY_MS
 #: campaign whose live leases a listing ends when the caller names none
 DEFAULT_CAMPAIGN = "default"
 
@@ -122,13 +123,21 @@ def end_live_leases(client: RedisClient, keys: KeyScheme, numbers: Sequence[int]
 
 
 def queue_ban(
-    batch: ScriptPipeline, keys: KeyScheme, region: str, number: int, lease_id: str
+    batch: ScriptPipeline,
+    keys: KeyScheme,
+    region: str,
+    number: int,
+    lease_id: str,
+    *,
+    seen: bool = True,
 ) -> None:
-    """Queue ``ban-7`` for the lease ``lease_id`` holding ``number`` in ``region``."""
+    """Queue ``ban-7`` for the lease ``lease_id`` holding ``number`` in ``region``
+    (``seen``: its number may have been shown; else the lease is deleted, as if never
+    granted)."""
     batch.script(
         "ban",
         keys.region(region),
-        [str(number), lease_id, BANNED_LEASE_RETENTION_MS],
+        [str(number), lease_id, BANNED_LEASE_RETENTION_MS, int(seen)],
         lease_id=lease_id,
     )
 

@@ -267,11 +267,12 @@ def build_world(settings: Settings, client: RedisClient) -> World:
         "ban": (
             region,
             lease_id,
-            [str(live.national_number), lease_id, retention],
+            [str(live.national_number), lease_id, retention, "1"],
             [
                 text("number", str(live.national_number), "0" + str(FIRST)[1:], "-1"),
                 lease_arg,
                 RETENTION,
+                text("seen", "1", "2", "-1", "true"),
             ],
         ),
         "enqueue": (

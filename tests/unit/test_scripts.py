@@ -22,6 +22,7 @@ from phonebank.domain.retry_policy import (
 )
 from phonebank.leases import protocol_doc, scripts
 from phonebank.leases.client import LEASE_RETENTION_MS, SCHEDULE_WINDOWS
+from phonebank.leases.dnc import BANNED_LEASE_RETENTION_MS
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.queues import ENQUEUE_BATCH
 from phonebank.leases.scripts import ReturnCode, ScriptError, header_key_names, render_all
@@ -96,6 +97,7 @@ def test_the_client_sends_values_inside_the_scripts_bounds() -> None:
     assert ttl == lua_pairs(scripts.LUA_FOLDER / "renew-2.lua")
     # Then the retention and every lease time to live the settings allow are inside them
     assert bounds["MIN_RETENTION_MS"] <= LEASE_RETENTION_MS <= bounds["MAX_RETENTION_MS"]
+    assert BANNED_LEASE_RETENTION_MS == LEASE_RETENTION_MS
     field = Settings.model_fields["lease_ttl_seconds"]
     limits = {type(m).__name__: m for m in field.metadata}
     low, high = limits["Ge"].ge * SECOND_MS, limits["Le"].le * SECOND_MS
