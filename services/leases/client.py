@@ -411,8 +411,10 @@ class LeaseClient:
         if reply[0] != ReturnCode.OK:
             return None
         _, number, attempt, deadline_ms, now_ms = reply[: len(_GRANT_REPLY)]
-        if self._listed(region, int(number), lease_id):
-            return SCREENED
+        existing = len(reply) > len(_GRANT_REPLY)
+        if self._listed(region, int(number), lease_id, seen=existing):
+            # a retried acquire's lease may have been shown: it ends, and is not retried
+            return None if existing else SCREENED
         zone = effective_zones(self._region_zones[region])[0]
         return Lease(
             receipt=self._receipt(
@@ -434,7 +436,7 @@ class LeaseClient:
             leased_at_ms=int(now_ms),
             deadline_ms=int(deadline_ms),
             attempt=int(attempt),
-            existing=len(reply) > len(_GRANT_REPLY),
+            existing=existing,
         )
 
     def _receipt(
@@ -475,13 +477,14 @@ class LeaseClient:
             facts.campaign,
         ]
 
-    def _listed(self, region: str, number: int, lease_id: str) -> bool:
+    def _listed(self, region: str, number: int, lease_id: str, *, seen: bool) -> bool:
         """Whether a granted number is on the do-not-call list (the one list, by number
-        prefix, that no region script can read); if so its lease is ended, unseen."""
+        prefix, that no region script can read); if so its lease is ended (deleted when
+        it was never ``seen``)."""
         if not self._client.sismember(dnc_list_key(self._settings.key_prefix, number), str(number)):
             return False
         batch = self._scripts.pipeline(self._client)
-        dnc.queue_ban(batch, self._keys, region, number, lease_id, seen=False)
+        dnc.queue_ban(batch, self._keys, region, number, lease_id, seen=seen)
         batch.execute()
         return True
 

@@ -196,3 +196,22 @@ def test_reindex_moves_an_older_per_region_list_into_the_one_list(
     with pytest.raises(NumberDoNotCallError):
         leases.renew(lease.lease_id, lease.token)
     assert dnc.reindex(redis_client, settings.key_prefix) == 0
+
+
+def test_an_idempotent_acquire_skips_a_listed_number_and_its_retry_gets_the_same_lease(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Given a listed number (no plan places it) at the head of the queue, When alice
+    acquires with an Idempotency-Key and retries with it, Then both answers are the same
+    lease, on the next number, and the listed one left no lease behind."""
+    fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 2))
+    dnc.add_numbers(redis_client, settings.key_prefix, [FIRST], nowhere)
+    leases = lease_client(settings, redis_client, local_instant(12), MOSCOW_ONLY)
+    first = leases.acquire("alice", idempotency_key="k1")
+    again = leases.acquire("alice", idempotency_key="k1")
+    assert first is not None and again is not None
+    assert first.national_number == FIRST + 1
+    assert (again.lease_id, again.national_number) == (first.lease_id, FIRST + 1)
+    keys = scheme(settings).region("RU-MOW")
+    assert redis_client.hget(keys.counters, "leased") == b"1"
+    assert_conserved(settings, redis_client, "RU-MOW", leases.now_ms())
