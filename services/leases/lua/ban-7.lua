@@ -53,7 +53,15 @@ redis.call('HDEL', expiries_key, number)
 if seen == '1' then
   finish_lease(lease_key, 'dnc', retention_ms)
 else
-  redis.call('DEL', lease_key)
+  -- HDEL of every field removes the hash (the gateway's Redis user has HDEL, not DEL)
+  local lease = read_lease(lease_key) or {}
+  local fields = {}
+  for name in pairs(lease) do
+    fields[#fields + 1] = name
+  end
+  if #fields > 0 then
+    redis.call('HDEL', lease_key, unpack(fields))
+  end
   redis.call('HINCRBY', counters_key, 'leased', -1)
 end
 return { OK, 1 }
