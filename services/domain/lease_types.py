@@ -7,6 +7,7 @@ masks the number, so a logged lease never shows it in full.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -14,6 +15,10 @@ from phonebank.domain.records import e164, masked
 
 #: Separates the region from the random part in a lease id (``RU-MOW.3f2a…``).
 LEASE_ID_SEPARATOR = "."
+#: A lease id as the scripts accept it: region code, ".", 32 hex digits (``args.lua``).
+LEASE_ID_FORMAT = re.compile(r"^[A-Z]{2}-[A-Z0-9_]+\.[0-9a-f]{32}$")
+#: A lease token as the scripts accept it: volunteer hash, ".", 32 hex digits.
+TOKEN_FORMAT = re.compile(r"^[0-9a-f]{32}\.[0-9a-f]{32}$")
 
 
 def lease_id_for(region: str, reservation: str) -> str:
@@ -66,6 +71,9 @@ class Lease:
     #: True when this is a lease the volunteer already held (a retried or recovered
     #: acquire), not one granted by this call
     existing: bool = False
+    #: the signed receipt of this lease (``lease_receipt``): sent back with complete, it
+    #: lets the outcome be recorded (late) even if Redis lost the lease meanwhile
+    receipt: str = field(default="", repr=False)
 
     @property
     def number(self) -> str:
@@ -124,6 +132,22 @@ class VolunteerLimitReachedError(LeaseError):
         self.retry_after_ms = retry_after_ms
         #: True for the cap of open leases, False for the hourly quota
         self.concurrent = concurrent
+
+
+class BadArgumentError(LeaseError, ValueError):
+    """A script refused a malformed argument (``BAD_ARGUMENT``) and changed nothing."""
+
+    def __init__(self, operation: str, argument: str) -> None:
+        super().__init__(f"{operation}: malformed argument {argument!r}")
+        #: the script's short name of the argument it refused (e.g. ``"lease time to live"``)
+        self.argument = argument
+        #: the operation that refused it (``acquire``, ``complete``, …)
+        self.operation = operation
+
+
+class NumberDoNotCallError(LeaseError):
+    """The number became do-not-call while leased: the lease ended; do not call it.
+    (A complete is still recorded, late, before this is raised.)"""
 
 
 class IdempotencyKeyUsedError(LeaseError):

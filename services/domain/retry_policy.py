@@ -44,6 +44,30 @@ class Disposition(StrEnum):
     CALLBACK = "callback"
 
 
+#: The dispositions a rule of each outcome may have: a campaign may change a rule, but
+#: not make it mean something else (do-not-call stays final and is the only way to list
+#: a number; only outcomes that say nothing about the person skip counting an attempt;
+#: only a bad number is retired). ``complete-11.lua`` refuses any other pair
+#: (``lua/includes/outcomes.lua`` mirrors this table; a test keeps them equal).
+ALLOWED_DISPOSITIONS: Mapping[Outcome, frozenset[Disposition]] = {
+    Outcome.CONVERSATION: frozenset({Disposition.DONE, Disposition.RETRY}),
+    Outcome.REFUSED: frozenset({Disposition.DONE, Disposition.RETRY}),
+    Outcome.NO_ANSWER: frozenset({Disposition.RETRY, Disposition.DONE}),
+    Outcome.BUSY: frozenset({Disposition.RETRY, Disposition.DONE}),
+    Outcome.VOICEMAIL: frozenset({Disposition.RETRY, Disposition.DONE}),
+    Outcome.CALLBACK: frozenset({Disposition.CALLBACK, Disposition.DONE}),
+    Outcome.WRONG_NUMBER: frozenset({Disposition.RETIRE, Disposition.DONE}),
+    Outcome.NOT_IN_SERVICE: frozenset({Disposition.RETIRE, Disposition.DONE}),
+    Outcome.DO_NOT_CALL: frozenset({Disposition.DO_NOT_CALL}),
+    Outcome.SKIPPED: frozenset({Disposition.REQUEUE, Disposition.DEFER}),
+    Outcome.UNREACHABLE_CHANNEL: frozenset({Disposition.DEFER, Disposition.REQUEUE}),
+}
+#: Most counted attempts a rule may allow (``MAX_ATTEMPTS`` in ``complete-11.lua``).
+MAX_ATTEMPTS = 1000
+#: Longest retry delay a rule may give (milliseconds, 366 days; ``MAX_RETRY_DELAY_MS``).
+MAX_RETRY_DELAY_MS = 366 * 24 * HOUR_MS
+
+
 class PolicyError(ValueError):
     """A retry policy that cannot be applied."""
 
@@ -61,12 +85,12 @@ class OutcomeRule:
     reached: bool = False
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise PolicyError("max_attempts must be at least 1")
+        if not 1 <= self.max_attempts <= MAX_ATTEMPTS:
+            raise PolicyError(f"max_attempts must be 1..{MAX_ATTEMPTS}")
         if len(self.retry_delays_ms) > MAX_RETRY_DELAYS:
             raise PolicyError(f"at most {MAX_RETRY_DELAYS} retry delays")
-        if any(delay < 0 for delay in self.retry_delays_ms):
-            raise PolicyError("retry delays cannot be negative")
+        if any(not 0 <= delay <= MAX_RETRY_DELAY_MS for delay in self.retry_delays_ms):
+            raise PolicyError(f"retry delays must be 0..{MAX_RETRY_DELAY_MS} ms")
         if self.disposition in {Disposition.RETRY, Disposition.DEFER} and not self.retry_delays_ms:
             raise PolicyError(f"a {self.disposition} rule needs at least one delay")
 
@@ -135,6 +159,11 @@ class RetryPolicy:
             raise PolicyError("'expired' is written by the reaper, not a volunteer")
         if self.rules[Outcome.DO_NOT_CALL].disposition is not Disposition.DO_NOT_CALL:
             raise PolicyError("do_not_call must stay do-not-call: it is final")
+        for outcome, rule in self.rules.items():
+            if rule.disposition not in ALLOWED_DISPOSITIONS[outcome]:
+                raise PolicyError(f"{outcome.value!r} cannot be {rule.disposition.value!r}")
+            if rule.reached != (outcome in REACHED):
+                raise PolicyError(f"{outcome.value!r}: reached must be {outcome in REACHED}")
 
     def rule(self, outcome: Outcome) -> OutcomeRule:
         """The rule of ``outcome``; :class:`PolicyError` for ``expired``."""

@@ -30,16 +30,26 @@ from phonebank.domain.lease_types import (
     Lease,
     LeaseExpiredError,
     NotLeaseHolderError,
+    NumberDoNotCallError,
     OutsideCallingHoursError,
     Preferences,
     VolunteerLimitReachedError,
+    split_lease_id,
 )
 from phonebank.domain.records import Outcome
 from phonebank.gateway import models
-from phonebank.gateway.errors import ApiError, lease_not_found, not_found, retry_after, unavailable
+from phonebank.gateway.errors import (
+    ApiError,
+    journal_unavailable,
+    lease_not_found,
+    not_found,
+    retry_after,
+    unavailable,
+)
 from phonebank.gateway.guard import Guard
 from phonebank.gateway.tokens import VolunteerToken
 from phonebank.leases.client import LeaseClient
+from phonebank.leases.dnc_journal import DncJournal, DncJournalUnavailableError
 from phonebank.leases.limits import token_owner
 
 log = logging.getLogger(__name__)
@@ -114,9 +124,12 @@ class LeaseApi:
         leases: LeaseClient,
         guidelines: GuidelineLibrary,
         render_html: Callable[[str], str],
+        dnc_journal: DncJournal | None = None,
     ) -> None:
         self.guard = guard
         self._leases = leases
+        #: where a do_not_call answer is made durable (Kafka) before it is acknowledged
+        self.dnc_journal = dnc_journal
         self._guidelines = guidelines
         self._render_html = render_html
         self._operations: dict[str, Callable[[VolunteerToken, ApiRequest], Answer]] = {
@@ -196,9 +209,12 @@ class LeaseApi:
         """Record the call's outcome: 200; a repeat with the same token is 200 too."""
         wanted = parse(models.CompleteRequest, request)
         token = self._lease_token(volunteer, request, wanted.lease_token)
+        receipt = wanted.lease_receipt
+        if wanted.outcome == Outcome.DO_NOT_CALL.value:
+            self._journal_do_not_call(request.lease_id, token, receipt)
         completion = _refusals(
             lambda: self._leases.complete(
-                request.lease_id, token, Outcome(wanted.outcome), wanted.callback_at
+                request.lease_id, token, Outcome(wanted.outcome), wanted.callback_at, receipt
             )
         )
         log.info("lease %s completed: %s (%s)", request.lease_id, wanted.outcome, completion.status)
@@ -227,6 +243,21 @@ class LeaseApi:
         return Answer(HTTPStatus.OK, models.guideline_view(guide, html, languages))
 
     # --- helpers --------------------------------------------------------------------------
+
+    def _journal_do_not_call(self, lease_id: str, token: str, receipt: str | None) -> None:
+        """Make a do_not_call answer durable in Kafka before the lease is completed: a
+        Redis loss before the relay runs must not call the person again. 503 (nothing
+        changed) when Kafka does not acknowledge; a lease that is not the caller's goes
+        on to the usual refusal."""
+        if self.dnc_journal is None:
+            return
+        number = _refusals(lambda: self._leases.number_of(lease_id, token, receipt))
+        if number is None:
+            return
+        try:
+            self.dnc_journal.record(number, split_lease_id(lease_id)[0])
+        except DncJournalUnavailableError:
+            raise journal_unavailable() from None
 
     def _preferences(self, volunteer: VolunteerToken, wanted: models.AcquireRequest) -> Preferences:
         languages = wanted.languages or list(volunteer.languages) or ["ru"]
@@ -295,6 +326,12 @@ def _refusals(call: Callable[[], Result]) -> Result:
     except AlreadyCompletedError:
         raise ApiError(
             HTTPStatus.CONFLICT, "lease_completed", "the lease was already completed"
+        ) from None
+    except NumberDoNotCallError:
+        raise ApiError(
+            HTTPStatus.GONE,
+            "do_not_call",
+            "do not call this number: it is on the do-not-call list now; the lease has ended",
         ) from None
 
 

@@ -27,6 +27,7 @@ from phonebank.infra.http import HttpLimits, RunningServer, start
 from phonebank.infra.redis_client import RedisClient, connect
 from phonebank.infra.shutdown import stop_on_signals
 from phonebank.leases.client import GIL_SWITCH_INTERVAL_SECONDS, LeaseClient
+from phonebank.leases.dnc_journal import DncJournal
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.metrics import LeaseMetrics
 from phonebank.settings import Settings, SettingsError, require_volunteer_secret
@@ -86,7 +87,9 @@ def build_gateway(
         settings.gateway_auth_failures_per_address,
     )
     guard = Guard(verifier, limits, client, KeyScheme(settings.key_prefix, settings.campaign))
-    api = LeaseApi(guard, leases, load_guidelines(), guideline_renderer())
+    api = LeaseApi(
+        guard, leases, load_guidelines(), guideline_renderer(), dnc_journal=DncJournal(settings)
+    )
     return Gateway(api, client, registry, settings.gateway_trusted_proxies)
 
 

@@ -89,3 +89,14 @@ def not_found(message: str = "not found") -> ApiError:
 def lease_not_found() -> ApiError:
     """404 for a lease that is not the caller's (or does not exist)."""
     return ApiError(HTTPStatus.NOT_FOUND, "lease_not_found", "no such lease of yours")
+
+
+def journal_unavailable() -> ApiError:
+    """503: Kafka did not acknowledge a do-not-call answer; nothing was changed."""
+    return ApiError(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the do-not-call answer could not be stored; nothing was changed, send it again",
+        {"retry_after_ms": UNAVAILABLE_RETRY_SECONDS * SECOND_MS},
+        {"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)},
+    )

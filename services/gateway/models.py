@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from phonebank.domain.calling_hours import Interval, from_ms
 from phonebank.domain.guidelines import Guideline
+from phonebank.domain.lease_receipt import MAX_RECEIPT_CHARS
 from phonebank.domain.lease_types import Completion, Lease
 from phonebank.domain.records import Outcome
 from phonebank.domain.regions import REGIONS
@@ -75,6 +76,9 @@ class CompleteRequest(_Strict):
     outcome: str
     callback_at: AwareDatetime | None = None
     lease_token: LeaseToken | None = None
+    #: the acquire answer's ``lease_receipt``: the outcome is then recorded (late) even if
+    #: the server lost the lease meanwhile
+    lease_receipt: str | None = Field(None, min_length=1, max_length=MAX_RECEIPT_CHARS)
 
     @field_validator("outcome")
     @classmethod
@@ -134,6 +138,10 @@ class LeaseView(_Answer):
 
     lease_id: str
     lease_token: str
+    lease_receipt: str = Field(
+        description="Send it back with complete: the outcome is then recorded even if the "
+        "server lost the lease meanwhile."
+    )
     number: str
     region: RegionView
     callee_local_time: str
@@ -198,6 +206,7 @@ def lease_view(lease: Lease, windows: Sequence[Interval], now_ms: int) -> LeaseV
     return LeaseView(
         lease_id=lease.lease_id,
         lease_token=lease.token,
+        lease_receipt=lease.receipt,
         number=lease.number,
         region=RegionView(
             code=lease.region,

@@ -85,20 +85,26 @@ def make_consumer(settings: Settings, group: str, *topics: str, **overrides: Any
     return consumer
 
 
-def make_admin(settings: Settings) -> KafkaAdminClient:
+def make_admin(settings: Settings, **overrides: Any) -> KafkaAdminClient:
     """An admin client on the configured brokers."""
-    return KafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
-        request_timeout_ms=REQUEST_TIMEOUT_MS,
-        client_id="phonebank-admin",
-    )
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "request_timeout_ms": REQUEST_TIMEOUT_MS,
+        "client_id": "phonebank-admin",
+    }
+    config.update(overrides)
+    return KafkaAdminClient(**config)
 
 
 def ensure_topic(
-    settings: Settings, name: str, partitions: int, config: dict[str, str] | None = None
+    settings: Settings,
+    name: str,
+    partitions: int,
+    config: dict[str, str] | None = None,
+    **admin_overrides: Any,
 ) -> bool:
     """Create ``name`` with ``partitions`` partitions unless it exists. True if created."""
-    admin = make_admin(settings)
+    admin = make_admin(settings, **admin_overrides)
     try:
         if name in admin.list_topics():
             return False

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
+from phonebank.domain import lease_receipt
 from phonebank.domain.calling_calendar import CallingCalendar
 from phonebank.domain.calling_hours import (
     CallingPolicy,
@@ -33,14 +34,19 @@ from phonebank.domain.calling_hours import (
 )
 from phonebank.domain.clock import DAY_MS, HOUR_MS, SECOND_MS, now_ms
 from phonebank.domain.guidelines import Guideline, GuidelineLibrary, load_guidelines
+from phonebank.domain.lease_receipt import ReceiptFacts
 from phonebank.domain.lease_types import (
+    LEASE_ID_FORMAT,
+    TOKEN_FORMAT,
     AlreadyCompletedError,
+    BadArgumentError,
     Completion,
     CompletionStatus,
     IdempotencyKeyUsedError,
     Lease,
     LeaseExpiredError,
     NotLeaseHolderError,
+    NumberDoNotCallError,
     OutsideCallingHoursError,
     Preferences,
     VolunteerLimitReachedError,
@@ -49,21 +55,29 @@ from phonebank.domain.lease_types import (
 )
 from phonebank.domain.records import Outcome
 from phonebank.domain.regions import REGIONS, select_regions
-from phonebank.domain.retry_policy import RetryPolicy
+from phonebank.domain.retry_policy import Disposition, RetryPolicy
 from phonebank.infra.redis_client import RedisClient
 from phonebank.infra.replies import reply_text
-from phonebank.leases.keys import KeyScheme, RegionKeys
+from phonebank.leases import dnc
+from phonebank.leases.keys import KeyScheme, RegionKeys, dnc_list_key
 from phonebank.leases.limits import (
     VolunteerLimits,
     idempotent_ids,
     new_token,
+    reservation_of,
     token_owner,
     volunteer_hash,
 )
 from phonebank.leases.metrics import LeaseMetrics, timed
 from phonebank.leases.open_leases import OpenLease, OpenLeases
 from phonebank.leases.region_choice import RegionChooser
-from phonebank.leases.scripts import ReturnCode, ScriptPipeline, Scripts
+from phonebank.leases.scripts import (
+    LEASE_ID_IN_USE,
+    ReturnCode,
+    ScriptPipeline,
+    Scripts,
+    refused_argument,
+)
 from phonebank.settings import Settings, require_volunteer_secret
 
 #: seconds: the GIL switch interval a process serving volunteers from many threads sets
@@ -75,6 +89,16 @@ GIL_SWITCH_INTERVAL_SECONDS = 0.0005
 GUIDE_CACHE_ENTRIES = 1024
 #: regions one acquire tries before answering "nothing to call"
 MAX_REGION_TRIES = 4
+#: acquires retried in a region whose granted number was on the do-not-call list
+MAX_SCREENED_RETRIES = 3
+
+
+class Screened:
+    """What ``_lease`` answers for a granted number found on the do-not-call list."""
+
+
+#: the one :class:`Screened` answer
+SCREENED = Screened()
 #: milliseconds an ended lease hash is kept to match late and repeated answers (7 days)
 LEASE_RETENTION_MS = 7 * 24 * HOUR_MS
 #: most calling windows passed to complete (``MAX_WINDOWS`` of ``lua/includes/outcome.lua``)
@@ -90,6 +114,7 @@ _REFUSALS: dict[int, type[Exception]] = {
     ReturnCode.RELEASED: NotLeaseHolderError,
     ReturnCode.EXPIRED: LeaseExpiredError,
     ReturnCode.ALREADY_COMPLETED: AlreadyCompletedError,
+    ReturnCode.DO_NOT_CALL: NumberDoNotCallError,
 }
 _LIMITS = {
     ReturnCode.CONCURRENT_LIMIT: "too many leases open at once",
@@ -110,7 +135,11 @@ def campaign_region_zones(settings: Settings) -> dict[str, tuple[str, ...]]:
     return {code: REGIONS[code].zones for code in sorted(chosen)}
 
 
-def _refuse(code: int, lease_id: str) -> NoReturn:
+def _refuse(operation: str, reply: Sequence[Any], lease_id: str) -> NoReturn:
+    code = int(reply[0])
+    argument = refused_argument(reply)
+    if argument is not None:
+        raise BadArgumentError(operation, argument)
     error = _REFUSALS.get(code)
     if error is None:
         raise RuntimeError(f"unexpected reply {code} for lease {lease_id}")
@@ -205,7 +234,16 @@ class LeaseClient:
         if language is None:
             language = "ru" if "ru" in translations else next(iter(sorted(translations)), "")
         zone = effective_zones(self._region_zones[held.region])[0]
+        receipt = self._receipt(
+            held.lease_id,
+            held.token,
+            number=held.national_number,
+            attempt=held.attempt,
+            at_ms=held.leased_at_ms,
+            guide=held.guideline,
+        )
         return Lease(
+            receipt=receipt,
             lease_id=held.lease_id,
             token=held.token,
             national_number=held.national_number,
@@ -245,13 +283,14 @@ class LeaseClient:
             kept = self._undo(first, guides[ordered[0]], acquired, token)
             if kept is not None:
                 return kept
-            code = ReturnCode(int(reserved[0]))
-            raise VolunteerLimitReachedError(
-                _LIMITS[code], int(reserved[1]), concurrent=code == ReturnCode.CONCURRENT_LIMIT
-            )
+            self._refuse_reservation(reserved)
         lease = self._lease(first, guides[ordered[0]], token, acquired)
-        for region in ordered[1:]:
-            if lease is not None or acquired[0] == ReturnCode.BAD_ARGUMENT:
+        # a number found on the do-not-call list was taken out unseen: the same region
+        # is tried again (at most MAX_SCREENED_RETRIES times per acquire)
+        tries = [ordered[0]] * MAX_SCREENED_RETRIES if lease is SCREENED else []
+        tries += ordered[1:]
+        for region in tries:
+            if isinstance(lease, Lease) or acquired[0] == ReturnCode.BAD_ARGUMENT:
                 break
             batch = self._scripts.pipeline(self._client)
             lease_id = self._queue_acquire(
@@ -259,14 +298,33 @@ class LeaseClient:
             )
             acquired = batch.execute()[-1]
             lease = self._lease(lease_id, guides[region], token, acquired)
-        if lease is None:
-            batch = self._scripts.pipeline(self._client)
-            self._limits.unreserve(batch, token)
-            self.open_leases.forget(batch, token)
-            batch.execute()
-            if acquired[0] == ReturnCode.BAD_ARGUMENT:
-                raise IdempotencyKeyUsedError("the idempotency key's lease has ended")
+        if not isinstance(lease, Lease):
+            self._give_back(token, acquired)
+            return None
         return lease
+
+    @staticmethod
+    def _refuse_reservation(reserved: Sequence[Any]) -> NoReturn:
+        argument = refused_argument(reserved)
+        if argument is not None:
+            raise BadArgumentError("reserve", argument)
+        code = ReturnCode(int(reserved[0]))
+        raise VolunteerLimitReachedError(
+            _LIMITS[code], int(reserved[1]), concurrent=code == ReturnCode.CONCURRENT_LIMIT
+        )
+
+    def _give_back(self, token: str, acquired: Sequence[Any]) -> None:
+        """No region leased a number: free the reservation and the open-lease record;
+        an acquire refused for its arguments raises (the reservation freed first)."""
+        batch = self._scripts.pipeline(self._client)
+        self._limits.unreserve(batch, token)
+        self.open_leases.forget(batch, token)
+        batch.execute()
+        argument = refused_argument(acquired)
+        if argument == LEASE_ID_IN_USE:
+            raise IdempotencyKeyUsedError("the idempotency key's lease has ended")
+        if argument is not None:
+            raise BadArgumentError("acquire", argument)
 
     def _open_among(self, guides: Mapping[str, Guideline], now: int) -> Mapping[str, Interval]:
         """The regions of ``guides`` open at ``now``: the same object while neither the
@@ -337,19 +395,36 @@ class LeaseClient:
             batch.execute()
             return None
         if len(acquired) > len(_GRANT_REPLY):
-            return self._lease(lease_id, guide, token, acquired)
+            kept = self._lease(lease_id, guide, token, acquired)
+            return kept if isinstance(kept, Lease) else None
         self.release(lease_id, token)
         return None
 
-    def _lease(self, lease_id: str, guide: Guideline, token: str, reply: list[Any]) -> Lease | None:
+    def _lease(
+        self, lease_id: str, guide: Guideline, token: str, reply: list[Any]
+    ) -> Lease | Screened | None:
+        """The lease an acquire reply granted; None when it granted none; SCREENED when
+        the number was on the do-not-call list (its lease was taken out, unseen)."""
         region, _ = split_lease_id(lease_id)
         if reply[0] == ReturnCode.EMPTY:
             self.chooser.mark_drained(region)
         if reply[0] != ReturnCode.OK:
             return None
         _, number, attempt, deadline_ms, now_ms = reply[: len(_GRANT_REPLY)]
+        existing = len(reply) > len(_GRANT_REPLY)
+        if self._listed(region, int(number), lease_id, seen=existing):
+            # a retried acquire's lease may have been shown: it ends, and is not retried
+            return None if existing else SCREENED
         zone = effective_zones(self._region_zones[region])[0]
         return Lease(
+            receipt=self._receipt(
+                lease_id,
+                token,
+                number=int(number),
+                attempt=int(attempt),
+                at_ms=int(now_ms),
+                guide=guide.ref,
+            ),
             lease_id=lease_id,
             token=token,
             national_number=int(number),
@@ -361,21 +436,86 @@ class LeaseClient:
             leased_at_ms=int(now_ms),
             deadline_ms=int(deadline_ms),
             attempt=int(attempt),
-            existing=len(reply) > len(_GRANT_REPLY),
+            existing=existing,
         )
+
+    def _receipt(
+        self, lease_id: str, token: str, *, number: int, attempt: int, at_ms: int, guide: str
+    ) -> str:
+        """The signed receipt of a lease (see :mod:`phonebank.domain.lease_receipt`)."""
+        facts = ReceiptFacts(
+            lease_id=lease_id,
+            national_number=number,
+            attempt=attempt,
+            leased_at_ms=at_ms,
+            guideline=guide,
+            campaign=self._settings.campaign,
+            volunteer=token_owner(token) or "",
+            reservation=reservation_of(token),
+        )
+        return lease_receipt.issue(self._secret, facts)
+
+    def _recovered(self, lease_id: str, token: str, receipt: str | None) -> list[str | int]:
+        """The recovered-lease arguments of complete for a receipt of this lease and
+        token (none without a receipt); NotLeaseHolderError for a receipt that is not."""
+        if receipt is None:
+            return []
+        facts = lease_receipt.verify(self._secret, receipt)
+        if (
+            facts is None
+            or facts.lease_id != lease_id
+            or facts.reservation != reservation_of(token)
+            or facts.campaign != self._settings.campaign
+        ):
+            raise NotLeaseHolderError(f"lease {lease_id}: the receipt is not this lease's")
+        return [
+            facts.national_number,
+            facts.attempt,
+            facts.leased_at_ms,
+            facts.volunteer,
+            facts.guideline,
+            facts.campaign,
+        ]
+
+    def _listed(self, region: str, number: int, lease_id: str, *, seen: bool) -> bool:
+        """Whether a granted number is on the do-not-call list (the one list, by number
+        prefix, that no region script can read); if so its lease is ended (deleted when
+        it was never ``seen``)."""
+        if not self._client.sismember(dnc_list_key(self._settings.key_prefix, number), str(number)):
+            return False
+        batch = self._scripts.pipeline(self._client)
+        dnc.queue_ban(batch, self._keys, region, number, lease_id, seen=seen)
+        batch.execute()
+        return True
 
     # --- renew, complete, release --------------------------------------------------------
 
-    def _region_keys(self, lease_id: str) -> tuple[str, RegionKeys]:
+    def _region_keys(self, lease_id: str, token: str) -> tuple[str, RegionKeys]:
+        """The lease's region and keys; a lease id or token no script would accept is
+        nobody's lease (the caller's input, refused before any call)."""
+        if not LEASE_ID_FORMAT.match(lease_id) or not TOKEN_FORMAT.match(token):
+            raise NotLeaseHolderError(f"lease {lease_id!r}: malformed lease id or token")
         region, _ = split_lease_id(lease_id)
         if region not in self._region_zones:
             raise NotLeaseHolderError(f"lease {lease_id}: unknown region")
         return region, self._keys.region(region)
 
+    def number_of(self, lease_id: str, token: str, receipt: str | None = None) -> int | None:
+        """The number of the lease ``lease_id`` if ``token`` is its token (any state; or,
+        once Redis lost the lease, as its ``receipt`` says), else None: what a
+        do_not_call answer must make durable before the lease is completed."""
+        _, keys = self._region_keys(lease_id, token)
+        held, number = self._client.hmget(keys.lease(lease_id), ["token", "number"])
+        if held is None and receipt is not None:
+            return int(self._recovered(lease_id, token, receipt)[0])
+        if held is None or number is None or reply_text(held) != token:
+            return None
+        return int(number)
+
     @timed("renew")
     def renew(self, lease_id: str, token: str) -> int:
         """Restart the lease's countdown; returns the new deadline (epoch ms)."""
-        region, keys = self._region_keys(lease_id)
+        region, keys = self._region_keys(lease_id, token)
         now = self.now_ms()
         window = self.calendar.window_at(region, now)
         window_end = window.end_ms if window is not None else 0
@@ -389,7 +529,7 @@ class LeaseClient:
         self._limits.extend(batch, token, min(now + self._ttl_ms, window_end))
         reply = batch.execute()[0]
         if reply[0] != ReturnCode.OK:
-            _refuse(int(reply[0]), lease_id)
+            _refuse("renew", reply, lease_id)
         return int(reply[1])
 
     @timed("complete")
@@ -399,9 +539,12 @@ class LeaseClient:
         token: str,
         outcome: Outcome,
         callback_at: dt.datetime | None = None,
+        receipt: str | None = None,
     ) -> Completion:
-        """Record the outcome of the call (``callback_at``: aware datetime, for callbacks)."""
-        region, keys = self._region_keys(lease_id)
+        """Record the outcome of the call (``callback_at``: aware datetime, for callbacks).
+        With the lease's ``receipt`` it is recorded (late) even if Redis lost the lease."""
+        region, keys = self._region_keys(lease_id, token)
+        recovered = self._recovered(lease_id, token, receipt)
         rule = self._policy.rule(Outcome(outcome))
         callback_ms = to_ms(callback_at) if callback_at is not None else 0
         anchor = max(self.now_ms(), callback_ms) - SCHEDULE_SKEW_MS
@@ -424,21 +567,31 @@ class LeaseClient:
                 LEASE_RETENTION_MS,
                 self.clock_offset_ms,
                 *schedule,
+                *recovered,
             ],
             lease_id=lease_id,
         )
         self._limits.end(batch, token)
         self.open_leases.forget(batch, token)
         reply = batch.execute()[0]
+        if rule.disposition is Disposition.DO_NOT_CALL and len(reply) > 4:
+            # the one list (by prefix), and any other lease of the number ends
+            dnc.add_numbers(
+                self._client,
+                self._settings.key_prefix,
+                [int(reply[4])],
+                lambda _: None,
+                campaign=self._settings.campaign,
+            )
         status = _COMPLETION_STATUS.get(ReturnCode(int(reply[0])))
         if status is None:
-            _refuse(int(reply[0]), lease_id)
+            _refuse("complete", reply, lease_id)
         return Completion(status, reply_text(reply[1]), reply_text(reply[3]))
 
     @timed("release")
     def release(self, lease_id: str, token: str) -> None:
         """Give the number back, uncalled: front of the queue, no attempt counted."""
-        _, keys = self._region_keys(lease_id)
+        _, keys = self._region_keys(lease_id, token)
         batch = self._scripts.pipeline(self._client)
         batch.script(
             "release",
@@ -450,4 +603,4 @@ class LeaseClient:
         self.open_leases.forget(batch, token)
         reply = batch.execute()[0]
         if reply[0] != ReturnCode.OK:
-            _refuse(int(reply[0]), lease_id)
+            _refuse("release", reply, lease_id)

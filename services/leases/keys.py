@@ -38,8 +38,19 @@ def volunteer_tag(volunteer_hash: str) -> str:
 
 
 def dnc_key(prefix: str, region: str) -> str:
-    """SET of do-not-call national numbers of ``region``: global, not per campaign."""
+    """SET of do-not-call national numbers of ``region`` (the scripts' screen, in the
+    region's slot): global, not per campaign."""
     return f"{prefix}:dnc:{region_tag(region)}"
+
+
+#: Digits of the national-number prefix that selects a shard of the do-not-call list.
+DNC_PREFIX_DIGITS = 3
+
+
+def dnc_list_key(prefix: str, number: int | str) -> str:
+    """SET of the do-not-call list holding ``number``: one shard per 3-digit prefix
+    (``{d:916}``), whatever region a plan gives the number. Global, not per campaign."""
+    return f"{prefix}:dnc:{{d:{str(number)[:DNC_PREFIX_DIGITS]}}}"
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,12 @@ from typing import Any, cast
 
 import numpy as np
 
+from phonebank.domain.lease_types import BadArgumentError
 from phonebank.infra.redis_client import RedisClient, RedisPipeline
 from phonebank.infra.replies import reply_text
 from phonebank.leases.keys import KeyScheme, RegionKeys
 from phonebank.leases.resp import Integers
-from phonebank.leases.scripts import ReturnCode, ScriptPipeline, Scripts
+from phonebank.leases.scripts import ReturnCode, ScriptPipeline, Scripts, refused_argument
 
 #: Most numbers one ``enqueue-4.lua`` call takes (``MAX_NUMBERS`` in that script).
 ENQUEUE_BATCH = 5000
@@ -70,6 +71,9 @@ def queued_count(replies: Sequence[list[Any]]) -> int:
     queued = 0
     for reply in replies:
         if reply[0] not in (ReturnCode.OK, ReturnCode.ALREADY_RECORDED):
+            argument = refused_argument(reply)
+            if argument is not None:
+                raise BadArgumentError("enqueue", argument)
             raise RuntimeError(f"enqueue refused: {ReturnCode(reply[0]).name}")
         queued += int(reply[1])
     return queued

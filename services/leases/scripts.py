@@ -71,6 +71,19 @@ class ReturnCode(IntEnum):
     HOURLY_LIMIT = -9
     BAD_ARGUMENT = -10
     NOT_DUE = -11
+    DO_NOT_CALL = -12
+
+
+#: the argument name acquire-9 answers with BAD_ARGUMENT for a lease id already used
+LEASE_ID_IN_USE = "lease id in use"
+
+
+def refused_argument(reply: Sequence[Any]) -> str | None:
+    """The argument a ``{-10 BAD_ARGUMENT, name}`` reply names, or None for other replies."""
+    if not reply or reply[0] != ReturnCode.BAD_ARGUMENT:
+        return None
+    name = reply[1] if len(reply) > 1 else b"?"
+    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 class ScriptError(RuntimeError):

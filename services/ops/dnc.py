@@ -1,4 +1,4 @@
-"""``phonebank dnc add NUMBER… | import FILE | check NUMBER``: the operator's do-not-call list.
+"""``phonebank dnc add NUMBER… | import FILE | check NUMBER | reindex``: the do-not-call list.
 
 Numbers are accepted in every format ingest accepts. ``add`` and ``import`` write to the
 compacted Kafka topic ``phonebank.dnc`` first, then to Redis. Do-not-call is global across
@@ -45,18 +45,24 @@ def _lines(path: str) -> Iterator[str]:
 
 
 def record_in_kafka(settings: Settings, numbers: list[int], region_of: RegionOf) -> None:
-    """Write the numbers to ``phonebank.dnc`` first: Kafka is the system of record, so a
-    Redis rebuilt from Kafka (``phonebank rebuild``) still has them."""
+    """Write the numbers to ``phonebank.dnc`` first and wait until every record is
+    acknowledged (an error otherwise, and Redis is not touched): Kafka is the system of
+    record, so a Redis rebuilt from Kafka (``phonebank rebuild``) still has them."""
     ensure_topic(settings, settings.dnc_topic, DNC_PARTITIONS, DNC_TOPIC_CONFIG)
     producer = make_producer(settings)
     now_ms = clock.now_ms()
     try:
+        sent = []
         for number in numbers:
             entry = DncRecord(
                 number=number, region=region_of(number) or UNPLACED_REGION, added_at_ms=now_ms
             )
-            producer.send(settings.dnc_topic, key=str(number).encode(), value=entry.encode())
+            sent.append(
+                producer.send(settings.dnc_topic, key=str(number).encode(), value=entry.encode())
+            )
         producer.flush(timeout=KAFKA_FLUSH_SECONDS)
+        for future in sent:
+            future.get(timeout=KAFKA_FLUSH_SECONDS)  # raises unless acknowledged
     finally:
         producer.close()
 
@@ -66,10 +72,16 @@ def cmd_dnc(args: argparse.Namespace, settings: Settings) -> int:
     plan = NumberingPlan.from_settings(settings.numbering_plan)
     client = connect(settings)
     try:
+        if args.action == "reindex":
+            added = dnc.reindex(client, settings.key_prefix, campaign=settings.campaign)
+            print(f"reindexed: {added} numbers newly on the list")
+            return 0
         if args.action == "import":
             numbers, unparseable = dnc.parse_lines(_lines(args.file), parse_number)
             record_in_kafka(settings, numbers, plan.region_of)
-            result = dnc.add_numbers(client, settings.key_prefix, numbers, plan.region_of)
+            result = dnc.add_numbers(
+                client, settings.key_prefix, numbers, plan.region_of, campaign=settings.campaign
+            )
             print(
                 f"added {result.added}, already listed {result.already_listed}, "
                 f"unplaced {result.unplaced}, unparseable {unparseable}"
@@ -85,7 +97,9 @@ def cmd_dnc(args: argparse.Namespace, settings: Settings) -> int:
             numbers.append(number)
         if args.action == "add":
             record_in_kafka(settings, numbers, plan.region_of)
-            result = dnc.add_numbers(client, settings.key_prefix, numbers, plan.region_of)
+            result = dnc.add_numbers(
+                client, settings.key_prefix, numbers, plan.region_of, campaign=settings.campaign
+            )
             print(f"added {result.added}, already listed {result.already_listed}")
             return 0
         listed = [dnc.is_listed(client, settings.key_prefix, n, plan.region_of) for n in numbers]
@@ -106,4 +120,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.add_argument("numbers", nargs="+", metavar="NUMBER")
     imported = actions.add_parser("import", help="add every number of a file, one per line")
     imported.add_argument("file", metavar="FILE", help="a text file, or - for stdin")
+    actions.add_parser(
+        "reindex",
+        help="copy the per-region do-not-call sets of an older version into the one list",
+    )
     parser.set_defaults(handler=cmd_dnc)

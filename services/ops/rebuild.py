@@ -34,7 +34,7 @@ from phonebank.domain.retry_policy import Disposition, RetryPolicy
 from phonebank.infra.kafka import make_admin, read_topic
 from phonebank.infra.redis_client import RedisClient, connect
 from phonebank.leases.dnc import add_numbers
-from phonebank.leases.keys import KeyScheme
+from phonebank.leases.keys import KeyScheme, dnc_list_key
 from phonebank.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ def restore(
             pipe.hincrby(keys.counters, state, 1)
         if state == "dnc":
             pipe.sadd(keys.dnc, str(number))
+            pipe.sadd(dnc_list_key(settings.key_prefix, number), str(number))
     pipe.execute()
     dedupe.mark_seen(client, scheme, finished)
 

@@ -15,6 +15,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from phonebank.leases import dnc
 from phonebank.leases.keys import KeyScheme
 from tests.browser.conftest import VIEWPORT_WIDTH, WAIT_SECONDS, PageGateway
 
@@ -222,3 +223,28 @@ def test_the_messenger_could_not_call_is_its_own_outcome(
         list[tuple[bytes, dict[bytes, bytes]]], page_gateway.client.xrange(region.outcomes)
     )
     assert [fields[b"outcome"] for _, fields in events][-1:] == [b"unreachable_channel"]
+
+
+def test_a_number_listed_while_held_is_taken_away_with_do_not_call(
+    browser: WebDriver, page_gateway: PageGateway
+) -> None:
+    """Given a volunteer holding a number, When it is put on the do-not-call list (by an
+    operator, or another volunteer's late answer) and the volunteer renews, Then the page
+    says "do not call this number" and shows the number no more."""
+    driver = browser
+    _fresh(driver, page_gateway.url)
+    driver.execute_script(
+        "localStorage.setItem(arguments[0], arguments[1])",
+        "phonebank.acknowledged",
+        '["calm-conversation@1"]',
+    )
+    driver.get(f"{page_gateway.url}/#token={page_gateway.token('vol-listed')}")
+    _visible(driver, "get")
+    shown = _take_number(driver)
+    national = int(re.sub(r"\D", "", shown)[-10:])
+    dnc.add_numbers(
+        page_gateway.client, page_gateway.settings.key_prefix, [national], lambda _: None
+    )
+    _by_id(driver, "renew").click()
+    _text_in(driver, "status", "Не звоните на этот номер")
+    assert not _by_id(driver, "call").is_displayed()

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import redis
 
 from phonebank.cli import main
 from phonebank.domain.records import DncRecord
 from phonebank.infra.kafka import read_topic
 from phonebank.settings import Settings
 from tests.conftest import use_settings
+from tests.integration.lease_helpers import MOSCOW_ONLY, fill, lease_client, local_instant, scheme
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
@@ -53,3 +55,33 @@ def test_import_counts_every_line(
 def test_bad_number_is_a_clear_error(env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dnc", "add", "hello"]) == 2
     assert "not a Russian number (letters)" in capsys.readouterr().err
+
+
+#: placed by the Rossvyaz registry (Moscow region) but not by the shipped fixture plan
+REGISTRY_ONLY = 9771234567
+#: an unallocated range: no plan places it
+NO_PLAN = 9401234567
+
+
+@pytest.mark.parametrize("with_registry", [False, True], ids=["fixture-plan", "registry"])
+def test_a_listed_number_is_never_leased_with_or_without_the_registry(
+    env: Settings,
+    redis_client: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    with_registry: bool,
+) -> None:
+    """Given two numbers queued in a region (one only the registry places, one no plan
+    places), When `phonebank dnc add` lists them, with the registry configured or not,
+    Then `dnc check` finds both and no volunteer is ever given either."""
+    if with_registry:
+        registry = request.getfixturevalue("shared_registry")
+        monkeypatch.setenv("PHONEBANK_NUMBERING_PLAN", str(registry))
+    else:
+        monkeypatch.delenv("PHONEBANK_NUMBERING_PLAN", raising=False)
+    fill(env, redis_client, "RU-MOW", [REGISTRY_ONLY, NO_PLAN])
+    assert main(["dnc", "add", str(REGISTRY_ONLY), str(NO_PLAN)]) == 0
+    assert main(["dnc", "check", str(REGISTRY_ONLY), str(NO_PLAN)]) == 0
+    leases = lease_client(env, redis_client, local_instant(12), MOSCOW_ONLY)
+    assert leases.acquire("alice") is None
+    assert redis_client.hget(scheme(env).region("RU-MOW").counters, "dnc") == b"2"

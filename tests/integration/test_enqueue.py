@@ -48,5 +48,5 @@ def test_an_empty_or_oversized_batch_is_refused_and_queues_nothing(
         [batch_id(pack_numbers(numbers)), *numbers],
     )
     # Then it is refused and nothing is queued
-    assert reply == [ReturnCode.BAD_ARGUMENT]
+    assert reply == [ReturnCode.BAD_ARGUMENT, b"argument count"]
     assert ready_list(redis_client, settings) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,10 +11,14 @@ import pytest
 import redis
 
 from phonebank.domain.clock import SECOND_MS
-from phonebank.domain.records import e164
+from phonebank.domain.records import DncRecord, e164
+from phonebank.infra.kafka import read_topic
+from phonebank.leases import dnc
+from phonebank.leases.dnc_journal import DncJournal
 from phonebank.settings import Settings
+from tests.conftest import wipe_namespace
 from tests.integration.gateway_helpers import Running, running_gateway
-from tests.integration.lease_helpers import FIRST, fill, local_instant
+from tests.integration.lease_helpers import FIRST, fill, local_instant, scheme
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
@@ -239,3 +244,78 @@ def test_callback_with_a_time_is_recorded(gateway: Running) -> None:
 def test_unknown_preferences_are_refused(gateway: Running) -> None:
     assert gateway.acquire("alice", {"regions": ["XX-NOPE"]}).status == 400
     assert gateway.acquire("alice", {"languages": []}).status == 400
+
+
+def test_a_lease_whose_number_is_listed_answers_do_not_call(
+    gateway: Running, settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Given alice holds a number, When it is put on the do-not-call list, Then her renew
+    and complete answer 410 do_not_call (the page says "do not call this number")."""
+    lease = _lease(gateway)
+    number = int(lease["number"][-10:])
+    dnc.add_numbers(redis_client, settings.key_prefix, [number], lambda _: None)
+    renewed = gateway.on_lease("renew", "alice", lease)
+    assert (renewed.status, renewed.json()["error"]) == (410, "do_not_call")
+    done = gateway.on_lease("complete", "alice", lease, {"outcome": "no_answer"})
+    assert (done.status, done.json()["error"]) == (410, "do_not_call")
+
+
+def test_a_do_not_call_answer_is_in_kafka_before_it_is_acknowledged(
+    gateway: Running, settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Given alice holds a number, When she answers do_not_call, Then the answer is 200
+    only once phonebank.dnc holds the number (a rebuild from Kafka keeps it), and check
+    lists it."""
+    lease = _lease(gateway)
+    number = int(lease["number"][-10:])
+    done = gateway.on_lease("complete", "alice", lease, {"outcome": "do_not_call"})
+    assert done.status == 200, done.body
+    records = [DncRecord.decode(r.value) for r in read_topic(settings, settings.dnc_topic)]
+    assert [(r.number, r.region) for r in records] == [(number, MOSCOW)]
+    assert dnc.is_listed(redis_client, settings.key_prefix, number)
+
+
+def test_a_do_not_call_answer_without_kafka_is_503_and_changes_nothing(
+    gateway: Running, settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Given alice holds a number and Kafka does not answer, When she answers
+    do_not_call, Then it is 503, nothing changed (no event, not listed, the lease still
+    hers), and the same answer succeeds once Kafka is back."""
+    lease = _lease(gateway)
+    number = int(lease["number"][-10:])
+    journal = gateway.gateway.api.dnc_journal
+    nowhere = settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{free_port()}"})
+    gateway.gateway.api.dnc_journal = DncJournal(nowhere)
+    refused = gateway.on_lease("complete", "alice", lease, {"outcome": "do_not_call"})
+    assert (refused.status, refused.json()["error"]) == (503, "unavailable")
+    assert not dnc.is_listed(redis_client, settings.key_prefix, number)
+    assert redis_client.xlen(scheme(settings).region(MOSCOW).outcomes) == 0
+    assert gateway.on_lease("renew", "alice", lease).status == 200
+    gateway.gateway.api.dnc_journal = journal
+    done = gateway.on_lease("complete", "alice", lease, {"outcome": "do_not_call"})
+    assert done.status == 200 and dnc.is_listed(redis_client, settings.key_prefix, number)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_an_answer_after_redis_lost_the_lease_is_recorded_from_its_receipt(
+    gateway: Running, settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Given alice on a call when Redis loses every key, When she answers do_not_call
+    with the lease's receipt, Then it is in Kafka, recorded late, and the number listed."""
+    lease = _lease(gateway)
+    number = int(lease["number"][-10:])
+    wipe_namespace(redis_client, settings.key_prefix)
+    body = {"outcome": "do_not_call", "lease_receipt": lease["lease_receipt"]}
+    done = gateway.on_lease("complete", "alice", lease, body)
+    assert (done.status, done.json()["status"]) == (200, "recorded_late"), done.body
+    records = [DncRecord.decode(r.value) for r in read_topic(settings, settings.dnc_topic)]
+    assert [r.number for r in records] == [number]
+    assert dnc.is_listed(redis_client, settings.key_prefix, number)
+    forged = {**body, "lease_receipt": lease["lease_receipt"][:-2] + "00"}
+    assert gateway.on_lease("complete", "alice", lease, forged).status == 404

@@ -262,8 +262,8 @@ def test_the_script_itself_refuses_a_window_that_redis_time_is_not_in(
         keys,
         [
             lease_id,
-            "token",
-            "volunteer",
+            "a" * 32 + "." + "b" * 32,
+            "a" * 32,
             60_000,
             start,
             end,

@@ -13,6 +13,7 @@ from phonebank.domain.clock import MINUTE_MS
 from phonebank.domain.lease_types import Lease, LeaseError
 from phonebank.domain.records import Outcome
 from phonebank.infra.redis_client import connect
+from phonebank.leases import dnc
 from phonebank.leases.client import LeaseClient
 from phonebank.leases.queues import queue_depths
 from phonebank.settings import Settings
@@ -169,3 +170,38 @@ def test_conservation_across_acquire_renew_complete_release_and_expiry(
     # And the run did exercise expiry, parking and late answers
     depths = queue_depths(redis_client, scheme(short), ["RU-MOW"], leases.now_ms())["RU-MOW"]
     assert depths.counter("expired") > 0 and depths.parked > 0 and depths.counter("late") > 0
+
+
+def test_conservation_and_do_not_call_finality_with_numbers_listed_at_random(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Given 30 numbers and short leases, When 300 random operations run and now and then
+    a random number (queued, leased, due or finished) is put on the do-not-call list by
+    an operator whose plan places no number, Then every number stays in exactly one
+    state after every step, and no listed number is handed out afterwards."""
+    short = settings.model_copy(update={"lease_ttl_seconds": 120, "lease_max_expiries": 2})
+    numbers = numbers_from(9_161_000_000, 30)
+    fill(short, redis_client, "RU-MOW", numbers)
+    leases = lease_client(short, redis_client, local_instant(10), MOSCOW_ONLY)
+    rng = random.Random(20261202)
+    live: list[Lease] = []
+    listed: set[int] = set()
+    ended = 0
+    for step in range(300):
+        if rng.random() < 0.1:
+            number = rng.choice(numbers)
+            ended += dnc.add_numbers(
+                redis_client, short.key_prefix, [number], lambda _: None
+            ).leases_ended
+            listed.add(number)
+        known = {lease.lease_id for lease in live}
+        _random_step(leases, live, rng, step)
+        granted = [lease for lease in live if lease.lease_id not in known]
+        assert not [lease.masked_number for lease in granted if lease.national_number in listed]
+        if step % 10 == 0:
+            reaper(short, redis_client, leases.clock_offset_ms).reap_all()
+        assert_conserved(short, redis_client, "RU-MOW", leases.now_ms())
+    # And the run listed numbers in play, some of them while leased
+    assert listed and ended > 0
+    depths = queue_depths(redis_client, scheme(short), ["RU-MOW"], leases.now_ms())["RU-MOW"]
+    assert depths.counter("dnc") > 0

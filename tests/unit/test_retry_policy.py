@@ -94,3 +94,24 @@ def test_expired_is_not_a_volunteer_outcome() -> None:
         RetryPolicy().rule(Outcome.EXPIRED)
     with pytest.raises(PolicyError):
         RetryPolicy({**RetryPolicy().rules, Outcome.EXPIRED: OutcomeRule(Disposition.DONE)})
+
+
+@pytest.mark.parametrize(
+    ("outcome", "rule"),
+    [
+        (Outcome.VOICEMAIL, OutcomeRule(Disposition.DO_NOT_CALL)),
+        (Outcome.CONVERSATION, OutcomeRule(Disposition.REQUEUE)),
+        (Outcome.BUSY, OutcomeRule(Disposition.RETIRE)),
+        (Outcome.SKIPPED, OutcomeRule(Disposition.DONE)),
+        (Outcome.CONVERSATION, OutcomeRule(Disposition.DONE, reached=False)),
+        (Outcome.NO_ANSWER, OutcomeRule(Disposition.DONE, reached=True)),
+    ],
+)
+def test_a_rule_that_changes_what_an_outcome_means_is_refused(
+    outcome: Outcome, rule: OutcomeRule
+) -> None:
+    """Given the outcome table the scripts enforce (ALLOWED_DISPOSITIONS, REACHED), When a
+    campaign configures a rule outside it, Then the policy refuses it (as complete-11
+    would refuse the call)."""
+    with pytest.raises(PolicyError):
+        RetryPolicy().with_rule(outcome, rule)

@@ -11,21 +11,46 @@ from pathlib import Path
 
 import pytest
 
-from phonebank.domain.retry_policy import MAX_RETRY_DELAYS
+from phonebank.domain.clock import SECOND_MS
+from phonebank.domain.records import REACHED, Outcome
+from phonebank.domain.retry_policy import (
+    ALLOWED_DISPOSITIONS,
+    MAX_ATTEMPTS,
+    MAX_RETRY_DELAY_MS,
+    MAX_RETRY_DELAYS,
+    RetryPolicy,
+)
 from phonebank.leases import protocol_doc, scripts
-from phonebank.leases.client import SCHEDULE_WINDOWS
+from phonebank.leases.client import LEASE_RETENTION_MS, SCHEDULE_WINDOWS
+from phonebank.leases.dnc import BANNED_LEASE_RETENTION_MS
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.queues import ENQUEUE_BATCH
 from phonebank.leases.scripts import ReturnCode, ScriptError, header_key_names, render_all
+from phonebank.settings import Settings
 
 #: ``local NAME = -10`` in a Lua file
 LUA_CONSTANT = re.compile(r"^local (?P<name>[A-Z_]+) = (?P<value>-?\d+)\s*$", re.MULTILINE)
+#: ``local MIN_X, MAX_X = 1, 2`` in a Lua file
+LUA_PAIR = re.compile(
+    r"^local (?P<low>[A-Z_]+), (?P<high>[A-Z_]+) = (?P<a>-?\d+), (?P<b>-?\d+)\s*$", re.MULTILINE
+)
+#: ``  do_not_call = 'dnc',`` in the outcome table of includes/outcomes.lua
+LUA_OUTCOME = re.compile(r"^  (?P<outcome>[a-z_]+) = '(?P<dispositions>[a-z ]+)',$", re.MULTILINE)
+#: the set of reached outcomes in includes/outcomes.lua
+LUA_REACHED = re.compile(r"^local REACHED_OUTCOMES = \{(?P<body>[^}]*)\}$", re.MULTILINE)
 #: scripts whose KEYS are a volunteer's, not a region's
 VOLUNTEER_SCRIPTS = {"reserve", "unreserve"}
 
 
 def lua_constants(path: Path) -> dict[str, int]:
     return {m["name"]: int(m["value"]) for m in LUA_CONSTANT.finditer(path.read_text())}
+
+
+def lua_pairs(path: Path) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for m in LUA_PAIR.finditer(path.read_text()):
+        found[m["low"]], found[m["high"]] = int(m["a"]), int(m["b"])
+    return found
 
 
 def test_return_codes_are_the_same_in_lua_and_python() -> None:
@@ -39,12 +64,44 @@ def test_return_codes_are_the_same_in_lua_and_python() -> None:
         ("includes/outcome.lua", "MAX_WINDOWS", SCHEDULE_WINDOWS),
         ("includes/outcome.lua", "MAX_RETRY_DELAYS", MAX_RETRY_DELAYS),
         ("enqueue-4.lua", "MAX_NUMBERS", ENQUEUE_BATCH),
+        ("complete-11.lua", "MAX_ATTEMPTS", MAX_ATTEMPTS),
+        ("includes/outcome.lua", "MAX_RETRY_DELAY_MS", MAX_RETRY_DELAY_MS),
     ],
 )
 def test_limits_mirrored_in_python_equal_the_scripts(
     script: str, constant: str, python: int
 ) -> None:
     assert lua_constants(scripts.LUA_FOLDER / script)[constant] == python
+
+
+def test_the_outcome_table_is_the_same_in_lua_and_python() -> None:
+    # Given the outcome table the complete script checks its arguments against
+    text = (scripts.LUA_FOLDER / "includes" / "outcomes.lua").read_text()
+    lua = {m["outcome"]: set(m["dispositions"].split()) for m in LUA_OUTCOME.finditer(text)}
+    reached = LUA_REACHED.search(text)
+    assert reached is not None
+    # Then it allows exactly the dispositions the domain allows, for the same outcomes
+    python = {o.value: {d.value for d in allowed} for o, allowed in ALLOWED_DISPOSITIONS.items()}
+    assert lua == python
+    assert set(re.findall(r"(\w+) = true", reached["body"])) == {o.value for o in REACHED}
+    # And every outcome a volunteer can report has a row, and the default policy fits it
+    assert set(python) == {o.value for o in Outcome} - {Outcome.EXPIRED.value}
+    for outcome, rule in RetryPolicy().rules.items():
+        assert rule.disposition in ALLOWED_DISPOSITIONS[outcome], outcome
+
+
+def test_the_client_sends_values_inside_the_scripts_bounds() -> None:
+    # Given the bounds the scripts check (args.lua, acquire-9.lua, renew-2.lua)
+    bounds = lua_pairs(scripts.LUA_FOLDER / "includes" / "args.lua")
+    ttl = lua_pairs(scripts.LUA_FOLDER / "acquire-9.lua")
+    assert ttl == lua_pairs(scripts.LUA_FOLDER / "renew-2.lua")
+    # Then the retention and every lease time to live the settings allow are inside them
+    assert bounds["MIN_RETENTION_MS"] <= LEASE_RETENTION_MS <= bounds["MAX_RETENTION_MS"]
+    assert BANNED_LEASE_RETENTION_MS == LEASE_RETENTION_MS
+    field = Settings.model_fields["lease_ttl_seconds"]
+    limits = {type(m).__name__: m for m in field.metadata}
+    low, high = limits["Ge"].ge * SECOND_MS, limits["Le"].le * SECOND_MS
+    assert ttl["MIN_TTL_MS"] <= low and high <= ttl["MAX_TTL_MS"]
 
 
 def test_every_header_names_keys_the_key_scheme_has() -> None:

@@ -144,6 +144,7 @@ export function refusal(answer) {
     lease_not_found: "err_lease_gone",
     lease_expired: "err_lease_expired",
     lease_completed: "err_lease_done",
+    do_not_call: "err_do_not_call",
   };
   if (code === "outside_calling_hours") {
     return data.next_opening

@@ -202,6 +202,10 @@ async function renew() {
   $("renew").disabled = true;
   try {
     const answer = await onLease("renew", {});
+    if (isDoNotCall(answer)) {
+      finished("err_do_not_call", true);
+      return;
+    }
     if (answer.status !== 200) {
       throw refusal(answer);
     }
@@ -228,15 +232,21 @@ async function complete(outcome, callbackAt) {
   say("sending", {}, false);
   try {
     const body = { outcome: outcome };
+    if (lease.lease_receipt) {
+      // lets the server record the answer even if it lost the lease meanwhile
+      body.lease_receipt = lease.lease_receipt;
+    }
     if (callbackAt) {
       body.callback_at = callbackAt;
     }
     let answer = await onLease("complete", body);
     if (answer.status === 400 && outcome === CHANNEL_OUTCOME) {
-      answer = await onLease("complete", { outcome: CHANNEL_FALLBACK });
+      answer = await onLease("complete", { ...body, outcome: CHANNEL_FALLBACK });
     }
     if (answer.status === 200) {
       finished(answer.data.status === "recorded_late" ? "recorded_late" : "recorded");
+    } else if (isDoNotCall(answer)) {
+      finished("err_do_not_call", true);
     } else if (answer.status === 404) {
       finished("err_lease_gone", true);
     } else {
@@ -246,6 +256,12 @@ async function complete(outcome, callbackAt) {
     failed(error);
     setOutcomesEnabled(true);
   }
+}
+
+// The number became do-not-call while this volunteer held it: the lease has ended, and
+// the page takes the number away with a plain "do not call this number".
+function isDoNotCall(answer) {
+  return answer.status === 410 && Boolean(answer.data) && answer.data.error === "do_not_call";
 }
 
 function finished(key, isError) {

@@ -7,8 +7,11 @@
     live, deadline passed       -> recorded late (1); the number is still this lease's
     expired (reaped) / released -> recorded late (1); the outcome moves the number only
                                    if no other lease holds it and it is still in play
+    dnc (the number was listed  -> recorded late, answered DO_NOT_CALL (-12): the
+         while leased, ban-7)      number is out of play; tell the volunteer
     completed                   -> already recorded (2): idempotent, nothing changes,
                                    the first answer's event id is returned
+    gone, with a recovered lease -> recorded late (1), as for an expired lease
   A late outcome is never thrown away: the event is always written.
 
   KEYS
@@ -17,29 +20,41 @@
     9 counters HASH   10 dnc      SET    11 outcomes  STREAM
   ARGV
     1 lease id          2 token
-    3 outcome           (records.py Outcome value, e.g. "no_answer")
-    4 disposition       done | retire | dnc | requeue | defer | retry | callback
-    5 reached           1 if the outcome reached the callee, else 0
-    6 max attempts      counted attempts after which a retry/callback is done instead
+    3 outcome           (records.py Outcome value, e.g. "no_answer"; not "expired")
+    4 disposition       done | retire | dnc | requeue | defer | retry | callback, one the
+                        outcome's rule may have (includes/outcomes.lua)
+    5 reached           1 if the outcome reaches the callee, else 0 (as the outcome says)
+    6 max attempts      counted attempts after which a retry/callback is done (1..1000)
     7 callback at       epoch ms the callee asked to be called (0 = none)
-    8 retention of the ended lease hash (ms)
+    8 retention of the ended lease hash (ms, 1 minute .. 90 days)
     9 clock offset (ms, 0 in production)
    10 delay count D, then D retry delays (ms, for attempt 1..D; the last repeats),
       then window count W, then W pairs (start ms, end ms) of the callee's calling
-      windows from now on, ascending (D <= 8, W <= 16)
+      windows from now on, ascending, not overlapping (D <= 8, W <= 16, delays <= 366
+      days)
+   then nothing, or the recovered lease: number, attempt, leased at (epoch ms),
+      volunteer hash (the token's), guideline, campaign, as a signed lease receipt
+      names them (the client checks the signature): used only when the lease hash is
+      gone (Redis lost and rebuilt), to record the outcome late instead of NOT_FOUND
   RETURNS
-    {0 OK | 1 RECORDED_LATE | 2 ALREADY_RECORDED, event id, volunteer hash, next state}
+    {0 OK | 1 RECORDED_LATE | 2 ALREADY_RECORDED, event id, volunteer hash, next state,
+     number}
       next state: ready | due | done | retired | dnc | unchanged
-    {-1 NOT_FOUND}  {-2 NOT_HOLDER}  {-10 BAD_ARGUMENT}
+    {-12 DO_NOT_CALL, event id, volunteer hash, next state, number}   recorded late; the
+      number became do-not-call while leased (the lease had ended)
+    {-1 NOT_FOUND}  {-2 NOT_HOLDER}
+    {-10 BAD_ARGUMENT, argument}   a malformed argument (its name); nothing changed
 ]]
 --- @include "includes/codes.lua"
 --- @include "includes/time.lua"
+--- @include "includes/args.lua"
+--- @include "includes/outcomes.lua"
 --- @include "includes/lease.lua"
 --- @include "includes/event.lua"
 --- @include "includes/outcome.lua"
 
-local DISPOSITIONS = { done = true, retire = true, dnc = true, requeue = true, defer = true,
-  retry = true, callback = true }
+--  counted attempts a rule may allow at most
+local MAX_ATTEMPTS = 1000
 
 local keys = {
   ready = KEYS[1], due = KEYS[2], leases = KEYS[3], lease = KEYS[4], holders = KEYS[5],
@@ -47,25 +62,76 @@ local keys = {
   dnc = KEYS[10], outcomes = KEYS[11]
 }
 local lease_id, token, outcome = ARGV[1], ARGV[2], ARGV[3]
+require_region_key(keys.ready, require_lease_id('lease id', lease_id))
+require_token('token', token)
 local rule = {
-  disposition = ARGV[4], reached = tonumber(ARGV[5]), max_attempts = tonumber(ARGV[6])
+  disposition = require_rule(outcome, ARGV[4], ARGV[5]),
+  reached = tonumber(ARGV[5]),
+  max_attempts = require_int('max attempts', ARGV[6], 1, MAX_ATTEMPTS)
 }
-local callback_at_ms, retention_ms = tonumber(ARGV[7]), tonumber(ARGV[8])
+local callback_at_ms = require_epoch_ms('callback at', ARGV[7])
+local retention_ms = require_retention_ms(ARGV[8])
+local offset_ms = require_offset_ms(ARGV[9])
+local schedule = read_schedule(10)
+require_lease_key(keys.lease, lease_id)
 
-local now = now_ms(ARGV[9])
+--  ARGV after the schedule: nothing, or the recovered lease (a signed receipt's facts)
+local RECOVERED_FIELDS = 6
+
+-- The lease as a receipt the client verified names it, for when Redis lost the hash.
+local function read_recovered(first)
+  local volunteer = require_hex32('volunteer', ARGV[first + 3])
+  if volunteer and string.sub(token, 1, 32) ~= volunteer then
+    refuse('volunteer')
+  end
+  local campaign = require_match('campaign', ARGV[first + 5], '^[a-z0-9][a-z0-9_%-]*$', 32)
+  if campaign and not string.find(keys.ready, ':c:' .. campaign .. ':{', 1, true) then
+    refuse('campaign')
+  end
+  return {
+    number = require_match('number', ARGV[first], '^[1-9]%d%d%d%d%d%d%d%d%d$', 10),
+    attempt = require_int('attempt', ARGV[first + 1], 1, MAX_ATTEMPTS),
+    leased_at_ms = require_epoch_ms('leased at', ARGV[first + 2]),
+    volunteer = volunteer,
+    guideline = require_match('guideline', ARGV[first + 4], '^[a-z0-9][a-z0-9_%-]*@%d+$', 72),
+    campaign = campaign,
+    region = string.sub(lease_id, 1, #lease_id - 33),
+    token = token,
+    state = 'lost',
+  }
+end
+
+local recovered = nil
+if schedule then
+  local tail = #ARGV - schedule.last
+  if tail == RECOVERED_FIELDS then
+    recovered = read_recovered(schedule.last + 1)
+  elseif tail ~= 0 then
+    refuse('argument count')
+  end
+end
+if bad_argument then
+  return { BAD_ARGUMENT, bad_argument }
+end
+
+local now = now_ms(offset_ms)
 local lease = read_lease(keys.lease)
 if lease == nil then
-  return { NOT_FOUND }
+  if recovered == nil then
+    return { NOT_FOUND }
+  end
+  -- Redis no longer knows the lease (lost, then rebuilt): record it late from the receipt
+  lease = recovered
+  redis.call('HSET', keys.lease, 'number', lease.number, 'token', token,
+    'volunteer', lease.volunteer, 'attempt', lease.attempt, 'leased_at_ms', lease.leased_at_ms,
+    'guideline', lease.guideline, 'campaign', lease.campaign, 'region', lease.region)
 end
 if lease['token'] ~= token then
   return { NOT_HOLDER }
 end
 if lease['state'] == 'completed' then
-  return { ALREADY_RECORDED, lease['event_id'], lease['volunteer'], lease['next_state'] }
-end
-local schedule = read_schedule(10)
-if schedule == nil or not DISPOSITIONS[rule.disposition] or rule.max_attempts == nil then
-  return { BAD_ARGUMENT }
+  return { ALREADY_RECORDED, lease['event_id'], lease['volunteer'], lease['next_state'],
+    lease['number'] }
 end
 
 local number, attempt = lease['number'], tonumber(lease['attempt'])
@@ -113,7 +179,10 @@ redis.call('HSET', keys.lease, 'outcome', outcome, 'event_id', event_id,
   'completed_at_ms', now, 'next_state', next_state)
 finish_lease(keys.lease, 'completed', retention_ms)
 emit_event(keys.outcomes, lease, lease_id, event_id, outcome, now, late)
-if late == 1 then
-  return { RECORDED_LATE, event_id, lease['volunteer'], next_state }
+local answer = OK
+if lease['state'] == 'dnc' then
+  answer = DO_NOT_CALL
+elseif late == 1 then
+  answer = RECORDED_LATE
 end
-return { OK, event_id, lease['volunteer'], next_state }
+return { answer, event_id, lease['volunteer'], next_state, number }

@@ -12,25 +12,39 @@
     4 chunks    SET    ids of the batches already queued in this region
   ARGV
     1   batch id (24 hex digits: BLAKE2b-96 of the numbers as little-endian int64)
-    2…  the national numbers (10 digits, decimal), at most 5000
+    2…  the national numbers (10 digits, decimal, no leading 0), at most 5000
   RETURNS
     {0 OK, queued, skipped as do-not-call}
     {2 ALREADY_RECORDED, 0, 0}   this batch id was queued before
-    {-10 BAD_ARGUMENT}           no numbers, or more than 5000
+    {-10 BAD_ARGUMENT, argument} no numbers or more than 5000 ("argument count"), a
+                                 malformed batch id or number; nothing changed
 ]]
 --- @include "includes/codes.lua"
+--- @include "includes/args.lua"
 
 local MAX_NUMBERS = 5000
 --  numbers checked and pushed per command (bounds every unpack)
 local BATCH = 500
 --  ARGV index of the first number
 local FIRST_NUMBER = 2
+--  a national significant number: 10 decimal digits, the first not 0
+local NATIONAL_NUMBER = '^[1-9]%d%d%d%d%d%d%d%d%d$'
 
 local ready_key, dnc_key, counters_key, chunks_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local last_number = #ARGV
 local total = last_number - FIRST_NUMBER + 1
 if total < 1 or total > MAX_NUMBERS then
-  return { BAD_ARGUMENT }
+  return { BAD_ARGUMENT, 'argument count' }
+end
+require_match('batch id', ARGV[1], '^' .. string.rep('[0-9a-f]', 24) .. '$', 24)
+for index = FIRST_NUMBER, last_number do
+  if not string.find(ARGV[index], NATIONAL_NUMBER) then
+    refuse('number')
+    break
+  end
+end
+if bad_argument then
+  return { BAD_ARGUMENT, bad_argument }
 end
 if redis.call('SADD', chunks_key, ARGV[1]) == 0 then
   return { ALREADY_RECORDED, 0, 0 }

@@ -8,23 +8,38 @@
     1 ready    LIST    2 leases   ZSET    3 lease     HASH    4 holders  HASH
     5 expiries HASH    6 parked   SET     7 counters  HASH    8 outcomes STREAM
   ARGV
-    1 lease id    2 max expiries (count)    3 retention of the ended lease hash (ms)
+    1 lease id    2 max expiries (count, 1..1000)
+    3 retention of the ended lease hash (ms, 1 minute .. 90 days)
     4 clock offset (ms, 0 in production)
   RETURNS
     {0 OK, next state (ready | parked), volunteer hash, overdue ms}
     {-1 NOT_FOUND}   the lease is no longer live (completed, released or reaped)
     {-11 NOT_DUE}    the lease was renewed meanwhile
+    {-10 BAD_ARGUMENT, argument}   a malformed argument (its name); nothing changed
 ]]
 --- @include "includes/codes.lua"
 --- @include "includes/time.lua"
+--- @include "includes/args.lua"
 --- @include "includes/lease.lua"
 --- @include "includes/event.lua"
 
 local ready_key, leases_key, lease_key, holders_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local expiries_key, parked_key, counters_key, outcomes_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local lease_id, max_expiries, retention_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+--  expiries after which a number may be parked, at most
+local MAX_EXPIRIES = 1000
 
-local now = now_ms(ARGV[4])
+require_count(4)
+local lease_id = ARGV[1]
+require_region_key(ready_key, require_lease_id('lease id', lease_id))
+local max_expiries = require_int('max expiries', ARGV[2], 1, MAX_EXPIRIES)
+local retention_ms = require_retention_ms(ARGV[3])
+local offset_ms = require_offset_ms(ARGV[4])
+require_lease_key(lease_key, lease_id)
+if bad_argument then
+  return { BAD_ARGUMENT, bad_argument }
+end
+
+local now = now_ms(offset_ms)
 local deadline = redis.call('ZSCORE', leases_key, lease_id)
 if not deadline then
   return { NOT_FOUND }

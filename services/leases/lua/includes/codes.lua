@@ -17,3 +17,4 @@ local CONCURRENT_LIMIT = -8
 local HOURLY_LIMIT = -9
 local BAD_ARGUMENT = -10
 local NOT_DUE = -11
+local DO_NOT_CALL = -12

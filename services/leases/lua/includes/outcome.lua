@@ -4,7 +4,9 @@
 
   read_schedule(first): from ARGV[first]: delay_count, delays (ms, one per attempt),
   window_count, then window_count pairs (start_ms, end_ms) of the callee's next calling
-  windows, ascending. Both counts are capped, so every loop here is bounded.
+  windows, ascending; `last` is the ARGV index of its last value. Both counts are
+  capped, so every loop here is bounded. Every value is checked (args.lua); nil when a
+  count is malformed.
 
   fit_into_windows(target_ms, windows): the first instant >= target_ms inside a window
   (target itself when no window given covers or follows it).
@@ -15,28 +17,44 @@
 ]]
 local MAX_RETRY_DELAYS = 8
 local MAX_WINDOWS = 16
+--  the longest retry delay accepted (ms): 366 days
+local MAX_RETRY_DELAY_MS = 31622400000
+
+local function read_delays(first, count)
+  local delays = {}
+  for index = 1, count do
+    delays[index] = require_int('retry delay', ARGV[first + index], 0, MAX_RETRY_DELAY_MS)
+  end
+  return delays
+end
+
+local function read_windows(first, count)
+  local windows, previous_end = {}, 0
+  for index = 1, count do
+    local start_ms = require_epoch_ms('window start', ARGV[first + 2 * index - 1])
+    local end_ms = require_epoch_ms('window end', ARGV[first + 2 * index])
+    if start_ms and end_ms and (start_ms < previous_end or end_ms <= start_ms) then
+      refuse('windows')
+    end
+    windows[index] = { start_ms, end_ms }
+    previous_end = end_ms or previous_end
+  end
+  return windows
+end
 
 local function read_schedule(first)
-  local delay_count = tonumber(ARGV[first])
-  if delay_count == nil or delay_count < 0 or delay_count > MAX_RETRY_DELAYS then
+  local delay_count = require_int('delay count', ARGV[first], 0, MAX_RETRY_DELAYS)
+  if delay_count == nil then
     return nil
   end
-  local delays = {}
-  for index = 1, delay_count do
-    delays[index] = tonumber(ARGV[first + index])
-  end
+  local delays = read_delays(first, delay_count)
   local window_at = first + delay_count + 1
-  local window_count = tonumber(ARGV[window_at])
-  if window_count == nil or window_count < 0 or window_count > MAX_WINDOWS then
+  local window_count = require_int('window count', ARGV[window_at], 0, MAX_WINDOWS)
+  if window_count == nil then
     return nil
   end
-  local windows = {}
-  for index = 1, window_count do
-    windows[index] = {
-      tonumber(ARGV[window_at + 2 * index - 1]), tonumber(ARGV[window_at + 2 * index])
-    }
-  end
-  return { delays = delays, windows = windows }
+  local windows = read_windows(window_at, window_count)
+  return { delays = delays, windows = windows, last = window_at + 2 * window_count }
 end
 
 local function fit_into_windows(target_ms, windows)
