@@ -16,11 +16,12 @@ The rules, as the scripts apply them (``lua/includes/outcome.lua``):
   and it is still in play (queued, due or parked); otherwise nothing moves, but a
   ``do_not_call`` still puts it on the do-not-call list.
 
-"Another lease held it at instant t" is read from the events too: a lease of the same
-number granted at or before t whose first event (its expiry or completion) is after t,
-or that has no event yet (still live). Release writes no event, so a lease released and
-completed late much later looks held until its completion: the one case the events
-cannot tell apart (documented in docs/audit.md).
+Which of the two a late answer did, the script records in the event (``next_state``
+``unchanged`` when nothing moved), and the replay follows it: the script knew which
+lease held the number, including a lease still live when Redis was lost, which no event
+names. Events written before that field existed are judged from the events: "another
+lease held it at instant t" when a lease of the same number was granted at or before t
+and its first event (expiry or completion) is after t, or it has none yet (still live).
 """
 
 from __future__ import annotations
@@ -85,8 +86,15 @@ class NumberHistory:
     reached: int = 0
     #: late answers that moved nothing
     unchanged: int = 0
-    #: lease id → (granted at, first event at) of each lease of the number
+    #: leases of it that expired (the ``expired`` counter; never cleared)
+    expired_leases: int = 0
+    #: answers recorded late (the ``late`` counter)
+    late_answers: int = 0
+    #: lease id → (granted at in ms, index of its first event in completion order) of each
+    #: lease of the number (events of one millisecond keep their order)
     intervals: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: index, in completion order, of the event being applied
+    position: int = 0
 
     @property
     def finished(self) -> bool:
@@ -94,9 +102,10 @@ class NumberHistory:
         return self.state in FINISHED_STATES
 
     def held_by_other(self, lease_id: str, at_ms: int) -> bool:
-        """Whether a lease other than ``lease_id`` held the number at ``at_ms``."""
+        """Whether a lease other than ``lease_id`` held the number at ``at_ms``, the
+        instant of the event at :attr:`position`."""
         return any(
-            other != lease_id and granted <= at_ms < ended
+            other != lease_id and granted <= at_ms and self.position < ended
             for other, (granted, ended) in self.intervals.items()
         )
 
@@ -115,7 +124,8 @@ def replay(
     ordered = sorted(events, key=completion_order)
     history = NumberHistory(region)
     history.intervals = lease_intervals(ordered, live_leases)
-    for event in ordered:
+    for position, event in enumerate(ordered):
+        history.position = position
         apply_event(history, event, policy, max_expiries)
     return history
 
@@ -123,15 +133,17 @@ def replay(
 def lease_intervals(
     ordered: Sequence[OutcomeEvent], live_leases: Iterable[tuple[str, int]] = ()
 ) -> dict[str, tuple[int, int]]:
-    """Lease id → (granted at, its first event at); live leases end never."""
+    """Lease id → (granted at, index of its first event); live leases end never."""
     intervals: dict[str, tuple[int, int]] = {}
-    for event in ordered:
-        intervals.setdefault(event.lease_id, (event.leased_at_ms, event.completed_at_ms))
+    for position, event in enumerate(ordered):
+        intervals.setdefault(event.lease_id, (event.leased_at_ms, position))
     for lease_id, granted in live_leases:
         intervals.setdefault(lease_id, (granted, NEVER_MS))
     return intervals
 
 
+#: ``next_state`` of a late answer that moved nothing (complete-11.lua)
+UNCHANGED = "unchanged"
 #: the end of a lease that has not ended
 NEVER_MS = 2**62
 
@@ -140,16 +152,27 @@ def apply_event(
     history: NumberHistory, event: OutcomeEvent, policy: RetryPolicy, max_expiries: int
 ) -> None:
     """Fold one event, in completion order, into the history."""
+    history.expired_leases += is_expiry(event)
+    history.late_answers += event.late and not is_expiry(event)
     if is_expiry(event):
         _expire(history, max_expiries)
     elif not event.late:
         apply_outcome(history, event, policy)
-    elif history.finished or history.held_by_other(event.lease_id, event.completed_at_ms):
+    elif moved_nothing(history, event):
         history.unchanged += 1
         if policy.rule(event.outcome).disposition is Disposition.DO_NOT_CALL:
             _listed(history, event.completed_at_ms)
     else:
         apply_outcome(history, event, policy)
+
+
+def moved_nothing(history: NumberHistory, event: OutcomeEvent) -> bool:
+    """Whether a late answer left its number where it was: as the script recorded it
+    (``next_state``), or, for events without it, as the events imply (finished, or
+    another lease held the number)."""
+    if event.next_state:
+        return event.next_state == UNCHANGED
+    return history.finished or history.held_by_other(event.lease_id, event.completed_at_ms)
 
 
 def _expire(history: NumberHistory, max_expiries: int) -> None:

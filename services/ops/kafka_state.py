@@ -136,6 +136,19 @@ def _distinct(
     return accepted
 
 
+def count_ingested(settings: Settings) -> Counter[str]:
+    """Region → numbers the numbers topic holds for the campaign (with repeats)."""
+    counts: Counter[str] = Counter()
+    for record in read_topic(settings, settings.numbers_topic):
+        try:
+            chunk = _chunk(record.value)
+        except ValueError:
+            continue
+        if chunk.campaign == settings.campaign:
+            counts[chunk.region] += len(chunk.numbers)
+    return counts
+
+
 def read_outcomes(settings: Settings) -> OutcomeLog:
     """The campaign's outcome events, deduplicated by id."""
     log = OutcomeLog()

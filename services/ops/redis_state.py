@@ -28,7 +28,7 @@ from phonebank.infra.redis_client import RedisClient, primaries
 from phonebank.infra.replies import reply_text
 from phonebank.leases.dnc import UNPLACED_REGION
 from phonebank.leases.keys import DEDUPE_PREFIX_DIGITS, KeyScheme, RegionKeys, dnc_key
-from phonebank.leases.relay import dead_letter_key
+from phonebank.leases.relay import StreamEntry, dead_letter_key
 
 Int64Array = npt.NDArray[np.int64]
 #: keys asked per SCAN call
@@ -116,7 +116,7 @@ def read_region(client: RedisClient, keys: RegionKeys) -> RegionSnapshot:
     pipe.xrange(keys.outcomes)
     pipe.xlen(dead_letter_key(keys))
     time, ready, due, parked, dnc, holders, leases, counters, stream, dead = pipe.execute()
-    pending, invalid = _stream_events(stream)
+    pending, invalid = stream_events(stream)
     snapshot = RegionSnapshot(
         region=keys.region,
         now_ms=int(time[0]) * 1000 + int(time[1]) // 1000,
@@ -135,7 +135,8 @@ def read_region(client: RedisClient, keys: RegionKeys) -> RegionSnapshot:
     return snapshot
 
 
-def _stream_events(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[list[Any], int]:
+def stream_events(entries: list[StreamEntry]) -> tuple[list[OutcomeEvent], int]:
+    """The valid events of outcome stream entries, and how many were not valid."""
     events = []
     invalid = 0
     for _, fields in entries:
