@@ -127,6 +127,28 @@ class Campaign:
         return audit(self.settings, self.redis, clock_offset_ms=self.offset_ms + MINUTE_MS)
 
 
+def busy_day(campaign: Campaign) -> None:
+    """Answers of every kind, expiries, a late answer, a release, a live lease; part relayed."""
+    for index, outcome in enumerate(
+        [Outcome.CONVERSATION, Outcome.DO_NOT_CALL, Outcome.NO_ANSWER, Outcome.WRONG_NUMBER]
+    ):
+        campaign.call(outcome, f"caller-{index}")
+    leases = campaign.leases()
+    abandoned = [campaign.acquire(leases, f"sleeper-{i}") for i in range(2)]
+    campaign.reap()
+    later = campaign.leases()
+    # the first abandoned number is leased again (reaped numbers go to the front)
+    again = campaign.acquire(later, "second-caller")
+    assert again.national_number in {lease.national_number for lease in abandoned}
+    for lease in abandoned:  # late answers: one moves its number, one must not
+        later.complete(lease.lease_id, lease.token, Outcome.REFUSED)
+    released = campaign.acquire(later, "releaser")
+    later.release(released.lease_id, released.token)
+    campaign.relay()
+    campaign.report(events=4 + 2 + 2)
+    campaign.call(Outcome.BUSY, "unrelayed")  # its event stays in the stream
+
+
 def kinds(report: AuditReport) -> set[str]:
     """The kinds of violation found."""
     return {v.kind for v in report.violations}
@@ -137,4 +159,4 @@ def outcome_counts(report: AuditReport) -> dict[str, int]:
     return {state: n for state, n in report.states.get(REGION, {}).items() if n}
 
 
-__all__ = ["REGION", "Campaign", "Outcome", "kinds", "outcome_counts"]
+__all__ = ["REGION", "Campaign", "Outcome", "busy_day", "kinds", "outcome_counts"]

@@ -16,7 +16,7 @@ from phonebank.leases.keys import KeyScheme
 from phonebank.leases.relay import dead_letter_key
 from phonebank.settings import Settings
 from tests.conftest import redis_env
-from tests.integration.audit_helpers import REGION, Campaign, kinds, outcome_counts
+from tests.integration.audit_helpers import REGION, Campaign, busy_day, kinds, outcome_counts
 from tests.integration.lease_helpers import FIRST, local_instant
 
 pytestmark = pytest.mark.integration
@@ -37,28 +37,6 @@ def campaign(settings: Settings, redis_client: RedisClient) -> Iterator[Campaign
 
 def keys_of(campaign: Campaign) -> KeyScheme:
     return KeyScheme(campaign.settings.key_prefix, campaign.settings.campaign)
-
-
-def busy_day(campaign: Campaign) -> None:
-    """Answers of every kind, expiries, a late answer, a release, a live lease; part relayed."""
-    for index, outcome in enumerate(
-        [Outcome.CONVERSATION, Outcome.DO_NOT_CALL, Outcome.NO_ANSWER, Outcome.WRONG_NUMBER]
-    ):
-        campaign.call(outcome, f"caller-{index}")
-    leases = campaign.leases()
-    abandoned = [campaign.acquire(leases, f"sleeper-{i}") for i in range(2)]
-    campaign.reap()
-    later = campaign.leases()
-    # the first abandoned number is leased again (reaped numbers go to the front)
-    again = campaign.acquire(later, "second-caller")
-    assert again.national_number in {lease.national_number for lease in abandoned}
-    for lease in abandoned:  # late answers: one moves its number, one must not
-        later.complete(lease.lease_id, lease.token, Outcome.REFUSED)
-    released = campaign.acquire(later, "releaser")
-    later.release(released.lease_id, released.token)
-    campaign.relay()
-    campaign.report(events=4 + 2 + 2)
-    campaign.call(Outcome.BUSY, "unrelayed")  # its event stays in the stream
 
 
 def test_a_clean_campaign_passes_and_every_number_is_counted_once(campaign: Campaign) -> None:
