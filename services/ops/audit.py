@@ -296,6 +296,9 @@ class Placement:
         wrong = np.asarray([accepted.regions[i] != region for i in regions], dtype=bool)
         for position in positions[wrong].tolist():
             number = int(accepted.numbers[position])
+            if region in accepted.alternates.get(number, ()):  # also ingested for it
+                accepted.region_index[position] = accepted.regions.index(region)
+                continue
             report.add(Violation("wrong_region", region, number, f"{location}, ingested elsewhere"))
         np.add.at(self.placed, positions, 1)
         self.states[positions] = CODE[location]

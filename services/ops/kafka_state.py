@@ -44,6 +44,8 @@ class AcceptedNumbers:
     invalid: int = 0
     #: numbers that appear under two regions (the first region seen is kept)
     conflicting: int = 0
+    #: number → the other regions it was ingested for (numbers of :attr:`conflicting`)
+    alternates: dict[int, set[str]] = field(default_factory=dict)
 
     def region_of(self, positions: Int64Array) -> list[str]:
         """The region codes of the numbers at ``positions``."""
@@ -127,12 +129,14 @@ def _distinct(
     order = np.argsort(numbers, kind="stable")
     numbers, index = numbers[order], index[order]
     distinct, first = np.unique(numbers, return_index=True)
-    # a number listed under two regions: same number, another index than its first copy
-    conflicting = int(
-        np.count_nonzero(index != np.repeat(index[first], np.diff(np.r_[first, len(numbers)])))
-    )
+    counts = np.diff(np.r_[first, len(numbers)])
+    # a number listed under two regions (a registry that moved its range): its others
+    other = np.flatnonzero(index != np.repeat(index[first], counts))
     accepted = AcceptedNumbers(distinct, index[first], regions, ingested, invalid)
-    accepted.conflicting = conflicting
+    for position in other.tolist():
+        number = int(numbers[position])
+        accepted.alternates.setdefault(number, set()).add(regions[int(index[position])])
+    accepted.conflicting = len(accepted.alternates)
     return accepted
 
 
