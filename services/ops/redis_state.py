@@ -35,6 +35,8 @@ Int64Array = npt.NDArray[np.int64]
 SCAN_COUNT = 1000
 #: commands per pipeline when reading many small keys
 PIPELINE_BATCH = 2000
+#: Redis TIME on the node of the region's slot (the script reads no key)
+REGION_TIME_SCRIPT = "return redis.call('TIME')"
 #: the lease hash fields the audit reads, in order
 LEASE_FIELDS = ("number", "state", "leased_at_ms", "deadline_ms", "completed_at_ms", "attempt")
 
@@ -77,6 +79,23 @@ class RegionSnapshot:
     live: dict[str, LeaseRecord] = field(default_factory=dict)
 
 
+def as_mapping(reply: Any) -> dict[Any, Any]:
+    """A hash reply as a dict: parsed already, or raw (a Cluster transaction returns its
+    replies without redis-py's callbacks: flat lists)."""
+    if isinstance(reply, dict):
+        return reply
+    flat = list(reply or [])
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def as_scored(reply: Any) -> list[tuple[Any, float]]:
+    """A ``WITHSCORES`` reply as (member, score) pairs, parsed already or raw."""
+    items = list(reply or [])
+    if items and isinstance(items[0], (tuple, list)):
+        return [(member, float(score)) for member, score in items]
+    return [(member, float(score)) for member, score in zip(items[::2], items[1::2], strict=True)]
+
+
 def to_numbers(members: Iterable[bytes | str]) -> Int64Array:
     """Redis members (decimal national numbers) as an array; non-numbers dropped."""
     values = [int(m) for m in members if reply_text(m).isdigit()]
@@ -105,7 +124,8 @@ def read_unplaced_dnc(client: RedisClient, prefix: str) -> Int64Array:
 def read_region(client: RedisClient, keys: RegionKeys) -> RegionSnapshot:
     """One region's state in one transaction, then its live leases' hashes."""
     pipe = client.pipeline(transaction=True)
-    pipe.time()
+    # TIME through a script on the region's key: a Cluster pipeline refuses keyless commands
+    pipe.execute_command("EVAL", REGION_TIME_SCRIPT, 1, keys.ready)
     pipe.lrange(keys.ready, 0, -1)
     pipe.zrange(keys.due, 0, -1)
     pipe.smembers(keys.parked)
@@ -124,9 +144,9 @@ def read_region(client: RedisClient, keys: RegionKeys) -> RegionSnapshot:
         due=to_numbers(due),
         parked=to_numbers(parked),
         dnc=to_numbers(dnc),
-        holders={int(n): reply_text(lease) for n, lease in holders.items()},
-        leases={reply_text(lease): int(score) for lease, score in leases},
-        counters={reply_text(k): int(v) for k, v in counters.items()},
+        holders={int(n): reply_text(lease) for n, lease in as_mapping(holders).items()},
+        leases={reply_text(lease): int(score) for lease, score in as_scored(leases)},
+        counters={reply_text(k): int(v) for k, v in as_mapping(counters).items()},
         pending=pending,
         pending_invalid=invalid,
         dead_letters=int(dead),
@@ -140,12 +160,9 @@ def stream_events(entries: list[StreamEntry]) -> tuple[list[OutcomeEvent], int]:
     events = []
     invalid = 0
     for _, fields in entries:
+        decoded = {reply_text(k): reply_text(v) for k, v in as_mapping(fields).items()}
         try:
-            events.append(
-                OutcomeEvent.model_validate(
-                    {reply_text(k): reply_text(v) for k, v in fields.items()}
-                )
-            )
+            events.append(OutcomeEvent.model_validate(decoded))
         except ValidationError:
             invalid += 1
     return events, invalid

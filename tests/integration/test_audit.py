@@ -19,7 +19,7 @@ from tests.conftest import redis_env
 from tests.integration.audit_helpers import REGION, Campaign, busy_day, kinds, outcome_counts
 from tests.integration.lease_helpers import FIRST, local_instant
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 #: the campaign's numbers
 NUMBERS = [FIRST + i for i in range(30)]
