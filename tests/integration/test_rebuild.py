@@ -145,8 +145,9 @@ def test_an_answer_recorded_in_the_new_redis_before_the_rebuild_is_applied_and_r
 ) -> None:
     """Given a campaign whose Redis was lost, and a do-not-call answer recorded in the new
     Redis's stream (not relayed: the assigners are stopped) before the rebuild
-    When the rebuild runs and the assigners start
-    Then the number is do-not-call (never queued again) and the event reaches Kafka."""
+    When the README's procedure goes on: rebuild, assigners, reporter, audit
+    Then the number is do-not-call (never queued again), the event reaches Kafka and the
+    report, and the audit is clean."""
     campaign = Campaign(settings, redis_client)
     try:
         campaign.ingest(AUDITED)
@@ -176,14 +177,18 @@ def test_an_answer_recorded_in_the_new_redis_before_the_rebuild_is_applied_and_r
             k: str(int(v) if isinstance(v, bool) else v) for k, v in event.model_dump().items()
         }
         redis_client.xadd(keys.outcomes, fields)  # type: ignore[arg-type]
+        # Then the README's steps 3 to 6: rebuild, start the assigners (queue, relay),
+        # restart the reporter (it recounts: its checkpoint was in Redis), audit
         summary = rebuild(campaign.settings, redis_client)
         campaign.queue_all()
         assert campaign.relay() == 1
+        campaign.report(events=1)
         report = campaign.audit()
     finally:
         campaign.close()
     assert summary.pending == 1
     assert report.violations == []
+    assert report.reporter["checked"] is True
     assert outcome_counts(report)["dnc"] == 1
     assert lease.national_number not in ready(redis_client, campaign.settings)
     assert redis_client.sismember(keys.dnc, str(lease.national_number))
