@@ -12,8 +12,9 @@ import pytest
 
 from phonebank.domain.records import DncRecord, Outcome, masked
 from phonebank.infra.redis_client import RedisClient
-from phonebank.leases.keys import KeyScheme
+from phonebank.leases.keys import KeyScheme, ReporterKeys
 from phonebank.leases.relay import dead_letter_key
+from phonebank.reporter.checkpoint import CheckpointStore
 from phonebank.settings import Settings
 from tests.conftest import redis_env
 from tests.integration.audit_helpers import REGION, Campaign, busy_day, kinds, outcome_counts
@@ -167,3 +168,57 @@ def test_the_command_prints_json_and_exits_by_the_verdict(
     assert broken.returncode == 1
     assert json.loads(broken.stdout)["violations"]["by_kind"]["lost"] == 1
     assert str(FIRST) not in broken.stdout.decode()
+
+
+def test_a_finished_number_queued_and_leased_again_is_found(campaign: Campaign) -> None:
+    """Given a number finished by a conversation When it is pushed back on the ready list
+    (as a double enqueue would) and leased again Then the audit reports it in two states
+    and leased after it finished."""
+    done = campaign.call(Outcome.CONVERSATION, "talker")
+    keys = keys_of(campaign).region(REGION)
+    campaign.redis.lpush(keys.ready, str(done.national_number))
+    again = campaign.acquire(campaign.leases(), "second")
+    assert again.national_number == done.national_number
+    report = campaign.audit()
+    assert kinds(report) == {"two_states", "leased_after_finish", "counters"}
+
+
+def test_a_number_never_ingested_and_an_overlapping_lease_are_found(campaign: Campaign) -> None:
+    """Given a campaign When a number that was never ingested is queued, and an event of a
+    lease granted while another lease of the same number was live is written
+    Then the audit reports the unknown number and the overlapping leases."""
+    keys = keys_of(campaign).region(REGION)
+    stranger = FIRST + 500
+    campaign.redis.rpush(keys.ready, str(stranger))
+    campaign.redis.hincrby(keys.counters, "enqueued", 1)
+    leases = campaign.leases()
+    first = campaign.acquire(leases, "first")
+    intruder = {
+        "event_id": f"{REGION}.{'e' * 32}/complete", "campaign": campaign.settings.campaign,
+        "region": REGION, "number": str(first.national_number), "outcome": "no_answer",
+        "attempt": "1", "lease_id": f"{REGION}.{'e' * 32}", "volunteer": "v",
+        "guideline": "g@1", "leased_at_ms": str(leases.now_ms()),
+        "completed_at_ms": str(leases.now_ms() + 1), "late": "0", "next_state": "due",
+    }  # fmt: skip
+    campaign.redis.xadd(keys.outcomes, intruder)  # type: ignore[arg-type]
+    report = campaign.audit()
+    assert {"unknown_number", "overlapping_leases"} <= kinds(report)
+
+
+def test_a_reporter_whose_totals_drift_from_the_events_is_found(campaign: Campaign) -> None:
+    """Given a reporter checkpoint of two answers When its attempted count is changed
+    Then the audit reports the mismatch, naming the field."""
+    campaign.call(Outcome.CONVERSATION, "talker")
+    campaign.call(Outcome.NO_ANSWER, "second")
+    campaign.relay()
+    campaign.report(events=2)
+    store = CheckpointStore(
+        campaign.redis, ReporterKeys(campaign.settings.key_prefix, campaign.settings.campaign)
+    )
+    checkpoint = store.load(campaign.settings.outcomes_topic)
+    assert checkpoint is not None
+    checkpoint.aggregator.regions[REGION].attempted += 1
+    store.save(checkpoint)
+    report = campaign.audit()
+    assert kinds(report) == {"reporter_mismatch"}
+    assert "attempted: reporter 3, events 2" in report.violations[0].detail
