@@ -2,7 +2,8 @@
 recorded in the new Redis since).
 
 Kafka is the system of record. With the assigners stopped (so no relay moves events and
-no worker queues numbers meanwhile), the rebuild
+no worker queues numbers meanwhile) and the campaign's Redis state gone (a Redis still
+holding the dedupe bitmaps is refused: restoring twice would count twice), the rebuild
 
 1. reads ``phonebank.dnc`` (the operators' do-not-call list), ``phonebank.outcomes``
    (events deduplicated by id) and ``phonebank.numbers`` (the per-region ingested
@@ -201,6 +202,20 @@ def restore_operator_dnc(client: RedisClient, settings: Settings, summary: Rebui
     summary.operator_dnc = len(by_region)
 
 
+def require_lost(client: RedisClient, scheme: KeyScheme) -> None:
+    """Refuse a Redis that still has the assigner's dedupe bitmaps: it was not lost (a
+    partial loss is wiped first), or a rebuild already ran; either way restoring again
+    would count every finished number twice."""
+    pattern = scheme.seen("*")
+    for node in primaries(client):
+        for _ in node.scan_iter(pattern, SCAN_COUNT):
+            raise RebuildError(
+                "Redis still holds the assigner's dedupe bitmaps: it was not lost, or a "
+                "rebuild already ran. Wipe the campaign's keys first (README, "
+                "'Rebuilding Redis from Kafka')"
+            )
+
+
 def forget_assigner_offsets(settings: Settings) -> None:
     """Delete the assigner group (refused while a member is alive)."""
     admin = make_admin(settings)
@@ -222,6 +237,7 @@ def rebuild(
 ) -> RebuildSummary:
     """Rebuild Redis from Kafka (see the module docstring)."""
     summary = RebuildSummary()
+    require_lost(client, KeyScheme(settings.key_prefix, settings.campaign))
     forget_assigner_offsets(settings)
     restore_operator_dnc(client, settings, summary)
     histories = replay_all(settings, client, policy or RetryPolicy(), summary)

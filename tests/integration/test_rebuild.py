@@ -138,6 +138,9 @@ def test_after_a_wipe_and_rebuild_the_audit_is_clean_and_coverage_counts_are_rig
     # due times are lost for good: the retries are queued again
     assert counts == {"ready": 26, "done": 2, "dnc": 1, "retired": 1}
     assert summary.states["done"] == 2
+    # And a second rebuild is refused: it would count every finished number twice
+    with pytest.raises(RebuildError, match="not lost"):
+        rebuild(campaign.settings, redis_client)
 
 
 def test_an_answer_recorded_in_the_new_redis_before_the_rebuild_is_applied_and_relayed(
