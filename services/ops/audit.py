@@ -78,7 +78,8 @@ class RedisView:
     seen: dict[int, bytes]
     regions: dict[str, RegionSnapshot]
     leases: list[LeaseRecord]
-    unplaced_dnc: Int64Array
+    #: every number on a do-not-call set of the prefix
+    dnc: Int64Array
     ingested: dict[str, int]
     checkpoint: Checkpoint | None
 
@@ -119,7 +120,7 @@ def read_redis(client: RedisClient, settings: Settings) -> RedisView:
         seen=seen,
         regions=snapshots,
         leases=leases,
-        unplaced_dnc=redis_state.read_unplaced_dnc(client, settings.key_prefix),
+        dnc=redis_state.read_all_dnc(client, settings.key_prefix),
         ingested={reply_text(k): int(v) for k, v in raw.items()},
         checkpoint=store.load(settings.outcomes_topic),
     )
@@ -345,7 +346,7 @@ def _dnc_dropped(
 ) -> None:
     """A number nowhere else but on the do-not-call list was dropped by a script."""
     listed = [s.dnc for s in redis_view.regions.values()]
-    listed.append(redis_view.unplaced_dnc)
+    listed.append(redis_view.dnc)
     listed.append(np.asarray(list(kafka_view.dnc), dtype=np.int64))
     listed.append(
         np.asarray([n for n, h in replayed.histories.items() if h.dnc_listed], dtype=np.int64)

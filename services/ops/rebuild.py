@@ -162,8 +162,6 @@ def restore(
         summary.states[state] += 1
         pipe.sadd(scheme.regions, history.region)
         _restore_counters(pipe, keys, history)
-        if history.dnc_listed:
-            pipe.sadd(keys.dnc, str(number))
         if history.state is NumberState.IN_PLAY:
             _in_play(pipe, keys, number, history)
             continue
@@ -176,6 +174,9 @@ def restore(
             pipe.hincrby(keys.counters, state, 1)
     pipe.execute()
     dedupe.mark_seen(client, scheme, finished)
+    # the answers' do-not-call numbers, through the list's one writer (its keys and shards)
+    listed = {n: h.region for n, h in histories.items() if h.dnc_listed}
+    add_numbers(client, settings.key_prefix, listed, listed.get)
 
 
 def _in_play(pipe: RedisPipeline, keys: RegionKeys, number: int, history: NumberHistory) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +26,6 @@ from pydantic import ValidationError
 from phonebank.domain.records import OutcomeEvent
 from phonebank.infra.redis_client import RedisClient, primaries
 from phonebank.infra.replies import reply_text
-from phonebank.leases.dnc import UNPLACED_REGION
 from phonebank.leases.keys import DEDUPE_PREFIX_DIGITS, KeyScheme, RegionKeys, dnc_key
 from phonebank.leases.relay import StreamEntry, dead_letter_key
 
@@ -116,9 +115,19 @@ def read_seen(client: RedisClient, scheme: KeyScheme) -> dict[int, bytes]:
     return {p: bytes(v or b"") for p, v in zip(prefixes, pipe.execute(), strict=True)}
 
 
-def read_unplaced_dnc(client: RedisClient, prefix: str) -> Int64Array:
-    """The do-not-call numbers no numbering plan placed (all campaigns)."""
-    return to_numbers(cast(Iterable[bytes], client.smembers(dnc_key(prefix, UNPLACED_REGION))))
+def read_all_dnc(client: RedisClient, prefix: str) -> Int64Array:
+    """Every do-not-call number of the prefix (all campaigns): the union of every set under
+    its do-not-call namespace (``keys.dnc_key``'s ``P:dnc:``: the regions' screens, the
+    ``unplaced`` set, and whatever other shards the list is kept in), found with SCAN."""
+    namespace = dnc_key(prefix, "").split("{", 1)[0]
+    keys = [k for node in primaries(client) for k in node.scan_iter(f"{namespace}*", SCAN_COUNT)]
+    members: list[Int64Array] = [np.zeros(0, dtype=np.int64)]
+    for start in range(0, len(keys), PIPELINE_BATCH):
+        pipe = client.pipeline(transaction=False)
+        for key in keys[start : start + PIPELINE_BATCH]:
+            pipe.smembers(key)
+        members.extend(to_numbers(reply) for reply in pipe.execute())
+    return np.unique(np.concatenate(members))
 
 
 def read_region(client: RedisClient, keys: RegionKeys) -> RegionSnapshot:
