@@ -19,6 +19,7 @@ from phonebank.ingest import cli as ingest_cli
 from phonebank.local import demo as demo_run
 from phonebank.local import docs, redis_cluster, stack
 from phonebank.local.stack_settings import load_stack_settings
+from phonebank.ops import audit as audit_cli
 from phonebank.ops import dnc as dnc_cli
 from phonebank.ops import rebuild
 from phonebank.ops import volunteers as volunteers_cli
@@ -112,6 +113,7 @@ def _service_parsers() -> list[AddParser]:
         assigner_service.add_parser,
         dnc_cli.add_parser,
         rebuild.add_parser,
+        audit_cli.add_parser,
         reporter_cli.add_parser,
         demo_run.add_parser,
         gateway_service.add_parser,

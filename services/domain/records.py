@@ -103,6 +103,11 @@ class OutcomeEvent(BaseModel):
     leased_at_ms: int = Field(description="Epoch milliseconds the lease was granted (Redis TIME).")
     completed_at_ms: int = Field(description="Epoch milliseconds of completion (Redis TIME).")
     late: bool = Field(False, description="Completed after the lease had expired.")
+    next_state: str = Field(
+        "",
+        description="What the step did to the number: ready, due, done, retired, dnc, parked, "
+        "or unchanged (a late answer that moved nothing); empty in events of older versions.",
+    )
 
     def encode(self) -> bytes:
         """The record value."""

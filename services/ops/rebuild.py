@@ -1,13 +1,22 @@
-"""``phonebank rebuild``: Redis wiped or lost → its state again, from Kafka alone.
+"""``phonebank rebuild``: Redis wiped or lost → its state again, from Kafka (and the answers
+recorded in the new Redis since).
 
-Kafka is the system of record. With the assigners stopped, the rebuild
+Kafka is the system of record. With the assigners stopped (so no relay moves events and
+no worker queues numbers meanwhile) and the campaign's Redis state gone (a Redis still
+holding the dedupe bitmaps is refused: restoring twice would count twice), the rebuild
 
-1. reads ``phonebank.dnc`` (the operators' do-not-call list) and ``phonebank.outcomes``
-   from the start (events deduplicated by id, in completion order);
-2. replays each number's outcomes through the retry policy: a number that ended (done,
-   retired, do-not-call, or parked after too many expiries) is restored in that state
-   and marked seen, so the assigner never queues it again; a number still in play keeps
-   its attempt and expiry counts and is queued again by the assigner;
+1. reads ``phonebank.dnc`` (the operators' do-not-call list), ``phonebank.outcomes``
+   (events deduplicated by id) and ``phonebank.numbers`` (the per-region ingested
+   counts) from the start, then every outcome stream of the new Redis: answers recorded
+   since Redis came back, which no relay has moved yet (they stay there, and the
+   assigners' relay sends them to Kafka when they start);
+2. replays each number's events through the scripts' state machine
+   (:mod:`phonebank.domain.number_history`, the one the audit uses): a number that
+   ended (done, retired, do-not-call) or was parked is restored in that state and marked
+   seen, so the assigner never queues it again; a number still in play keeps its attempt
+   and expiry counts and is queued again by the assigner; numbers an answer put on the
+   do-not-call list are listed; the region counters (``enqueued done retired dnc
+   attempted reached leased expired late``) and the ``ingested`` counts are restored;
 3. deletes the assigner group's committed offsets, so the next assigners read
    ``phonebank.numbers`` from the start and queue every number not marked seen.
 
@@ -21,55 +30,41 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from pydantic import ValidationError
 
 from phonebank.assigner import dedupe
-from phonebank.domain.records import DncRecord, Outcome, OutcomeEvent
-from phonebank.domain.retry_policy import Disposition, RetryPolicy
+from phonebank.domain.number_history import NumberHistory, NumberState, replay
+from phonebank.domain.records import DncRecord, OutcomeEvent
+from phonebank.domain.retry_policy import RetryPolicy
 from phonebank.infra.kafka import make_admin, read_topic
-from phonebank.infra.redis_client import RedisClient, connect
+from phonebank.infra.redis_client import RedisClient, RedisPipeline, connect, primaries
+from phonebank.infra.replies import reply_text
 from phonebank.leases.dnc import add_numbers
-from phonebank.leases.keys import KeyScheme, dnc_list_key
+from phonebank.leases.keys import KeyScheme, RegionKeys
+from phonebank.leases.relay import StreamEntry
+from phonebank.ops import kafka_state, redis_state
+from phonebank.ops.kafka_state import OutcomeLog
 from phonebank.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Dispositions after which a number is never queued again.
-FINISHED = {Disposition.DONE: "done", Disposition.RETIRE: "retired", Disposition.DO_NOT_CALL: "dnc"}
-
+#: the counter each finished state is counted in
+FINISHED = {NumberState.DONE: "done", NumberState.RETIRED: "retired", NumberState.DNC: "dnc"}
+#: the summary's names of the states that are not finished
+_IN_PLAY_NAMES = {NumberState.IN_PLAY: "in play", NumberState.PARKED: "parked"}
+#: keys asked per SCAN call (finding the outcome streams)
+SCAN_COUNT = 1000
 
 Record = TypeVar("Record")
 
 
 class RebuildError(RuntimeError):
     """The rebuild cannot run now; the message says why."""
-
-
-@dataclass
-class NumberHistory:
-    """One number's fate, replayed from its outcome events."""
-
-    region: str
-    attempts: int = 0
-    expiries: int = 0
-    disposition: Disposition = Disposition.REQUEUE
-
-    def apply(self, event: OutcomeEvent, policy: RetryPolicy) -> None:
-        """Fold one event (in completion order) into the history."""
-        if self.disposition in FINISHED:
-            return
-        if event.outcome is Outcome.EXPIRED:
-            self.expiries += 1
-            return
-        rule = policy.rule(event.outcome)
-        if rule.counts_attempt:
-            self.attempts = max(self.attempts, event.attempt)
-        self.disposition = rule.next_step(self.attempts)
 
 
 @dataclass
@@ -80,7 +75,10 @@ class RebuildSummary:
     duplicates: int = 0
     invalid: int = 0
     operator_dnc: int = 0
+    #: events found in the new Redis's streams (recorded since it came back)
+    pending: int = 0
     states: Counter[str] = field(default_factory=Counter)
+    ingested: Counter[str] = field(default_factory=Counter)
 
 
 def decoded(
@@ -94,24 +92,58 @@ def decoded(
             summary.invalid += 1
 
 
-def replay(
-    settings: Settings, policy: RetryPolicy, summary: RebuildSummary
+def stream_regions(client: RedisClient, scheme: KeyScheme) -> list[str]:
+    """The regions that have an outcome stream in Redis (found with SCAN)."""
+    pattern = f"{scheme.prefix}:c:{scheme.campaign}:{{r:*}}:outcomes"
+    found = set()
+    for node in primaries(client):
+        for key in node.scan_iter(pattern, SCAN_COUNT):
+            found.add(reply_text(key).rsplit("{r:", 1)[-1].split("}", 1)[0])
+    return sorted(found)
+
+
+def pending_events(client: RedisClient, scheme: KeyScheme, into: OutcomeLog) -> int:
+    """Add the events of every outcome stream to ``into``; how many were new."""
+    added = 0
+    for region in stream_regions(client, scheme):
+        entries = cast(list[StreamEntry], client.xrange(scheme.region(region).outcomes))
+        events, _ = redis_state.stream_events(entries)  # invalid ones: the relay dead-letters
+        added += sum(into.add(event, (-1, -1)) for event in events)
+    return added
+
+
+def replay_all(
+    settings: Settings, client: RedisClient, policy: RetryPolicy, summary: RebuildSummary
 ) -> dict[int, NumberHistory]:
-    """Every number's history from the outcomes topic."""
-    events: list[OutcomeEvent] = []
-    seen_ids: set[str] = set()
-    for event in decoded(settings, settings.outcomes_topic, OutcomeEvent.decode, summary):
-        if event.event_id in seen_ids or event.campaign != settings.campaign:
-            summary.duplicates += event.event_id in seen_ids
-            continue
-        seen_ids.add(event.event_id)
-        events.append(event)
-    summary.events = len(events)
-    histories: dict[int, NumberHistory] = {}
-    for event in sorted(events, key=lambda e: e.completed_at_ms):
-        history = histories.setdefault(event.number, NumberHistory(event.region))
-        history.apply(event, policy)
-    return histories
+    """Every number's history from the outcomes topic and the streams."""
+    outcomes = kafka_state.read_outcomes(settings)
+    summary.pending = pending_events(
+        client, KeyScheme(settings.key_prefix, settings.campaign), outcomes
+    )
+    summary.events = len(outcomes.events)
+    summary.duplicates = outcomes.duplicates
+    summary.invalid += outcomes.invalid
+    by_number: dict[int, list[OutcomeEvent]] = defaultdict(list)
+    for event in outcomes.events:
+        by_number[event.number].append(event)
+    return {
+        number: replay(events[0].region, events, policy, settings.lease_max_expiries)
+        for number, events in by_number.items()
+    }
+
+
+def _restore_counters(pipe: RedisPipeline, keys: RegionKeys, history: NumberHistory) -> None:
+    """The counters of leases and calls one number contributes."""
+    counts = {
+        "leased": len(history.intervals),
+        "expired": history.expired_leases,
+        "late": history.late_answers,
+        "attempted": int(history.attempted),
+        "reached": history.reached,
+    }
+    for name, count in counts.items():
+        if count:
+            pipe.hincrby(keys.counters, name, count)
 
 
 def restore(
@@ -126,27 +158,40 @@ def restore(
     pipe = client.pipeline(transaction=False)
     for number, history in histories.items():
         keys = scheme.region(history.region)
-        parked = history.expiries >= settings.lease_max_expiries
-        state = FINISHED.get(history.disposition) or ("parked" if parked else "in play")
+        state = FINISHED.get(history.state) or _IN_PLAY_NAMES[history.state]
         summary.states[state] += 1
         pipe.sadd(scheme.regions, history.region)
-        if state == "in play":
-            if history.attempts:
-                pipe.hset(keys.attempts, str(number), history.attempts)
-            if history.expiries:
-                pipe.hset(keys.expiries, str(number), history.expiries)
+        _restore_counters(pipe, keys, history)
+        if history.state is NumberState.IN_PLAY:
+            _in_play(pipe, keys, number, history)
             continue
         finished.append(number)
         pipe.hincrby(keys.counters, "enqueued", 1)
-        if state == "parked":
+        if history.state is NumberState.PARKED:
+            _in_play(pipe, keys, number, history)
             pipe.sadd(keys.parked, str(number))
         else:
             pipe.hincrby(keys.counters, state, 1)
-        if state == "dnc":
-            pipe.sadd(keys.dnc, str(number))
-            pipe.sadd(dnc_list_key(settings.key_prefix, number), str(number))
     pipe.execute()
     dedupe.mark_seen(client, scheme, finished)
+    # the answers' do-not-call numbers, through the list's one writer (its keys and shards)
+    listed = {n: h.region for n, h in histories.items() if h.dnc_listed}
+    add_numbers(client, settings.key_prefix, listed, listed.get)
+
+
+def _in_play(pipe: RedisPipeline, keys: RegionKeys, number: int, history: NumberHistory) -> None:
+    if history.attempts:
+        pipe.hset(keys.attempts, str(number), history.attempts)
+    if history.expiries:
+        pipe.hset(keys.expiries, str(number), history.expiries)
+
+
+def restore_ingested(client: RedisClient, settings: Settings, summary: RebuildSummary) -> None:
+    """The per-region ``ingested`` counts (the coverage denominators), from the numbers topic."""
+    summary.ingested = kafka_state.count_ingested(settings)
+    if summary.ingested:
+        scheme = KeyScheme(settings.key_prefix, settings.campaign)
+        client.hset(scheme.ingested, mapping=dict(summary.ingested))  # type: ignore[arg-type]
 
 
 def restore_operator_dnc(client: RedisClient, settings: Settings, summary: RebuildSummary) -> None:
@@ -156,6 +201,20 @@ def restore_operator_dnc(client: RedisClient, settings: Settings, summary: Rebui
         by_region[entry.number] = entry.region
     add_numbers(client, settings.key_prefix, by_region, by_region.get)
     summary.operator_dnc = len(by_region)
+
+
+def require_lost(client: RedisClient, scheme: KeyScheme) -> None:
+    """Refuse a Redis that still has the assigner's dedupe bitmaps: it was not lost (a
+    partial loss is wiped first), or a rebuild already ran; either way restoring again
+    would count every finished number twice."""
+    pattern = scheme.seen("*")
+    for node in primaries(client):
+        for _ in node.scan_iter(pattern, SCAN_COUNT):
+            raise RebuildError(
+                "Redis still holds the assigner's dedupe bitmaps: it was not lost, or a "
+                "rebuild already ran. Wipe the campaign's keys first (README, "
+                "'Rebuilding Redis from Kafka')"
+            )
 
 
 def forget_assigner_offsets(settings: Settings) -> None:
@@ -179,9 +238,12 @@ def rebuild(
 ) -> RebuildSummary:
     """Rebuild Redis from Kafka (see the module docstring)."""
     summary = RebuildSummary()
+    require_lost(client, KeyScheme(settings.key_prefix, settings.campaign))
     forget_assigner_offsets(settings)
     restore_operator_dnc(client, settings, summary)
-    restore(client, settings, replay(settings, policy or RetryPolicy(), summary), summary)
+    histories = replay_all(settings, client, policy or RetryPolicy(), summary)
+    restore(client, settings, histories, summary)
+    restore_ingested(client, settings, summary)
     log.info("rebuilt from %d events: %s", summary.events, dict(summary.states))
     return summary
 
@@ -197,8 +259,10 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         client.close()
     print(
-        f"replayed {summary.events} outcome events ({summary.duplicates} duplicates, "
+        f"replayed {summary.events} outcome events ({summary.pending} of them from the "
+        f"streams of the new Redis, {summary.duplicates} duplicates, "
         f"{summary.invalid} invalid), {summary.operator_dnc} operator do-not-call numbers; "
+        f"ingested counts of {len(summary.ingested)} regions; "
         f"numbers: {dict(summary.states)}. Start the assigners: they queue the rest from "
         f"the numbers topic. Recount the report with: phonebank reporter --rebuild"
     )

@@ -6,16 +6,25 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from phonebank.assigner.worker import AssignerWorker
-from phonebank.domain.records import Outcome
-from phonebank.infra.kafka import ensure_topics, make_producer
+from phonebank.domain.records import NumberChunk, Outcome, OutcomeEvent
+from phonebank.infra.kafka import ensure_topics, make_producer, partition_for_region
 from phonebank.infra.redis_client import RedisClient
+from phonebank.infra.replies import reply_text
 from phonebank.leases import dnc
 from phonebank.leases.relay import OutcomeRelay, RelayMetrics
 from phonebank.ops.dnc import record_in_kafka
 from phonebank.ops.rebuild import RebuildError, rebuild
 from phonebank.settings import Settings
 from tests.conftest import wipe_namespace
-from tests.integration.assigner_helpers import chunk, produce, queue_all, ready, step_until
+from tests.integration.assigner_helpers import (
+    chunk,
+    consumed_to_end,
+    produce,
+    queue_all,
+    ready,
+    step_until,
+)
+from tests.integration.audit_helpers import Campaign, busy_day, outcome_counts
 from tests.integration.lease_helpers import (
     FIRST,
     MOSCOW_ONLY,
@@ -29,6 +38,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.on_cluster]
 
 #: the numbers of the campaign: FIRST … FIRST + 9
 NUMBERS = [FIRST + i for i in range(10)]
+#: the numbers of the audited campaigns
+AUDITED = [FIRST + i for i in range(30)]
 #: what the volunteers answered for the first four numbers leased
 ANSWERS = [Outcome.CONVERSATION, Outcome.DO_NOT_CALL, Outcome.NO_ANSWER, Outcome.WRONG_NUMBER]
 
@@ -81,3 +92,91 @@ def test_rebuild_refuses_while_an_assigner_runs(
             rebuild(settings, redis_client)
     finally:
         worker.consumer.close(autocommit=False)
+
+
+def test_after_a_wipe_and_rebuild_the_audit_is_clean_and_coverage_counts_are_right(
+    settings: Settings, redis_client: RedisClient
+) -> None:
+    """Given a busy campaign (answers of every kind, expiries, a late answer left
+    unchanged because another lease held the number, a release), every event relayed
+    When the namespace's Redis keys are wiped, rebuilt from Kafka and the assigner re-queues
+    Then the audit finds no violation, the ingested counts are back, and the late answer
+    did not finish the number the other volunteer held."""
+    campaign = Campaign(settings, redis_client)
+    try:
+        campaign.ingest(AUDITED)
+        campaign.queue_all()
+        busy_day(campaign)
+        campaign.relay()
+        wipe_namespace(redis_client, campaign.settings.key_prefix)
+        summary = rebuild(campaign.settings, redis_client)
+        campaign.queue_all()
+        report = campaign.audit()
+    finally:
+        campaign.close()
+    assert report.violations == []
+    assert summary.ingested == {"RU-MOW": len(AUDITED)}
+    keys = scheme(campaign.settings)
+    assert redis_client.hgetall(keys.ingested) == {b"RU-MOW": str(len(AUDITED)).encode()}
+    counts = outcome_counts(report)
+    # done: the conversation and one late refusal; the other late refusal moved nothing;
+    # due times are lost for good: the retries are queued again
+    assert counts == {"ready": 26, "done": 2, "dnc": 1, "retired": 1}
+    assert summary.states["done"] == 2
+    # And a second rebuild is refused: it would count every finished number twice
+    with pytest.raises(RebuildError, match="not lost"):
+        rebuild(campaign.settings, redis_client)
+
+
+def test_an_answer_recorded_in_the_new_redis_before_the_rebuild_is_applied_and_relayed(
+    settings: Settings, redis_client: RedisClient
+) -> None:
+    """Given a campaign whose Redis was lost, and a do-not-call answer recorded in the new
+    Redis's stream (not relayed: the assigners are stopped) before the rebuild
+    When the README's procedure goes on: rebuild, assigners, reporter, audit
+    Then the number is do-not-call (never queued again), the event reaches Kafka and the
+    report, and the audit is clean."""
+    campaign = Campaign(settings, redis_client)
+    try:
+        campaign.ingest(AUDITED)
+        campaign.queue_all()
+        leases = campaign.leases()
+        lease = campaign.acquire(leases, "caller")
+        keys = scheme(campaign.settings).region("RU-MOW")
+        held = redis_client.hgetall(keys.lease(lease.lease_id))
+        wipe_namespace(redis_client, campaign.settings.key_prefix)
+        # the answer, recorded late against the new Redis (as complete does for a lease
+        # it no longer knows): only its event is there
+        event = OutcomeEvent(
+            event_id=f"{lease.lease_id}/complete",
+            campaign=campaign.settings.campaign,
+            region="RU-MOW",
+            number=lease.national_number,
+            outcome=Outcome.DO_NOT_CALL,
+            attempt=1,
+            lease_id=lease.lease_id,
+            volunteer=reply_text(held[b"volunteer"]),
+            guideline=reply_text(held[b"guideline"]),
+            leased_at_ms=int(held[b"leased_at_ms"]),
+            completed_at_ms=leases.now_ms(),
+            late=True,
+        )
+        fields = {
+            k: str(int(v) if isinstance(v, bool) else v) for k, v in event.model_dump().items()
+        }
+        redis_client.xadd(keys.outcomes, fields)  # type: ignore[arg-type]
+        # Then the README's steps 3 to 6: rebuild, start the assigners (queue, relay),
+        # restart the reporter (it recounts: its checkpoint was in Redis), audit
+        summary = rebuild(campaign.settings, redis_client)
+        campaign.queue_all()
+        assert campaign.relay() == 1
+        campaign.report(events=1)
+        report = campaign.audit()
+    finally:
+        campaign.close()
+    assert summary.pending == 1
+    assert report.violations == []
+    assert report.reporter["checked"] is True
+    assert outcome_counts(report)["dnc"] == 1
+    assert lease.national_number not in ready(redis_client, campaign.settings)
+    assert redis_client.sismember(keys.dnc, str(lease.national_number))

@@ -178,6 +178,7 @@ local event_id = lease_id .. '/complete'
 redis.call('HSET', keys.lease, 'outcome', outcome, 'event_id', event_id,
   'completed_at_ms', now, 'next_state', next_state)
 finish_lease(keys.lease, 'completed', retention_ms)
+lease['next_state'] = next_state
 emit_event(keys.outcomes, lease, lease_id, event_id, outcome, now, late)
 local answer = OK
 if lease['state'] == 'dnc' then

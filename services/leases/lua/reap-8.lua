@@ -64,5 +64,6 @@ else
 end
 redis.call('HINCRBY', counters_key, 'expired', 1)
 finish_lease(lease_key, 'expired', retention_ms)
+lease['next_state'] = next_state
 emit_event(outcomes_key, lease, lease_id, lease_id .. '/expire', 'expired', now, 0)
 return { OK, next_state, lease['volunteer'], now - deadline }
