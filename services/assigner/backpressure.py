@@ -6,7 +6,7 @@ can hold no parsed record of it, pauses it; the partition resumes when the regio
 below ``queue_low_watermark``.
 
 Why the pause is deferred (kafka-python 3.0.12, ``Fetcher.fetched_records``; see
-docs/upstream/kafka-python-paused-fetch.md): records of a partition paused while they
+docs/upstream/kafka-python-fetcher-stall.md): records of a partition paused while they
 sit in the fetcher's in-line slot are parked, and given back only when that slot is
 ``None``. A drained record set of another partition is falsy but not ``None``, so the
 parked records are never given back, and the partition, having parked data, is never
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -82,6 +83,8 @@ class Backpressure:
         self.low_watermark = low_watermark
         self.clock = clock
         self.holds: dict[TopicPartition, Hold] = {}
+        #: region → holds released because the region drained (pause/resume cycles)
+        self.released: Counter[str] = Counter()
 
     def hold(self, partition: TopicPartition, offset: int, region: str) -> None:
         """Seek ``partition`` back to ``offset`` and hold it until ``region`` drains."""
@@ -135,6 +138,7 @@ class Backpressure:
                 if hold.paused:
                     self.consumer.resume(partition)
                 del self.holds[partition]
+                self.released[hold.region] += 1
                 log.info("region %s drained: resuming %s", hold.region, partition)
                 continue
             moved = 0 <= depth < hold.depth
