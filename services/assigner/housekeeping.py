@@ -20,7 +20,8 @@ Both loops survive outages of any length: a round that fails on Redis or Kafka i
 in ``phonebank_background_failures_total{operation="sweep"|"relay"}``, logged, and
 retried with backoff (:mod:`phonebank.infra.retry`); the relay creates its producer
 inside its loop, so a broker down at start is an outage like any other. Only the stop
-event (SIGTERM) ends them; the relay then makes one last attempt to empty what it holds.
+event (SIGTERM) ends them; the relay then makes one last attempt to empty what it holds
+(none while its dependencies are failing, so an outage does not delay the shutdown).
 """
 
 from __future__ import annotations
@@ -120,13 +121,15 @@ class RelayLoop:
             self._wake.set()
 
     def run(self) -> None:
-        """Relay until the stop event is set, then try once more to empty what is held."""
+        """Relay until the stop event is set, then try once more to empty what is held
+        (unless Kafka or Redis is failing: the events wait in Redis for the next relay)."""
         try:
             while not self.stop.is_set():
                 self._wake.wait(RELAY_WAKE_SECONDS)
                 self._wake.clear()
                 self._attempt()
-            self._round()
+            if not self.backoff.failures:
+                self._round()
         except DEPENDENCY_ERRORS as exc:
             log.warning("last relay round at shutdown failed, events stay in Redis: %s", exc)
         finally:

@@ -37,14 +37,29 @@ LAG_TIMEOUT_MS = 2_000
 class RedisStateCollector(Collector):
     """Per-region queue depths and lease counters, read from Redis at scrape time."""
 
-    def __init__(self, client: RedisClient, settings: Settings) -> None:
+    def __init__(
+        self, client: RedisClient, settings: Settings, failures: FailureMetrics | None = None
+    ) -> None:
         self.redis = client
+        self.failures = failures
         self.scheme = KeyScheme(settings.key_prefix, settings.campaign)
         self.lease_ttl_ms = settings.lease_ttl_seconds * 1000
         self.policy = CallingPolicy.from_settings(settings)
         self.region_zones = campaign_region_zones(settings)
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """The Redis state; nothing (a failure counted and logged) while Redis is down, so
+        a scrape in an outage still returns the process's own metrics."""
+        try:
+            families = list(self._collect())
+        except DEPENDENCY_ERRORS as exc:
+            if self.failures is not None:
+                self.failures.failures.labels("metrics", reason_of(exc)).inc()
+            log.warning("Redis state not scraped (%s: %s)", type(exc).__name__, exc)
+            return
+        yield from families
+
+    def _collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         now_ms = clock.now_ms()
         regions = known_regions(self.redis, self.scheme)
         depths = queue_depths(self.redis, self.scheme, regions, now_ms)
@@ -145,7 +160,7 @@ class AssignerMetrics:
         )
         self.failures = FailureMetrics(self.registry)
         if client is not None:
-            self.registry.register(RedisStateCollector(client, settings))
+            self.registry.register(RedisStateCollector(client, settings, self.failures))
 
     def chunk_done(self, region: str, read: int, fresh: int, queued: int) -> None:
         """Count one chunk: ``read`` numbers, ``fresh`` of them new, ``queued`` of those."""
