@@ -5,7 +5,8 @@ At least once: a batch is read with ``XRANGE``, produced (idempotent producer,
 stream. A crash in between re-sends the batch; consumers dedupe by ``event_id``.
 A per-region lock (``SET NX PX``) keeps two assigner replicas from relaying the same
 region at once; an entry that is not a valid event moves to the region's dead-letter
-stream instead of blocking the relay or vanishing.
+stream instead of blocking the relay or vanishing; that stream is bounded
+(:data:`DEAD_LETTER_MAX_ENTRIES`, exact ``MAXLEN``) and its length exported at scrape time.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ BATCH_ENTRIES = 500
 LOCK_TTL_MS = 30_000
 #: seconds a flush may take before the batch is left for the next round
 FLUSH_TIMEOUT_SECONDS = 30.0
+#: entries a region's dead-letter stream keeps at most (the oldest are trimmed): a
+#: misbehaving writer cannot fill Redis; the count is exported as a gauge per region
+DEAD_LETTER_MAX_ENTRIES = 10_000
 
 StreamEntry = tuple[bytes, dict[bytes, bytes]]
 
@@ -140,7 +144,12 @@ class OutcomeRelay:
             dead_letter_key(keys),
         )
         pipe = self.redis.pipeline(transaction=True)
-        pipe.xadd(dead_letter_key(keys), fields)  # type: ignore[arg-type]
+        pipe.xadd(
+            dead_letter_key(keys),
+            fields,  # type: ignore[arg-type]
+            maxlen=DEAD_LETTER_MAX_ENTRIES,
+            approximate=False,
+        )
         pipe.xdel(keys.outcomes, entry_id)
         pipe.execute()
         self.metrics.dead.inc()

@@ -28,6 +28,7 @@ from phonebank.domain.records import Outcome
 from phonebank.infra import metrics as names
 from phonebank.infra.kafka import ensure_topics, make_producer
 from phonebank.infra.redis_client import RedisClient, connect
+from phonebank.leases import relay as relay_module
 from phonebank.leases.client import LeaseClient
 from phonebank.leases.reaper import Reaper
 from phonebank.settings import Settings
@@ -250,3 +251,41 @@ def test_the_worker_survives_a_redis_outage_and_stops_only_when_told(
         loop.join(DEADLINE_SECONDS)
         client.close()
     assert not loop.is_alive()
+
+
+#: dead-letter bound in the test (the shipped one is 10,000)
+TEST_DEAD_LETTER_MAX = 3
+
+
+def test_the_dead_letter_stream_is_bounded_and_exported(
+    settings: Settings, redis_client: RedisClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given five entries in a region's outcome stream that are not valid events, and a
+    dead-letter bound of three,
+    When the relay runs,
+    Then all five leave the outcome stream, the dead-letter stream keeps the newest three,
+    and /metrics reports three dead-lettered entries for the region."""
+    monkeypatch.setattr(relay_module, "DEAD_LETTER_MAX_ENTRIES", TEST_DEAD_LETTER_MAX)
+    keys = scheme(settings).region("RU-MOW")
+    redis_client.sadd(scheme(settings).regions, "RU-MOW")
+    written = [redis_client.xadd(keys.outcomes, {"garbage": str(i)}) for i in range(5)]
+    ensure_topics(settings)
+    metrics = AssignerMetrics(settings, redis_client)
+    producer = make_producer(settings)
+    try:
+        relay = relay_module.OutcomeRelay(
+            settings, redis_client, producer, relay_module.RelayMetrics(metrics.registry)
+        )
+        assert relay.relay_all() == 0
+    finally:
+        producer.close()
+    dead = cast(
+        list[tuple[bytes, dict[bytes, bytes]]],
+        redis_client.xrange(relay_module.dead_letter_key(keys)),
+    )
+    assert redis_client.xlen(keys.outcomes) == 0
+    assert [fields[b"garbage"] for _, fields in dead] == [b"2", b"3", b"4"]
+    assert len(written) == 5
+    gauge = metrics.registry.get_sample_value(names.OUTCOMES_DEAD_LETTERED, {"region": "RU-MOW"})
+    assert gauge == TEST_DEAD_LETTER_MAX
+    assert metrics.registry.get_sample_value(names.OUTCOMES_DEAD) == 5
