@@ -31,6 +31,7 @@ from phonebank.infra.redis_client import RedisClient, connect
 from phonebank.leases import relay as relay_module
 from phonebank.leases.client import LeaseClient
 from phonebank.leases.reaper import Reaper
+from phonebank.leases.scripts import ReturnCode, Scripts
 from phonebank.settings import Settings
 from tests.integration.lease_helpers import (
     FIRST,
@@ -289,3 +290,18 @@ def test_the_dead_letter_stream_is_bounded_and_exported(
     gauge = metrics.registry.get_sample_value(names.OUTCOMES_DEAD_LETTERED, {"region": "RU-MOW"})
     assert gauge == TEST_DEAD_LETTER_MAX
     assert metrics.registry.get_sample_value(names.OUTCOMES_DEAD) == 5
+
+
+def test_unlock_deletes_only_its_own_lock(settings: Settings, redis_client: RedisClient) -> None:
+    """Given a region's relay lock held by relay B (relay A's lock having expired),
+    When A unlocks, Then B's lock stays (NOT_FOUND); when B unlocks, it is deleted (OK);
+    and a malformed owner id is refused (BAD_ARGUMENT) without touching the lock."""
+    scripts = Scripts(redis_client)
+    keys = scheme(settings).region("RU-MOW")
+    mine, theirs = "a" * 32, "b" * 32
+    redis_client.set(keys.relay_lock, theirs, px=60_000)
+    assert scripts.run("unlock", keys, [mine]) == [ReturnCode.NOT_FOUND]
+    assert scripts.run("unlock", keys, ["not-an-owner"]) == [ReturnCode.BAD_ARGUMENT]
+    assert redis_client.get(keys.relay_lock) == theirs.encode()
+    assert scripts.run("unlock", keys, [theirs]) == [ReturnCode.OK]
+    assert redis_client.exists(keys.relay_lock) == 0
