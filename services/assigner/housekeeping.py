@@ -5,12 +5,13 @@ for each region due for a look, the length of its outcome stream and its oldest 
 deadline (``XLEN`` + ``ZRANGE 0 0 WITHSCORES``). Only the regions whose oldest deadline
 has passed are reaped (:class:`~phonebank.leases.reaper.Reaper`); only those with events
 waiting are handed to the relay. A region with live leases or waiting events is looked
-at again next period; a quiet one (neither) only after :data:`QUIET_LOOK_SECONDS`, so an
-idle assigner (full queues, no volunteers) issues a few Redis commands a second, not
-hundreds. The price: in a quiet region, the first event waits at most that long for the
-relay, and a lease granted there is reaped at most that long after its deadline (a lease
-makes its region active at the next look; with the default 15-minute time to live that
-look comes long before the deadline).
+at again next period; a quiet one (neither) about every :data:`QUIET_LOOK_SECONDS`, the
+quiet regions spread evenly over the sweeps (95 quiet regions: 5 a sweep). An idle
+assigner (full queues, no volunteers) so issues about a dozen Redis commands a second,
+not hundreds. The price: in a quiet region, the first event waits up to that long for
+the relay, and a lease granted there is reaped up to that long after its deadline (a
+lease makes its region active at the next look; with the default 15-minute time to live
+that look comes long before the deadline).
 
 **Relay** (thread ``relay``): moves the handed-over regions' events to Kafka
 (:class:`~phonebank.leases.relay.OutcomeRelay`). A produce or flush that blocks through a
@@ -27,6 +28,7 @@ event (SIGTERM) ends them; the relay then makes one last attempt to empty what i
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -50,7 +52,7 @@ log = logging.getLogger(__name__)
 #: seconds between two sweeps, and between two looks at an active region
 SWEEP_PERIOD_SECONDS = 1.0
 #: seconds between two looks at a quiet region (no live lease, no event waiting)
-QUIET_LOOK_SECONDS = 15.0
+QUIET_LOOK_SECONDS = 20.0
 #: seconds the relay thread waits for regions to relay before it looks at its stop event
 RELAY_WAKE_SECONDS = 1.0
 
@@ -194,8 +196,10 @@ class Sweeper:
         self.reaper = reaper or Reaper(settings, client)
         self.clock = clock
         self.backoff = Backoff("sweep", metrics.failures, stop)
-        #: region → monotonic seconds of its next look
-        self.next_look: dict[str, float] = {}
+        #: regions that had live leases or waiting events at their last look
+        self.active: set[str] = set()
+        #: region → monotonic seconds of its last look
+        self.looked_at: dict[str, float] = {}
         #: sweeps that went through, and leases they reaped (tests await them)
         self.rounds = 0
         self.reaped = 0
@@ -214,7 +218,7 @@ class Sweeper:
     def round(self) -> None:
         """Look at the regions due, reap the expired, hand the relay those with events."""
         now = self.clock()
-        due = [r for r in known_regions(self.redis, self.scheme) if self._due(r, now)]
+        due = self._due(known_regions(self.redis, self.scheme))
         states = sweep(self.redis, self.scheme, due) if due else {}
         now_ms = self.reaper.now_ms()
         expired = [
@@ -230,12 +234,23 @@ class Sweeper:
             self.metrics.reclaim_lag.set(0)
         self.relay.hand_over(region for region, state in states.items() if state.pending_events)
         for region, state in states.items():
-            wait = SWEEP_PERIOD_SECONDS if state.active else QUIET_LOOK_SECONDS
-            self.next_look[region] = now + wait
+            self.looked_at[region] = now
+            if state.active:
+                self.active.add(region)
+            else:
+                self.active.discard(region)
         self.rounds += 1
 
-    def _due(self, region: str, now: float) -> bool:
-        return self.next_look.get(region, 0.0) <= now
+    def _due(self, regions: list[str]) -> list[str]:
+        """Every active region; of the quiet ones, the share that has each looked at about
+        every :data:`QUIET_LOOK_SECONDS` (those looked at longest ago, or never, first):
+        the looks are spread evenly over time, not all at once."""
+        quiet = sorted(
+            (region for region in regions if region not in self.active),
+            key=lambda region: self.looked_at.get(region, -math.inf),
+        )
+        share = math.ceil(len(quiet) * SWEEP_PERIOD_SECONDS / QUIET_LOOK_SECONDS)
+        return [region for region in regions if region in self.active] + quiet[:share]
 
 
 def start_housekeeping(

@@ -23,7 +23,9 @@ from phonebank.domain.records import NumberChunk
 from phonebank.infra.kafka import ensure_topics, partition_for_region
 from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.keys import KeyScheme
+from phonebank.leases.queues import enqueue_chunk
 from phonebank.settings import Settings
+from tests.integration.assigner_helpers import step_until
 from tests.integration.test_assigner import chunk, produce
 
 pytestmark = pytest.mark.integration
@@ -195,3 +197,22 @@ def test_soak_hundreds_of_pause_resume_cycles_lose_nothing(
     cycles = worker.backpressure.released
     print(f"pause/resume cycles per region: {dict(cycles)}")
     assert all(cycles[region] >= SOAK_MIN_CYCLES for region in regions), cycles
+
+
+def test_held_partitions_are_paused_even_when_every_poll_returns_them(
+    tight: Settings, redis_client: RedisClient, worker: AssignerWorker
+) -> None:
+    """Given four regions whose queues are already full and one chunk of each in Kafka,
+    When the worker holds each partition at its chunk (every poll fetches those four
+    chunks again, far fewer than a poll's 50 records),
+    Then the poll after the last hold pauses every held partition: the fetcher can
+    hold parsed records only of the last partition of a full poll."""
+    regions = [FULL_REGION, *FLOWING_REGIONS]
+    scheme = KeyScheme(tight.key_prefix, tight.campaign)
+    for index, region in enumerate(regions):
+        base = 9160000000 + index * 10_000_000
+        enqueue_chunk(redis_client, scheme, region, [base + i for i in range(20)])
+    produce(tight, [chunk(region, 0, [9170000000 + i]) for i, region in enumerate(regions)])
+    step_until(worker, lambda: len(worker.paused) == len(regions))
+    worker.step()
+    assert all(hold.paused for hold in worker.backpressure.holds.values())
