@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from phonebank import __version__
-from phonebank.assigner import app as assigner_service
+from phonebank.assigner import cli as assigner_service
 from phonebank.gateway import cli as gateway_service
 from phonebank.ingest import cli as ingest_cli
 from phonebank.local import demo as demo_run

@@ -20,11 +20,10 @@ from pathlib import Path
 import pytest
 
 from phonebank.infra.kafka import make_admin
-from phonebank.infra.redis_client import RedisClient, connect
+from phonebank.infra.redis_client import RedisClient, connect, primaries
 from phonebank.local import redis_cluster, stack
 from phonebank.local.stack_settings import StackSettings, load_stack_settings
 from phonebank.settings import Settings, load_settings, namespaced, settings_env
-from tests.helpers import primaries
 
 #: Root of the repository (tests read ../shared from here).
 REPO = Path(__file__).resolve().parents[1]

@@ -8,14 +8,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 
-import redis
-from redis.cluster import RedisCluster
-
 from phonebank.domain.numbering import NumberingPlan
 from phonebank.domain.records import Outcome
 from phonebank.domain.retry_policy import OutcomeRule, RetryPolicy
 from phonebank.infra.metrics import ALLOWED_LABELS, CATALOGUE, is_code
-from phonebank.infra.redis_client import RedisClient, primary_nodes
 from phonebank.ingest.generate import iter_generated_batches
 from phonebank.reporter.status import ReporterStatus
 
@@ -70,13 +66,6 @@ def check_labels(labels: dict[str, str]) -> None:
             raise ValueError(f"label {name!r} is not one of {sorted(ALLOWED_LABELS)}")
         if not is_code(value):
             raise ValueError(f"label {name} has a value that is not a short code")
-
-
-def primaries(client: RedisClient) -> list[redis.Redis]:
-    """A one-node client per master: the node itself, or each master of the cluster."""
-    if isinstance(client, RedisCluster):
-        return [client.get_redis_connection(node) for node in primary_nodes(client)]
-    return [client]
 
 
 def wait_applied(status: ReporterStatus, events: int, timeout: float) -> bool:

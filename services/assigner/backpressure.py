@@ -2,32 +2,38 @@
 
 When a region's ready list reaches ``queue_high_watermark``, the worker *holds* the
 chunk's partition: it seeks it back to the first chunk not queued and, once the fetcher
-can hold no parsed record of it, pauses it; the partition resumes when the region falls
-below ``queue_low_watermark``.
+can hold no parsed record of it (after the next poll, or the one after), pauses it; the
+partition resumes when the region falls below ``queue_low_watermark``.
 
 Why the pause is deferred (kafka-python 3.0.12, ``Fetcher.fetched_records``; see
-docs/upstream/kafka-python-paused-fetch.md): records of a partition paused while they
+docs/upstream/kafka-python-fetcher-stall.md): records of a partition paused while they
 sit in the fetcher's in-line slot are parked, and given back only when that slot is
 ``None``. A drained record set of another partition is falsy but not ``None``, so the
 parked records are never given back, and the partition, having parked data, is never
 fetched again: it starves with its numbers still in Kafka. Parsed records enter the slot
-only inside a poll and are appended (returned, or dropped as stale) in that same poll,
-so after a poll that returned nothing of a held partition the fetcher holds no parsed
-record of it: only then is it paused. Until then, any record of a held partition a poll
-returns is dropped and the partition sought back again (the seek makes the fetcher drop
-the rest as stale). Raw fetch responses of a paused partition are parked too, but those
-are restored correctly on resume.
+only inside a poll, which takes from each record set in turn until it has
+``max_poll_records``: a set it moves past is drained, and one it stops in while records
+remain is the last partition of the poll's result, which then holds exactly
+``max_poll_records`` records. So after every poll the slot can hold undrained records of
+that one partition at most, and a held partition is paused at once unless it is that
+one (then after the next poll, which drops its stale records or returns them). Any
+record of a held partition a poll returns is dropped and the partition sought back
+again (the seek makes the fetcher drop the rest as stale). Raw fetch responses of a
+paused partition are parked too, but those are restored correctly on resume.
 
 A full region is looked at again after a delay that doubles (up to
 :data:`RESUME_CHECK_MAX_SECONDS`) while its depth does not move, and goes back to the
-minimum as soon as volunteers drain it: an idle assigner does not poll every full
+minimum as soon as volunteers drain it (each delay jittered by ±20 %, so the looks at
+regions that filled together spread out): an idle assigner does not poll every full
 region's length twice a second.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -45,6 +51,9 @@ RESUME_CHECK_MIN_SECONDS = 0.5
 RESUME_CHECK_MAX_SECONDS = 30.0
 #: factor the delay grows by per look at an unmoved depth
 RESUME_CHECK_GROWTH = 2.0
+#: each delay is multiplied by a random factor within 1 ± this, so regions that filled
+#: at the same moment are not all looked at in the same instant (a burst of commands)
+RESUME_CHECK_JITTER = 0.2
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord]]
 
@@ -74,14 +83,19 @@ class Backpressure:
         client: RedisClient,
         scheme: KeyScheme,
         low_watermark: int,
+        *,
+        max_poll_records: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.consumer = consumer
+        self.max_poll_records = max_poll_records
         self.redis = client
         self.scheme = scheme
         self.low_watermark = low_watermark
         self.clock = clock
         self.holds: dict[TopicPartition, Hold] = {}
+        #: region → holds released because the region drained (pause/resume cycles)
+        self.released: Counter[str] = Counter()
 
     def hold(self, partition: TopicPartition, offset: int, region: str) -> None:
         """Seek ``partition`` back to ``offset`` and hold it until ``region`` drains."""
@@ -92,8 +106,10 @@ class Backpressure:
 
     def screen(self, batch: Batch) -> dict[TopicPartition, Sequence[ConsumerRecord]]:
         """The records of ``batch`` to handle: those of held partitions are dropped (and
-        their partition sought back); held partitions this poll returned nothing of are
-        paused now."""
+        their partition sought back); held partitions are paused now, except the one the
+        fetcher may still hold parsed records of (see the module docstring)."""
+        full = sum(len(records) for records in batch.values()) >= self.max_poll_records
+        in_line = list(batch)[-1] if full and batch else None
         kept: dict[TopicPartition, Sequence[ConsumerRecord]] = {}
         for partition, records in batch.items():
             hold = self.holds.get(partition)
@@ -102,7 +118,7 @@ class Backpressure:
             else:
                 self.consumer.seek(partition, hold.offset)
         for partition, hold in self.holds.items():
-            if not hold.paused and partition not in batch:
+            if not hold.paused and partition != in_line:
                 self.consumer.pause(partition)
                 hold.paused = True
         return kept
@@ -135,10 +151,12 @@ class Backpressure:
                 if hold.paused:
                     self.consumer.resume(partition)
                 del self.holds[partition]
+                self.released[hold.region] += 1
                 log.info("region %s drained: resuming %s", hold.region, partition)
                 continue
             moved = 0 <= depth < hold.depth
             grown = min(RESUME_CHECK_MAX_SECONDS, hold.interval * RESUME_CHECK_GROWTH)
             hold.interval = RESUME_CHECK_MIN_SECONDS if moved else grown
             hold.depth = depth
-            hold.next_look = now + hold.interval
+            spread = random.uniform(1 - RESUME_CHECK_JITTER, 1 + RESUME_CHECK_JITTER)
+            hold.next_look = now + hold.interval * spread

@@ -24,6 +24,7 @@ from phonebank.infra.retry import DEPENDENCY_ERRORS, FailureMetrics, reason_of
 from phonebank.leases.client import campaign_region_zones
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.queues import known_regions, queue_depths
+from phonebank.leases.relay import dead_letter_key
 from phonebank.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,14 +38,29 @@ LAG_TIMEOUT_MS = 2_000
 class RedisStateCollector(Collector):
     """Per-region queue depths and lease counters, read from Redis at scrape time."""
 
-    def __init__(self, client: RedisClient, settings: Settings) -> None:
+    def __init__(
+        self, client: RedisClient, settings: Settings, failures: FailureMetrics | None = None
+    ) -> None:
         self.redis = client
+        self.failures = failures
         self.scheme = KeyScheme(settings.key_prefix, settings.campaign)
         self.lease_ttl_ms = settings.lease_ttl_seconds * 1000
         self.policy = CallingPolicy.from_settings(settings)
         self.region_zones = campaign_region_zones(settings)
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """The Redis state; nothing (a failure counted and logged) while Redis is down, so
+        a scrape in an outage still returns the process's own metrics."""
+        try:
+            families = list(self._collect())
+        except DEPENDENCY_ERRORS as exc:
+            if self.failures is not None:
+                self.failures.failures.labels("metrics", reason_of(exc)).inc()
+            log.warning("Redis state not scraped (%s: %s)", type(exc).__name__, exc)
+            return
+        yield from families
+
+    def _collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         now_ms = clock.now_ms()
         regions = known_regions(self.redis, self.scheme)
         depths = queue_depths(self.redis, self.scheme, regions, now_ms)
@@ -84,14 +100,20 @@ class RedisStateCollector(Collector):
         return family
 
     def _stream_and_age(self, regions: list[str], now_ms: int) -> Iterator[GaugeMetricFamily]:
-        """Unrelayed outcome events, and the time since the oldest live lease's last deadline
-        was set (its grant or latest renew)."""
+        """Unrelayed outcome events, dead-lettered entries per region, and the time since
+        the oldest live lease's last deadline was set (its grant or latest renew)."""
         pipe = self.redis.pipeline(transaction=False)
         for region in regions:
             keys = self.scheme.region(region)
             pipe.xlen(keys.outcomes)
             pipe.zrange(keys.leases, 0, 0, withscores=True)
+            pipe.xlen(dead_letter_key(keys))
         replies = pipe.execute()
+        dead = GaugeMetricFamily(
+            names.OUTCOMES_DEAD_LETTERED,
+            "Entries in the region's dead-letter stream (bounded).",
+            labels=["region"],
+        )
         oldest = GaugeMetricFamily(
             names.LEASE_OLDEST_AGE,
             "Seconds since the oldest live lease was granted or renewed.",
@@ -99,11 +121,13 @@ class RedisStateCollector(Collector):
         )
         pending = 0
         for index, region in enumerate(regions):
-            pending += int(replies[2 * index])
-            first = replies[2 * index + 1]
+            pending += int(replies[3 * index])
+            first = replies[3 * index + 1]
             age_ms = now_ms - (first[0][1] - self.lease_ttl_ms) if first else 0
             oldest.add_metric([region], max(0.0, age_ms / 1000))
+            dead.add_metric([region], int(replies[3 * index + 2]))
         yield oldest
+        yield dead
         yield GaugeMetricFamily(
             names.OUTCOMES_RELAY_PENDING,
             "Outcome events in Redis streams not yet relayed.",
@@ -145,7 +169,7 @@ class AssignerMetrics:
         )
         self.failures = FailureMetrics(self.registry)
         if client is not None:
-            self.registry.register(RedisStateCollector(client, settings))
+            self.registry.register(RedisStateCollector(client, settings, self.failures))
 
     def chunk_done(self, region: str, read: int, fresh: int, queued: int) -> None:
         """Count one chunk: ``read`` numbers, ``fresh`` of them new, ``queued`` of those."""

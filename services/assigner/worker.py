@@ -101,7 +101,11 @@ class AssignerWorker:
             settings, settings.assigner_group, max_poll_records=MAX_POLL_RECORDS
         )
         self.backpressure = Backpressure(
-            self.consumer, client, self.scheme, settings.queue_low_watermark
+            self.consumer,
+            client,
+            self.scheme,
+            settings.queue_low_watermark,
+            max_poll_records=MAX_POLL_RECORDS,
         )
         self.consumer.subscribe([settings.numbers_topic], listener=_Listener(self._on_rebalance))
 

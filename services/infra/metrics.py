@@ -62,6 +62,7 @@ OUTCOMES_RELAYED = "phonebank_outcomes_relayed_total"
 OUTCOMES_RELAY_LAST_SUCCESS = "phonebank_outcomes_relay_last_success_timestamp_seconds"
 OUTCOMES_RELAY_PENDING = "phonebank_outcomes_relay_pending_events"
 OUTCOMES_DEAD = "phonebank_outcomes_relay_dead_events_total"
+OUTCOMES_DEAD_LETTERED = "phonebank_outcomes_relay_dead_letter_events"
 BACKGROUND_FAILURES = "phonebank_background_failures_total"
 # --- gateway ----------------------------------------------------------------------------
 GATEWAY_REQUESTS = "phonebank_gateway_requests_total"
@@ -247,6 +248,15 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
         "",
         "assigner",
         "Outcome stream entries that were not valid events (not relayed).",
+    ),
+    (
+        OUTCOMES_DEAD_LETTERED,
+        "gauge",
+        "events",
+        "region",
+        "assigner",
+        "Entries in the region's dead-letter stream (bounded: the oldest are trimmed "
+        "beyond phonebank.leases.relay.DEAD_LETTER_MAX_ENTRIES).",
     ),
     (
         GATEWAY_REQUESTS,

@@ -74,3 +74,10 @@ def connect(settings: Settings, **options: Any) -> RedisClient:
         **_credentials(settings.redis_url),
         **options,
     )
+
+
+def primaries(client: RedisClient) -> list[redis.Redis]:
+    """A one-node client per master: the node itself, or each master of the cluster."""
+    if isinstance(client, RedisCluster):
+        return [client.get_redis_connection(node) for node in primary_nodes(client)]
+    return [client]

@@ -114,6 +114,11 @@ class RegionKeys:
         return self._key("outcomes")
 
     @cached_property
+    def relay_lock(self) -> str:
+        """STRING: owner id of the relay moving this region's outcome stream now."""
+        return f"{self.outcomes}:relay-lock"
+
+    @cached_property
     def counters(self) -> str:
         """HASH of per-region counters: see :data:`REGION_COUNTERS` for the fields."""
         return self._key("counters")

@@ -16,12 +16,9 @@ deadline: the figure to alert on when the reaper falls behind.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import cast
-
-import redis
 
 from phonebank.domain.clock import now_ms
 from phonebank.infra.redis_client import RedisClient
@@ -38,8 +35,6 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 200
 #: batches per region per pass (count)
 DEFAULT_MAX_BATCHES = 10
-#: seconds between passes of :meth:`Reaper.run`
-DEFAULT_INTERVAL_SECONDS = 1.0
 
 
 @dataclass
@@ -88,17 +83,6 @@ class Reaper:
         if totals.reaped:
             log.info("reaped %d expired leases (%d parked)", totals.reaped, totals.parked)
         return totals
-
-    def run(
-        self, stop: threading.Event, interval_seconds: float = DEFAULT_INTERVAL_SECONDS
-    ) -> None:
-        """Reap until ``stop`` is set."""
-        while not stop.is_set():
-            try:
-                self.reap_all()
-            except redis.RedisError:
-                log.exception("reaper pass failed; retrying")
-            stop.wait(interval_seconds)
 
     def _reap_batch(self, region: str, totals: ReapPass) -> int:
         keys = self._keys.region(region)

@@ -3,9 +3,12 @@
 At least once: a batch is read with ``XRANGE``, produced (idempotent producer,
 ``acks=all``), flushed, and only the entries Kafka acknowledged are deleted from the
 stream. A crash in between re-sends the batch; consumers dedupe by ``event_id``.
-A per-region lock (``SET NX PX``) keeps two assigner replicas from relaying the same
-region at once; an entry that is not a valid event moves to the region's dead-letter
-stream instead of blocking the relay or vanishing.
+A per-region lock (``SET NX PX``, released by ``unlock-1.lua``: compare-and-delete, so a
+relay whose lock expired never deletes the next owner's) keeps two assigner replicas from
+relaying the same region at once; an entry that is not a valid event moves to the
+region's dead-letter stream instead of blocking the relay or vanishing; that stream is
+bounded (:data:`DEAD_LETTER_MAX_ENTRIES`, exact ``MAXLEN``) and its length is exported at
+scrape time.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from phonebank.infra import metrics as names
 from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.keys import KeyScheme, RegionKeys
 from phonebank.leases.queues import known_regions
+from phonebank.leases.scripts import Scripts
 from phonebank.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,13 +40,16 @@ BATCH_ENTRIES = 500
 LOCK_TTL_MS = 30_000
 #: seconds a flush may take before the batch is left for the next round
 FLUSH_TIMEOUT_SECONDS = 30.0
+#: entries a region's dead-letter stream keeps at most (the oldest are trimmed): a
+#: misbehaving writer cannot fill Redis; the count is exported as a gauge per region
+DEAD_LETTER_MAX_ENTRIES = 10_000
 
 StreamEntry = tuple[bytes, dict[bytes, bytes]]
 
 
 def relay_lock_key(keys: RegionKeys) -> str:
     """STRING: owner id of the relay currently moving this region's stream (region slot)."""
-    return f"{keys.outcomes}:relay-lock"
+    return keys.relay_lock
 
 
 def dead_letter_key(keys: RegionKeys) -> str:
@@ -83,6 +90,7 @@ class OutcomeRelay:
         self.metrics = metrics
         self.scheme = KeyScheme(settings.key_prefix, settings.campaign)
         self.owner = uuid.uuid4().hex
+        self.scripts = Scripts(client)
 
     def relay_all(self) -> int:
         """One round over every known region; returns events relayed."""
@@ -101,8 +109,7 @@ class OutcomeRelay:
             entries = cast(list[StreamEntry], self.redis.xrange(keys.outcomes, count=BATCH_ENTRIES))
             return self._send(keys, entries) if entries else 0
         finally:
-            if self.redis.get(lock) == self.owner.encode():
-                self.redis.delete(lock)
+            self.scripts.run("unlock", keys, [self.owner])
 
     def _send(self, keys: RegionKeys, entries: Sequence[StreamEntry]) -> int:
         """Produce the entries, flush, and delete those Kafka acknowledged."""
@@ -140,7 +147,12 @@ class OutcomeRelay:
             dead_letter_key(keys),
         )
         pipe = self.redis.pipeline(transaction=True)
-        pipe.xadd(dead_letter_key(keys), fields)  # type: ignore[arg-type]
+        pipe.xadd(
+            dead_letter_key(keys),
+            fields,  # type: ignore[arg-type]
+            maxlen=DEAD_LETTER_MAX_ENTRIES,
+            approximate=False,
+        )
         pipe.xdel(keys.outcomes, entry_id)
         pipe.execute()
         self.metrics.dead.inc()

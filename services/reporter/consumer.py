@@ -44,6 +44,9 @@ MAX_POLL_RECORDS = 5000
 CHECKPOINT_INTERVAL_SECONDS = 5.0
 #: seconds between two refreshes of the Redis-derived figures and the consumer lag
 REFRESH_INTERVAL_SECONDS = 5.0
+#: seconds before the topic's partitions are asked for again, at first and at most
+PARTITIONS_FIRST_WAIT_SECONDS = 0.1
+PARTITIONS_MAX_WAIT_SECONDS = 5.0
 
 
 def _now_ms() -> int:
@@ -88,20 +91,43 @@ class ReporterService:
             checkpoint.offsets,
         )
 
-    def open_consumer(self) -> KafkaConsumer:
-        """Load the checkpoint, create the topic if needed, assign and seek every partition."""
+    def open_consumer(self, stop: threading.Event | None = None) -> KafkaConsumer:
+        """Load the checkpoint, create the topic if needed, assign and seek every partition.
+
+        A topic created a moment ago (by this reporter or by an assigner starting at the
+        same time) may be missing from the broker's metadata for a while: the partitions
+        are asked for again, with backoff, until there are some (an empty assignment would
+        read nothing, forever, while reporting lag 0). :meth:`refresh` later adds any
+        partition the topic gains."""
         self._load()
         ensure_topic(self.settings, self.topic, self.settings.outcomes_partitions)
         consumer = make_consumer(self.settings, self.settings.reporter_group)
-        partitions = consumer.partitions_for_topic(self.topic) or set()
-        self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        stop = stop or threading.Event()
+        delay = PARTITIONS_FIRST_WAIT_SECONDS
+        while not consumer.partitions_for_topic(self.topic) and not stop.is_set():
+            log.warning("no partitions of %s in the metadata yet; asking again", self.topic)
+            stop.wait(delay)
+            delay = min(PARTITIONS_MAX_WAIT_SECONDS, delay * 2)
+        self._assign(consumer)
+        return consumer
+
+    def _assign(self, consumer: KafkaConsumer) -> bool:
+        """Assign every partition the metadata lists; seek the new ones to their checkpoint
+        offset or the beginning. True if the assignment grew."""
+        listed = consumer.partitions_for_topic(self.topic) or set()
+        known = {tp.partition for tp in self._partitions}
+        new = [TopicPartition(self.topic, p) for p in sorted(listed - known)]
+        if not new:
+            return False
+        self._partitions = sorted([*self._partitions, *new], key=lambda tp: tp.partition)
         consumer.assign(self._partitions)
-        for partition in self._partitions:
+        for partition in new:
             if partition.partition in self.offsets:
                 consumer.seek(partition, self.offsets[partition.partition])
             else:
                 consumer.seek_to_beginning(partition)
-        return consumer
+        log.info("reading %d partitions of %s", len(self._partitions), self.topic)
+        return True
 
     # --- loop ----------------------------------------------------------------------------
 
@@ -185,6 +211,7 @@ class ReporterService:
         except redis.RedisError as exc:
             log.warning("report inputs not refreshed from Redis: %s", exc)
         try:
+            self._assign(consumer)
             ends = consumer.end_offsets(self._partitions)
         except KafkaError as exc:
             log.warning("consumer lag not measured: %s", exc)
@@ -195,7 +222,7 @@ class ReporterService:
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; checkpoint and close on the way out."""
-        consumer = self.open_consumer()
+        consumer = self.open_consumer(stop)
         try:
             self.refresh(consumer, force=True)
             self.status.ready_event.set()

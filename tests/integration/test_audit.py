@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,8 +14,7 @@ from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.keys import KeyScheme, ReporterKeys
 from phonebank.leases.relay import dead_letter_key
 from phonebank.reporter.checkpoint import CheckpointStore
-from phonebank.settings import Settings
-from tests.conftest import redis_env
+from phonebank.settings import Settings, child_env
 from tests.integration.audit_helpers import REGION, Campaign, busy_day, kinds, outcome_counts
 from tests.integration.lease_helpers import FIRST, local_instant
 
@@ -146,16 +144,9 @@ def test_the_command_prints_json_and_exits_by_the_verdict(
 ) -> None:
     """Given a clean queued campaign When ``phonebank audit --json`` runs, before and after
     a number is removed Then it exits 0 then 1 and the JSON has the documented keys."""
-    env = {
-        **redis_env(settings),
-        "PHONEBANK_KEY_PREFIX": settings.key_prefix,
-        "PHONEBANK_NUMBERS_TOPIC": settings.numbers_topic,
-        "PHONEBANK_OUTCOMES_TOPIC": settings.outcomes_topic,
-        "PHONEBANK_DNC_TOPIC": settings.dnc_topic,
-        "PHONEBANK_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-    }
+    env = child_env(settings)
     command = [sys.executable, "-m", "phonebank", "audit", "--json"]
-    clean = subprocess.run(command, env={**os.environ, **env}, capture_output=True, check=False)
+    clean = subprocess.run(command, env=env, capture_output=True, check=False)
     assert clean.returncode == 0, clean.stderr.decode()
     document = json.loads(clean.stdout)
     assert set(document) == {
@@ -164,7 +155,7 @@ def test_the_command_prints_json_and_exits_by_the_verdict(
     }  # fmt: skip
     assert document["states"]["total"]["ready"] == len(NUMBERS)
     campaign.redis.lrem(keys_of(campaign).region(REGION).ready, 1, str(FIRST))
-    broken = subprocess.run(command, env={**os.environ, **env}, capture_output=True, check=False)
+    broken = subprocess.run(command, env=env, capture_output=True, check=False)
     assert broken.returncode == 1
     assert json.loads(broken.stdout)["violations"]["by_kind"]["lost"] == 1
     assert str(FIRST) not in broken.stdout.decode()

@@ -6,8 +6,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from phonebank.assigner.worker import AssignerWorker
-from phonebank.domain.records import NumberChunk, Outcome, OutcomeEvent
-from phonebank.infra.kafka import ensure_topics, make_producer, partition_for_region
+from phonebank.domain.records import Outcome, OutcomeEvent
+from phonebank.infra.kafka import ensure_topics, make_producer
 from phonebank.infra.redis_client import RedisClient
 from phonebank.infra.replies import reply_text
 from phonebank.leases import dnc
@@ -18,7 +18,6 @@ from phonebank.settings import Settings
 from tests.conftest import wipe_namespace
 from tests.integration.assigner_helpers import (
     chunk,
-    consumed_to_end,
     produce,
     queue_all,
     ready,
@@ -178,5 +177,5 @@ def test_an_answer_recorded_in_the_new_redis_before_the_rebuild_is_applied_and_r
     assert report.violations == []
     assert report.reporter["checked"] is True
     assert outcome_counts(report)["dnc"] == 1
-    assert lease.national_number not in ready(redis_client, campaign.settings)
+    assert lease.national_number not in ready(redis_client, campaign.settings, "RU-MOW")
     assert redis_client.sismember(keys.dnc, str(lease.national_number))

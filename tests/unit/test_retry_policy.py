@@ -114,4 +114,4 @@ def test_a_rule_that_changes_what_an_outcome_means_is_refused(
     campaign configures a rule outside it, Then the policy refuses it (as complete-11
     would refuse the call)."""
     with pytest.raises(PolicyError):
-        RetryPolicy().with_rule(outcome, rule)
+        with_rule(RetryPolicy(), outcome, rule)

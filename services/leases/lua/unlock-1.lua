@@ -1,0 +1,25 @@
+--[[
+  unlock: release a lock only if this owner still holds it (atomic compare-and-delete).
+  A GET then DEL from the client could delete the lock another owner took in between
+  (ours having expired); here the check and the delete are one step.
+
+  KEYS
+    1 relay_lock  STRING  the lock; its value is the owner id
+  ARGV
+    1 owner id (32 lowercase hexadecimal digits)
+  RETURNS
+    {0 OK}             the lock was ours: deleted
+    {-1 NOT_FOUND}     no lock, or another owner's: left as it is
+    {-10 BAD_ARGUMENT} the owner id is malformed: nothing changed
+]]
+--- @include "includes/codes.lua"
+
+local lock_key, owner = KEYS[1], ARGV[1]
+if #owner ~= 32 or not string.match(owner, '^[0-9a-f]+$') then
+  return { BAD_ARGUMENT }
+end
+if redis.call('GET', lock_key) ~= owner then
+  return { NOT_FOUND }
+end
+redis.call('DEL', lock_key)
+return { OK }
