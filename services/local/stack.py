@@ -205,13 +205,16 @@ def render_server_properties(settings: StackSettings, paths: Paths) -> Path:
     return target
 
 
-def java_command(settings: StackSettings, paths: Paths, main: str, *args: str) -> list[str]:
-    """A ``java -cp 'jars/*' MAIN ARGS`` command line with the stack's heap and logging."""
-    heap = f"-Xmx{settings.stack_kafka_heap_mb}m"
+def java_command(
+    settings: StackSettings, paths: Paths, main: str, *args: str, heap_mb: int | None = None
+) -> list[str]:
+    """A ``java -cp 'jars/*' MAIN ARGS`` command line with the stack's heap (or
+    ``heap_mb``) and logging."""
+    heap_mb = heap_mb or settings.stack_kafka_heap_mb
     return [
         require_tool("java"),
-        heap,
-        f"-Xms{settings.stack_kafka_heap_mb // 2}m",
+        f"-Xmx{heap_mb}m",
+        f"-Xms{heap_mb // 2}m",
         "-XX:+UseG1GC",
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={DEPLOY_LOCAL / 'log4j2.yaml'}",
