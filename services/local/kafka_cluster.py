@@ -165,7 +165,7 @@ def kill_broker(settings: StackSettings, node: int) -> None:
     if pid is None:
         raise StackError(f"{process_name(node)} is not running")
     os.killpg(pid, signal.SIGKILL)
-    _wait_for(f"{process_name(node)} to exit", lambda: read_pid(paths, process_name(node)) is None)
+    wait_until(f"{process_name(node)} to exit", lambda: read_pid(paths, process_name(node)) is None)
     paths.pid(process_name(node)).unlink(missing_ok=True)
 
 
@@ -214,6 +214,11 @@ def cluster_ready(settings: StackSettings) -> bool:
     return registered_brokers(settings) == set(node_ids())
 
 
+def existing_topics(settings: StackSettings) -> set[str]:
+    """The topics of the cluster (empty when no broker answers)."""
+    return set(_ask(settings, lambda admin: admin.list_topics()) or ())
+
+
 def partitions_of(settings: StackSettings, topics: Sequence[str]) -> list[dict[str, Any]]:
     """The partition metadata (``leader_id``, ``isr_nodes`` …) of ``topics``."""
     described = _ask(settings, lambda admin: admin.describe_topics(list(topics))) or []
@@ -237,7 +242,8 @@ def leader_of(settings: StackSettings, topic: str, partition: int) -> int:
     raise StackError(f"{topic}/{partition} has no leader")
 
 
-def _wait_for(what: str, check: Callable[[], bool]) -> None:
+def wait_until(what: str, check: Callable[[], bool]) -> None:
+    """Probe ``check`` until it holds; a :class:`StackError` after the ready timeout."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while not check():
         if time.monotonic() > deadline:
@@ -256,7 +262,7 @@ def wait_ready(settings: StackSettings) -> None:
                 raise StackError(f"Kafka broker {node} exited while starting; see {log}")
         return cluster_ready(settings)
 
-    _wait_for("all three brokers to register", ready)
+    wait_until("all three brokers to register", ready)
 
 
 def up(settings: StackSettings) -> bool:
