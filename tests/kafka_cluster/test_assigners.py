@@ -118,14 +118,33 @@ def start_assigner(settings: Settings) -> subprocess.Popen[bytes]:
     )
 
 
-def members(settings: Settings) -> set[str]:
-    """Member ids of the assigner group now."""
+def assignment(settings: Settings) -> dict[str, set[int]]:
+    """Member id → partitions of the numbers topic, for each member of the group now."""
     admin = make_admin(settings)
     try:
         group = admin.describe_groups([settings.assigner_group])[settings.assigner_group]
     finally:
         admin.close()
-    return {str(member["member_id"]) for member in group.get("members", ())}
+    return {
+        str(member["member_id"]): {
+            partition
+            for assigned in (member.get("member_assignment") or {}).get("assigned_partitions", ())
+            if assigned["topic"] == settings.numbers_topic
+            for partition in assigned["partitions"]
+        }
+        for member in group.get("members", ())
+    }
+
+
+def members(settings: Settings) -> set[str]:
+    """Member ids of the assigner group now."""
+    return set(assignment(settings))
+
+
+def shared_by_three(settings: Settings) -> bool:
+    """Three members, each owning partitions, together all of them."""
+    owned = list(assignment(settings).values())
+    return len(owned) == 3 and all(owned) and set().union(*owned) == set(range(PARTITIONS))
 
 
 class Volunteers:
@@ -188,7 +207,7 @@ def test_three_assigners_killed_added_stopped_queue_every_number_once(
     stopped with SIGSTOP until the group has dropped it, and continued,
     Then every partition is committed to its end, every number was queued exactly once
     (taken or still ready), the stopped assigner is back in the group and no process
-    died."""
+    died; the three members share all 96 partitions."""
     settings = wide
     placed = chunks()
     produce_on(settings, placed)
@@ -209,8 +228,9 @@ def test_three_assigners_killed_added_stopped_queue_every_number_once(
     processes[1].send_signal(signal.SIGCONT)
     after_stop = members(settings)
     wait_for("the stopped one back", lambda: progressed(settings, volunteers, after_stop, 3, 1))
-    # Then everything is consumed, once
+    # Then everything is consumed, once, and the three share every partition
     wait_for("every partition consumed", lambda: drained_to_end(settings, volunteers))
+    wait_for("the partitions shared by three", lambda: shared_by_three(settings))
     ends = end_offsets(settings, settings.numbers_topic)
     assert len(ends) == PARTITIONS and all(ends.values())
     expected = [n for _, chunk in placed for n in chunk.numbers]
