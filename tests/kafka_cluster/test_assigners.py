@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,8 +91,9 @@ def produce_on(settings: Settings, placed: list[tuple[int, NumberChunk]]) -> Non
     producer.close()
 
 
-def start_assigner(settings: Settings) -> subprocess.Popen[bytes]:
-    """``phonebank assigner`` in its own process, on the test's namespace and brokers."""
+def start_assigner(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """``phonebank assigner`` in its own process, on the test's namespace and brokers,
+    its output in ``log``."""
     fields: dict[str, Any] = {
         "key_prefix": settings.key_prefix,
         "kafka_bootstrap_servers": settings.kafka_bootstrap_servers,
@@ -110,12 +112,13 @@ def start_assigner(settings: Settings) -> subprocess.Popen[bytes]:
         **{f"PHONEBANK_{name.upper()}": str(value) for name, value in fields.items()},
         **redis_env(settings),
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "phonebank.cli", "assigner", "--no-metrics"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "phonebank.cli", "assigner", "--no-metrics"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def assignment(settings: Settings) -> dict[str, set[int]]:
@@ -199,7 +202,10 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def test_three_assigners_killed_added_stopped_queue_every_number_once(
-    wide: Settings, redis_client: RedisClient, processes: list[subprocess.Popen[bytes]]
+    wide: Settings,
+    redis_client: RedisClient,
+    processes: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
 ) -> None:
     """Given 28,800 numbers on all 96 partitions and three assigner processes, with
     queues of 600 per region that volunteers drain,
@@ -212,14 +218,15 @@ def test_three_assigners_killed_added_stopped_queue_every_number_once(
     placed = chunks()
     produce_on(settings, placed)
     volunteers = Volunteers(redis_client, settings)
-    processes.extend(start_assigner(settings) for _ in range(3))
+    logs = [tmp_path / f"assigner-{index}.log" for index in range(4)]
+    processes.extend(start_assigner(settings, logs[index]) for index in range(3))
     wait_for("three members", lambda: len(members(settings)) == 3)
     first = members(settings)
     wait_for("regions filled", lambda: queued_total(redis_client, settings) >= HIGH_WATERMARK)
     # When one is killed and one added
     processes[0].send_signal(signal.SIGKILL)
     processes[0].wait()
-    processes.append(start_assigner(settings))
+    processes.append(start_assigner(settings, logs[3]))
     wait_for("the dead replaced", lambda: progressed(settings, volunteers, first, 3, 1))
     # And one is stopped past the session timeout, then continued
     before_stop = members(settings)
@@ -237,6 +244,7 @@ def test_three_assigners_killed_added_stopped_queue_every_number_once(
     exactly_once(volunteers.taken + queued_numbers(redis_client, settings), expected)
     assert queued_total(redis_client, settings) == len(expected)
     assert all(process.poll() is None for process in processes[1:])
+    print(f"assigner logs: {tmp_path}")
     # And the queues were held near their watermark (partitions paused, then resumed):
     # each region gets 3,600 numbers; the owners of its 12 partitions may each top it up
     # from the same depth read, so it may pass 600, but not by a region's worth
