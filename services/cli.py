@@ -85,7 +85,10 @@ def cmd_stack(args: argparse.Namespace, _: Settings) -> int:
         elif args.action == "status":
             return stack_status(args, settings)
         else:
-            for name in ("kafka", "redis"):
+            names = ["kafka", "redis"]
+            if args.kafka_brokers == kafka_cluster.BROKERS:
+                names += map(kafka_cluster.process_name, kafka_cluster.node_ids())
+            for name in names:
                 print(f"==> {name} <==\n{stack.log_tail(settings, name, args.lines)}")
     except stack.StackError as exc:
         print(f"phonebank stack: {exc}", file=sys.stderr)
@@ -121,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[1, kafka_cluster.BROKERS],
         default=1,
         help="up: 3 also runs a local three-broker Kafka (KRaft quorum, docs/kafka-cluster.md); "
-        "status: show its brokers",
+        "status, logs: show its brokers",
     )
     stack_parser.set_defaults(handler=cmd_stack)
 
