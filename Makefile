@@ -3,7 +3,7 @@
 PYTHON ?= python3
 SOURCES = services tests benchmarks
 
-.PHONY: bootstrap demo test test-cluster lint format docs clean bench
+.PHONY: bootstrap demo test test-cluster test-kafka-cluster lint format docs clean bench
 
 bootstrap:
 	@bash deploy/local/bootstrap.sh
@@ -19,6 +19,11 @@ test: bootstrap
 ## The Redis Cluster suite (starts the local cluster if it is not running: docs/redis-cluster.md).
 test-cluster: bootstrap
 	$(PYTHON) -m pytest -m cluster
+
+## The three-broker Kafka suite: brokers killed with SIGKILL, N assigners (starts the
+## local three-broker Kafka if it is not running: docs/kafka-cluster.md).
+test-kafka-cluster: bootstrap
+	$(PYTHON) -m pytest -m kafka_cluster
 
 ## What CI checks before the tests: lint, formatting, strict types on everything.
 lint: bootstrap

@@ -17,8 +17,8 @@ from phonebank.assigner import cli as assigner_service
 from phonebank.gateway import cli as gateway_service
 from phonebank.ingest import cli as ingest_cli
 from phonebank.local import demo as demo_run
-from phonebank.local import docs, redis_cluster, stack
-from phonebank.local.stack_settings import load_stack_settings
+from phonebank.local import docs, kafka_cluster, redis_cluster, stack
+from phonebank.local.stack_settings import StackSettings, load_stack_settings
 from phonebank.ops import audit as audit_cli
 from phonebank.ops import dnc as dnc_cli
 from phonebank.ops import rebuild
@@ -44,31 +44,52 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def stack_up(args: argparse.Namespace, settings: StackSettings) -> None:
+    """``stack up``: the stack, and the clusters the options ask for."""
+    started = stack.up(settings)
+    if args.redis_cluster:
+        started = redis_cluster.up(settings) or started
+        print(
+            f"Redis Cluster: PHONEBANK_REDIS_CLUSTER=true PHONEBANK_REDIS_URL="
+            f"{redis_cluster.seeds_url(settings)}"
+        )
+    if args.kafka_brokers == kafka_cluster.BROKERS:
+        started = kafka_cluster.up(settings) or started
+        print(
+            "Kafka cluster: PHONEBANK_KAFKA_BOOTSTRAP_SERVERS="
+            f"{kafka_cluster.bootstrap_servers(settings)}"
+        )
+    print("stack started" if started else "stack already running")
+
+
+def stack_status(args: argparse.Namespace, settings: StackSettings) -> int:
+    """``stack status``: 0 when every process shown is ready."""
+    report = stack.status(settings)
+    if args.redis_cluster:
+        report.update(redis_cluster.status(settings))
+    if args.kafka_brokers == kafka_cluster.BROKERS:
+        report.update(kafka_cluster.status(settings))
+    for name, state in report.items():
+        print(f"{name}: {state}")
+    return 0 if all(s.startswith("ready") for s in report.values()) else 1
+
+
 def cmd_stack(args: argparse.Namespace, _: Settings) -> int:
     """Run one stack action (the stack has its own settings, ``PHONEBANK_STACK_*``)."""
     try:
         settings = load_stack_settings()
         if args.action == "up":
-            started = stack.up(settings)
-            if args.redis_cluster:
-                started = redis_cluster.up(settings) or started
-                print(
-                    f"Redis Cluster: PHONEBANK_REDIS_CLUSTER=true PHONEBANK_REDIS_URL="
-                    f"{redis_cluster.seeds_url(settings)}"
-                )
-            print("stack started" if started else "stack already running")
+            stack_up(args, settings)
         elif args.action == "down":
             stopped = stack.down(settings)
             print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
         elif args.action == "status":
-            report = stack.status(settings)
-            if args.redis_cluster:
-                report.update(redis_cluster.status(settings))
-            for name, state in report.items():
-                print(f"{name}: {state}")
-            return 0 if all(s.startswith("ready") for s in report.values()) else 1
+            return stack_status(args, settings)
         else:
-            for name in ("kafka", "redis"):
+            names = ["kafka", "redis"]
+            if args.kafka_brokers == kafka_cluster.BROKERS:
+                names += map(kafka_cluster.process_name, kafka_cluster.node_ids())
+            for name in names:
                 print(f"==> {name} <==\n{stack.log_tail(settings, name, args.lines)}")
     except stack.StackError as exc:
         print(f"phonebank stack: {exc}", file=sys.stderr)
@@ -97,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--redis-cluster",
         action="store_true",
         help="up: also a local Redis Cluster (3 masters, 3 replicas); status: show its nodes",
+    )
+    stack_parser.add_argument(
+        "--kafka-brokers",
+        type=int,
+        choices=[1, kafka_cluster.BROKERS],
+        default=1,
+        help="up: 3 also runs a local three-broker Kafka (KRaft quorum, docs/kafka-cluster.md); "
+        "status, logs: show its brokers",
     )
     stack_parser.set_defaults(handler=cmd_stack)
 

@@ -89,6 +89,20 @@ class Settings(BaseSettings):
         description="Milliseconds without heartbeat before a dead consumer's partitions "
         "move to the others (ms).",
     )
+    kafka_replication_factor: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="Replicas of each topic phonebank creates (count); 0: 3 when the "
+        "cluster has at least 3 brokers, else 1 (docs/kafka-cluster.md).",
+    )
+    kafka_min_insync_replicas: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="min.insync.replicas of each topic phonebank creates (count); 0: 2 when "
+        "the topic has 3 or more replicas, else 1. With acks=all a write needs this many.",
+    )
     assigner_group: str = Field("phonebank-assigner", description="Assigner consumer group.")
     reporter_group: str = Field("phonebank-reporter", description="Reporter consumer group.")
 
@@ -294,6 +308,9 @@ class Settings(BaseSettings):
             raise ValueError("queue_low_watermark must be below queue_high_watermark")
         if self.calling_window_start >= self.calling_window_end:
             raise ValueError("calling_window_start must be before calling_window_end")
+        replicas, min_isr = self.kafka_replication_factor, self.kafka_min_insync_replicas
+        if replicas and min_isr > replicas:
+            raise ValueError("kafka_min_insync_replicas must not exceed kafka_replication_factor")
         return self
 
     @property

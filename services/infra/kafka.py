@@ -2,7 +2,9 @@
 
 Producers are idempotent with ``acks=all``; consumers never auto-commit (offsets are
 committed by the caller after its own write). Topics are created on purpose, never by
-the broker on first use.
+the broker on first use, with a replication factor and ``min.insync.replicas`` fitted
+to the cluster (:func:`replication_for`: 3 and 2 on three brokers or more, 1 and 1 on
+one) unless the settings fix them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "make_producer",
     "partition_for_region",
     "partition_table",
+    "replication_for",
 ]
 
 #: milliseconds a producer waits to fill a batch before sending it
@@ -46,6 +49,35 @@ READ_POLL_MS = 500
 HEARTBEATS_PER_SESSION = 3
 #: Topic config: keep records forever, Kafka is the system of record.
 RETAIN_FOREVER = {"retention.ms": "-1", "max.message.bytes": str(MAX_RECORD_BYTES)}
+#: replicas of a topic when the cluster has this many brokers or more (and the setting is 0)
+CLUSTER_REPLICAS = 3
+#: min.insync.replicas of a topic with CLUSTER_REPLICAS replicas or more: one broker may
+#: be down and writes with acks=all still succeed, each on two copies at least
+CLUSTER_MIN_INSYNC = 2
+
+
+class ReplicationError(ValueError):
+    """The settings ask for more replicas than the cluster has brokers."""
+
+
+def replication_for(settings: Settings, brokers: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) of a topic created on ``brokers`` brokers.
+
+    A setting of 0 means automatic: ``CLUSTER_REPLICAS`` replicas when the cluster has
+    that many brokers, else 1; ``CLUSTER_MIN_INSYNC`` in-sync replicas when the topic has
+    ``CLUSTER_REPLICAS`` replicas or more, else 1.
+    """
+    replicas = settings.kafka_replication_factor or (
+        CLUSTER_REPLICAS if brokers >= CLUSTER_REPLICAS else 1
+    )
+    if replicas > brokers:
+        raise ReplicationError(
+            f"PHONEBANK_KAFKA_REPLICATION_FACTOR={replicas} but the cluster has {brokers} broker(s)"
+        )
+    min_isr = settings.kafka_min_insync_replicas or (
+        CLUSTER_MIN_INSYNC if replicas >= CLUSTER_REPLICAS else 1
+    )
+    return replicas, min(min_isr, replicas)
 
 
 def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
@@ -108,9 +140,10 @@ def ensure_topic(
     try:
         if name in admin.list_topics():
             return False
-        topic = NewTopic(
-            name, partitions, replication_factor=-1, topic_configs=config or RETAIN_FOREVER
-        )
+        brokers = len(admin.describe_cluster().get("brokers") or ())
+        replicas, min_isr = replication_for(settings, brokers)
+        configs = {**(config or RETAIN_FOREVER), "min.insync.replicas": str(min_isr)}
+        topic = NewTopic(name, partitions, replication_factor=replicas, topic_configs=configs)
         try:
             admin.create_topics([topic], wait_for_metadata=True)
         except TopicAlreadyExistsError:

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,14 +206,23 @@ def render_server_properties(settings: StackSettings, paths: Paths) -> Path:
     return target
 
 
-def java_command(settings: StackSettings, paths: Paths, main: str, *args: str) -> list[str]:
-    """A ``java -cp 'jars/*' MAIN ARGS`` command line with the stack's heap and logging."""
-    heap = f"-Xmx{settings.stack_kafka_heap_mb}m"
+def java_command(
+    settings: StackSettings,
+    paths: Paths,
+    main: str,
+    *args: str,
+    heap_mb: int | None = None,
+    jvm_options: Sequence[str] = (),
+) -> list[str]:
+    """A ``java -cp 'jars/*' MAIN ARGS`` command line with the stack's heap (or
+    ``heap_mb``), logging and any further ``jvm_options``."""
+    heap_mb = heap_mb or settings.stack_kafka_heap_mb
     return [
         require_tool("java"),
-        heap,
-        f"-Xms{settings.stack_kafka_heap_mb // 2}m",
+        f"-Xmx{heap_mb}m",
+        f"-Xms{heap_mb // 2}m",
         "-XX:+UseG1GC",
+        *jvm_options,
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={DEPLOY_LOCAL / 'log4j2.yaml'}",
         f"-Dkafka.logs.dir={paths.logs}",

@@ -48,6 +48,22 @@ class StackSettings(BaseSettings):
         description="First of the 6 cluster bus ports of the local Redis Cluster.",
     )
 
+    stack_kafka_cluster_port: int = Field(
+        19101,
+        ge=1,
+        le=65533,
+        description="First of the 3 broker ports of `phonebank stack up --kafka-brokers 3`.",
+    )
+    stack_kafka_cluster_controller_port: int = Field(
+        19111,
+        ge=1,
+        le=65533,
+        description="First of the 3 KRaft controller ports of the local three-broker Kafka.",
+    )
+    stack_kafka_cluster_heap_mb: int = Field(
+        320, ge=128, le=8192, description="JVM heap of each broker of the three (MiB)."
+    )
+
 
 def load_stack_settings(**overrides: Any) -> StackSettings:
     """Read the stack settings; an invalid value raises :class:`SettingsError` naming it."""
