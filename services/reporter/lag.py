@@ -29,7 +29,6 @@ from prometheus_client.registry import Collector
 
 from phonebank.domain.partitions import partition_for_region
 from phonebank.infra import metrics as names
-from phonebank.infra.kafka import make_admin
 from phonebank.leases.client import campaign_region_zones
 from phonebank.settings import Settings
 
@@ -42,6 +41,10 @@ ADMIN_TIMEOUT_MS = 5_000
 #: metric label of each consumer group (a role, not the configurable group id)
 ASSIGNER_ROLE = "assigner"
 REPORTER_ROLE = "reporter"
+
+
+class MeasurementError(Exception):
+    """The brokers answered, but not with what a lag measurement needs."""
 
 
 @dataclass
@@ -100,7 +103,7 @@ class LagMonitor:
         """One measurement; on a Kafka error the figures are cleared (absent)."""
         try:
             self.figures = self._read()
-        except (KafkaError, OSError) as exc:
+        except (KafkaError, OSError, MeasurementError) as exc:
             log.warning("consumer lag not measured: %s", exc)
             self.figures = LagFigures()
             if self._admin is not None:
@@ -110,14 +113,13 @@ class LagMonitor:
 
     def _read(self) -> LagFigures:
         if self._admin is None:
-            self._admin = make_admin(self.settings)
+            self._admin = KafkaAdminClient(
+                bootstrap_servers=self.settings.bootstrap_servers,
+                request_timeout_ms=ADMIN_TIMEOUT_MS,
+                client_id="phonebank-reporter-lag",
+            )
         admin = self._admin
-        topics = [topic for _, topic in self.groups.values()]
-        partitions = [
-            TopicPartition(topic["name"], part["partition_index"])
-            for topic in admin.describe_topics(topics)
-            for part in topic["partitions"]
-        ]
+        partitions = _partitions(admin, [topic for _, topic in self.groups.values()])
         ends = _offsets(admin, partitions, OffsetSpec.LATEST)
         starts = _offsets(admin, partitions, OffsetSpec.EARLIEST)
         committed = admin.list_group_offsets({group: None for group, _ in self.groups.values()})
@@ -139,6 +141,17 @@ class LagMonitor:
             region: lags.get(TopicPartition(topic, partition_for_region(region, count)), 0)
             for region in self.regions
         }
+
+
+def _partitions(admin: KafkaAdminClient, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``; a topic missing or in error fails the measurement
+    (a lag of 0 for a topic nobody can read would be a lie)."""
+    found = []
+    for topic in admin.describe_topics(topics):
+        if topic["error_code"] or not topic["partitions"]:
+            raise MeasurementError(f"topic {topic['name']} not readable ({topic['error_code']})")
+        found += [TopicPartition(topic["name"], p["partition_index"]) for p in topic["partitions"]]
+    return found
 
 
 def _offsets(
