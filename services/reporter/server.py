@@ -16,6 +16,7 @@ from http import HTTPStatus
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -38,7 +39,10 @@ def create_app(status: ReporterStatus, registry: CollectorRegistry) -> Starlette
     """The reporter's ASGI app."""
 
     async def metrics(request: Request) -> Response:
-        return Response(render_metrics(registry), media_type=CONTENT_TYPE_LATEST)
+        # the Redis-state collector does I/O: off the event loop, so a slow Redis never
+        # holds /healthz or the report page
+        body = await run_in_threadpool(render_metrics, registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def report(request: Request) -> Response:
         return Response(json.dumps(status.report(), ensure_ascii=False), media_type=JSON)
