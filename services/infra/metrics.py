@@ -32,7 +32,7 @@ _disable_created_series()
 #: The prefix of every phonebank metric name.
 PREFIX = "phonebank_"
 #: The only label names a phonebank metric may carry (plus ``le`` inside histograms).
-ALLOWED_LABELS = frozenset({"region", "outcome", "operation", "result", "reason"})
+ALLOWED_LABELS = frozenset({"region", "outcome", "operation", "result", "reason", "group"})
 #: Label values must look like codes; anything else (e.g. a phone number) is refused.
 _LABEL_VALUE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:@-]{0,63}$")
 #: digits from which a label value could be (part of) a phone number
@@ -50,6 +50,9 @@ NUMBERS_PARKED = "phonebank_queue_parked_numbers"
 REGION_OPEN = "phonebank_region_open"
 PARTITIONS_PAUSED = "phonebank_partitions_paused"
 CONSUMER_LAG = "phonebank_consumer_lag_records"
+ASSIGNER_LAG = "phonebank_assigner_lag_records"
+QUEUE_REMAINING = "phonebank_queue_remaining_numbers"
+QUEUE_BACKLOG = "phonebank_queue_backlog_records"
 ASSIGNER_MALFORMED = "phonebank_assigner_malformed_records_total"
 # --- leases (lease client, gateway, reaper, relay) --------------------------------------
 LEASES_ACTIVE = "phonebank_leases_active"
@@ -132,13 +135,13 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
         "assigner",
         "Numbers taken from Kafka; result queued|duplicate|do_not_call.",
     ),
-    (QUEUE_READY, "gauge", "numbers", "region", "assigner", "Numbers in the region's ready list."),
+    (QUEUE_READY, "gauge", "numbers", "region", "reporter", "Numbers in the region's ready list."),
     (
         QUEUE_DUE,
         "gauge",
         "numbers",
         "region",
-        "assigner",
+        "reporter",
         "Numbers waiting in the region's due set (retries and callbacks).",
     ),
     (
@@ -146,7 +149,7 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
         "gauge",
         "numbers",
         "region",
-        "assigner",
+        "reporter",
         "Numbers parked after too many lease expiries (Redis parked set).",
     ),
     (
@@ -154,7 +157,7 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
         "gauge",
         "boolean",
         "region",
-        "assigner",
+        "reporter",
         "1 while the region's callee-local time is inside the calling window.",
     ),
     (
@@ -178,9 +181,37 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
         CONSUMER_LAG,
         "gauge",
         "records",
+        "group",
+        "reporter",
+        "Records of a topic a consumer group has not committed yet (end offset minus committed "
+        "offset, summed over partitions; group assigner|reporter), read from Kafka's admin API.",
+    ),
+    (
+        ASSIGNER_LAG,
+        "gauge",
+        "records",
         "",
-        "assigner reporter",
-        "Records between the consumer's position and the end of its topic.",
+        "assigner",
+        "Records behind the end of the partitions this assigner holds now (its own share: "
+        "sum() over replicas is the group's lag, stale during a rebalance).",
+    ),
+    (
+        QUEUE_REMAINING,
+        "gauge",
+        "numbers",
+        "region",
+        "reporter",
+        "Distinct numbers queued and not finished: ready + due + leased (duplicates, "
+        "do-not-call, done, retired and parked excluded).",
+    ),
+    (
+        QUEUE_BACKLOG,
+        "gauge",
+        "records",
+        "region",
+        "reporter",
+        "Number chunks of the region's partition the assigner group has not committed yet "
+        "(the region's share of the Kafka backlog; regions sharing a partition show the same).",
     ),
     (
         ASSIGNER_MALFORMED,
@@ -195,12 +226,12 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
         "gauge",
         "leases",
         "region",
-        "assigner",
+        "reporter",
         "Live leases (numbers being called now).",
     ),
     (LEASES_GRANTED, "counter", "leases", "region", "lease-client", "Leases granted."),
-    (LEASE_EXPIRIES, "counter", "leases", "region", "assigner", "Leases the reaper found expired."),
-    (LEASE_OLDEST_AGE, "gauge", "seconds", "region", "assigner", "Age of the oldest live lease."),
+    (LEASE_EXPIRIES, "counter", "leases", "region", "reporter", "Leases the reaper found expired."),
+    (LEASE_OLDEST_AGE, "gauge", "seconds", "region", "reporter", "Age of the oldest live lease."),
     (
         LEASE_RECLAIM_LAG,
         "gauge",
@@ -238,7 +269,7 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
         "gauge",
         "events",
         "",
-        "assigner",
+        "reporter",
         "Outcome events in Redis streams not yet relayed.",
     ),
     (

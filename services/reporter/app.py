@@ -12,7 +12,11 @@ import logging
 import threading
 from typing import Any
 
+from prometheus_client.registry import Collector
+
 from phonebank.reporter.consumer import ReporterService
+from phonebank.reporter.lag import LagCollector, LagMonitor
+from phonebank.reporter.redis_state import RedisStateCollector
 from phonebank.reporter.server import ReporterServer, serve
 from phonebank.settings import Settings
 
@@ -27,14 +31,24 @@ def run_reporter(
 ) -> int:
     """Serve HTTP and consume outcomes until ``stop`` is set; return an exit code (0)."""
     service = ReporterService(settings, rebuild=rebuild)
+    lag = LagMonitor(settings).start()
     server = serve(
-        service.status, settings.reporter_port if port is None else port, settings.bind_address
+        service.status,
+        settings.reporter_port if port is None else port,
+        settings.bind_address,
+        collectors(service, lag),
     )
     try:
         service.run(stop)
     finally:
         server.stop()
+        lag.stop()
     return 0
+
+
+def collectors(service: ReporterService, lag: LagMonitor) -> tuple[Collector, ...]:
+    """The reporter's figures besides the report: shared Redis state and Kafka lag."""
+    return (RedisStateCollector(service.redis, service.settings), LagCollector(lag))
 
 
 class Reporter:
@@ -49,6 +63,7 @@ class Reporter:
         rebuild: bool = False,
     ) -> None:
         self.service = ReporterService(settings, rebuild=rebuild)
+        self.lag = LagMonitor(settings)
         self._port = settings.reporter_port if port is None else port
         self._host = host
         self._stop = threading.Event()
@@ -66,7 +81,10 @@ class Reporter:
 
     def start(self) -> Reporter:
         """Start the HTTP server and the consumer thread."""
-        self._server = serve(self.service.status, self._port, self._host)
+        self._server = serve(
+            self.service.status, self._port, self._host, collectors(self.service, self.lag)
+        )
+        self.lag.start()
         self._thread.start()
         return self
 
@@ -98,3 +116,4 @@ class Reporter:
         self._thread.join(STOP_TIMEOUT_SECONDS)
         if self._server is not None:
             self._server.stop()
+        self.lag.stop()

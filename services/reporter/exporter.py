@@ -1,6 +1,9 @@
 """The reporter's ``/metrics``: one collector that renders the report document as metrics.
 
-Drawn from the same document as ``/report.json`` so the two never disagree. Names are
+Drawn from the same document as ``/report.json`` so the two never disagree. The same
+registry also carries the figures of the shared Redis state
+(:mod:`phonebank.reporter.redis_state`) and the consumer lag read from Kafka
+(:mod:`phonebank.reporter.lag`): the reporter is their one exporter. Names are
 the constants of :mod:`phonebank.infra.metrics`; labels are region, outcome and result
 only. Guideline rates, the attempts-per-number distribution and the per-hour history
 stay out of Prometheus (see docs/metrics.md).
@@ -103,18 +106,15 @@ class ReporterCollector(Collector):
             "Completion time of the newest event.",
             value=status.aggregator.last_event_ms / 1000,
         )
-        if status.consumer_lag is not None:
-            yield GaugeMetricFamily(
-                names.CONSUMER_LAG,
-                "Records behind the end of the topic.",
-                value=status.consumer_lag,
-            )
 
 
-def make_registry(status: ReporterStatus) -> CollectorRegistry:
-    """A registry holding the reporter's collector (one per reporter; tests make several)."""
+def make_registry(status: ReporterStatus, *extra: Collector) -> CollectorRegistry:
+    """A registry holding the reporter's collector and ``extra`` ones (the Redis state and
+    the Kafka lag); one per reporter, tests make several."""
     registry = CollectorRegistry()
     registry.register(ReporterCollector(status))
+    for collector in extra:
+        registry.register(collector)
     return registry
 
 

@@ -2,9 +2,9 @@
 
 A Starlette app served by :mod:`phonebank.infra.http` (the project's one HTTP server);
 every answer is rendered from the in-memory
-:class:`~phonebank.reporter.status.ReporterStatus`, so requests never touch Redis or
-Kafka. Unknown paths and methods answer JSON errors; every answer carries the security
-headers.
+:class:`~phonebank.reporter.status.ReporterStatus` (so requests never wait on Kafka),
+except the shared Redis state at ``/metrics``, read at scrape time. Unknown paths and
+methods answer JSON errors; every answer carries the security headers.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import logging
 from http import HTTPStatus
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -37,7 +39,10 @@ def create_app(status: ReporterStatus, registry: CollectorRegistry) -> Starlette
     """The reporter's ASGI app."""
 
     async def metrics(request: Request) -> Response:
-        return Response(render_metrics(registry), media_type=CONTENT_TYPE_LATEST)
+        # the Redis-state collector does I/O: off the event loop, so a slow Redis never
+        # holds /healthz or the report page
+        body = await run_in_threadpool(render_metrics, registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def report(request: Request) -> Response:
         return Response(json.dumps(status.report(), ensure_ascii=False), media_type=JSON)
@@ -77,9 +82,11 @@ def create_app(status: ReporterStatus, registry: CollectorRegistry) -> Starlette
 class ReporterServer:
     """The reporter's app served from a thread; ``port`` is the bound one."""
 
-    def __init__(self, status: ReporterStatus, port: int, host: str) -> None:
+    def __init__(
+        self, status: ReporterStatus, port: int, host: str, collectors: tuple[Collector, ...] = ()
+    ) -> None:
         self.status = status
-        self.registry: CollectorRegistry = make_registry(status)
+        self.registry: CollectorRegistry = make_registry(status, *collectors)
         self._server: RunningServer = start(
             create_app(status, self.registry),
             host or "127.0.0.1",
@@ -93,6 +100,9 @@ class ReporterServer:
         self._server.stop()
 
 
-def serve(status: ReporterStatus, port: int, host: str = "") -> ReporterServer:
-    """Start serving ``status`` on ``host:port`` from a thread; return the server."""
-    return ReporterServer(status, port, host)
+def serve(
+    status: ReporterStatus, port: int, host: str = "", collectors: tuple[Collector, ...] = ()
+) -> ReporterServer:
+    """Start serving ``status`` (and ``collectors`` at ``/metrics``) on ``host:port`` from a
+    thread; return the server."""
+    return ReporterServer(status, port, host, collectors)

@@ -18,7 +18,7 @@ import pytest
 import redis
 from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from phonebank.assigner.housekeeping import RelayLoop, Sweeper
 from phonebank.assigner.metrics import AssignerMetrics
@@ -32,6 +32,7 @@ from phonebank.leases import relay as relay_module
 from phonebank.leases.client import LeaseClient
 from phonebank.leases.reaper import Reaper
 from phonebank.leases.scripts import ReturnCode, Scripts
+from phonebank.reporter.redis_state import RedisStateCollector
 from phonebank.settings import Settings
 from tests.integration.assigner_helpers import chunk, produce, ready
 from tests.integration.lease_helpers import (
@@ -265,7 +266,7 @@ def test_the_dead_letter_stream_is_bounded_and_exported(
     dead-letter bound of three,
     When the relay runs,
     Then all five leave the outcome stream, the dead-letter stream keeps the newest three,
-    and /metrics reports three dead-lettered entries for the region."""
+    and the reporter's /metrics reports three dead-lettered entries for the region."""
     monkeypatch.setattr(relay_module, "DEAD_LETTER_MAX_ENTRIES", TEST_DEAD_LETTER_MAX)
     keys = scheme(settings).region("RU-MOW")
     redis_client.sadd(scheme(settings).regions, "RU-MOW")
@@ -287,7 +288,9 @@ def test_the_dead_letter_stream_is_bounded_and_exported(
     assert redis_client.xlen(keys.outcomes) == 0
     assert [fields[b"garbage"] for _, fields in dead] == [b"2", b"3", b"4"]
     assert len(written) == 5
-    gauge = metrics.registry.get_sample_value(names.OUTCOMES_DEAD_LETTERED, {"region": "RU-MOW"})
+    shared = CollectorRegistry()
+    shared.register(RedisStateCollector(redis_client, settings))
+    gauge = shared.get_sample_value(names.OUTCOMES_DEAD_LETTERED, {"region": "RU-MOW"})
     assert gauge == TEST_DEAD_LETTER_MAX
     assert metrics.registry.get_sample_value(names.OUTCOMES_DEAD) == 5
 

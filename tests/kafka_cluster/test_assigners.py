@@ -10,14 +10,12 @@ ready, and the assigners' ``queued`` count equals the distinct numbers).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,8 +23,7 @@ from phonebank.domain.records import NumberChunk
 from phonebank.infra.kafka import ensure_topics, make_admin, make_producer
 from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.keys import KeyScheme
-from phonebank.settings import Settings
-from tests.conftest import redis_env
+from phonebank.settings import Settings, child_env
 from tests.kafka_cluster.helpers import (
     end_offsets,
     exactly_once,
@@ -94,24 +91,7 @@ def produce_on(settings: Settings, placed: list[tuple[int, NumberChunk]]) -> Non
 def start_assigner(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     """``phonebank assigner`` in its own process, on the test's namespace and brokers,
     its output in ``log``."""
-    fields: dict[str, Any] = {
-        "key_prefix": settings.key_prefix,
-        "kafka_bootstrap_servers": settings.kafka_bootstrap_servers,
-        "numbers_topic": settings.numbers_topic,
-        "outcomes_topic": settings.outcomes_topic,
-        "dnc_topic": settings.dnc_topic,
-        "assigner_group": settings.assigner_group,
-        "numbers_partitions": settings.numbers_partitions,
-        "outcomes_partitions": settings.outcomes_partitions,
-        "kafka_session_timeout_ms": settings.kafka_session_timeout_ms,
-        "queue_high_watermark": settings.queue_high_watermark,
-        "queue_low_watermark": settings.queue_low_watermark,
-    }
-    env = {
-        **os.environ,
-        **{f"PHONEBANK_{name.upper()}": str(value) for name, value in fields.items()},
-        **redis_env(settings),
-    }
+    env = child_env(settings)
     with log.open("ab") as output:
         return subprocess.Popen(
             [sys.executable, "-m", "phonebank.cli", "assigner", "--no-metrics"],

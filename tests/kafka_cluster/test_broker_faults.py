@@ -22,11 +22,12 @@ from phonebank.domain.records import NumberChunk, Outcome, OutcomeEvent
 from phonebank.infra.kafka import ensure_topics, make_producer, partition_for_region, read_topic
 from phonebank.infra.redis_client import RedisClient
 from phonebank.ingest.chunks import EncodedChunk, KafkaSink
-from phonebank.ingest.generate import iter_generated
 from phonebank.ingest.progress import Progress
 from phonebank.ingest.runner import IngestOptions, IngestRun
 from phonebank.leases.relay import BATCH_ENTRIES, OutcomeRelay, RelayMetrics
 from phonebank.settings import Settings
+from tests.helpers import iter_generated
+from tests.integration.assigner_helpers import produce
 from tests.integration.lease_helpers import (
     MOSCOW_ONLY,
     fill,
@@ -35,7 +36,6 @@ from tests.integration.lease_helpers import (
     numbers_from,
     scheme,
 )
-from tests.integration.test_assigner import produce
 from tests.kafka_cluster.conftest import Brokers
 from tests.kafka_cluster.helpers import (
     OFFSETS_TOPIC,

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from phonebank.infra import metrics
 from phonebank.local import docs
@@ -88,6 +89,10 @@ def test_rules_use_only_catalogued_metrics() -> None:
         "PhonebankOpenRegionQueueEmpty",
         "PhonebankLeaseExpiryRatioHigh",
         "PhonebankOutcomesRelayStalled",
+        "PhonebankReporterNotApplying",
+        "PhonebankAssignersAbsent",
+        "PhonebankReporterAbsent",
+        "PhonebankConsumerLagUnmeasured",
     } <= alerts
 
 
@@ -131,8 +136,40 @@ def test_promtool_accepts_the_rules_and_the_scrape_config() -> None:
 
 
 def test_alerts_fire_on_crafted_series() -> None:
-    # Given series for a down service, an open region with an empty queue, a stalled relay,
-    # 30 % lease expiries and a growing lag (and a closed region that must stay quiet)
-    # When promtool evaluates the rules over them, Then exactly the expected alerts fire
+    """Given series for every alert: firing, quiet, and through the outage of the process
+    its series come from (every assigner down, the reporter down, Redis unreadable)
+    When promtool evaluates the rules over them
+    Then exactly the expected alerts fire (the companions during the outages)."""
     result = _promtool("test", "rules", str(RULES_TEST))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _alert_tests() -> list[dict[str, object]]:
+    document = yaml.safe_load(RULES_TEST.read_text())
+    return [case for group in document["tests"] for case in group["alert_rule_test"]]
+
+
+def test_every_alert_is_tested_firing_and_quiet_or_in_an_outage() -> None:
+    """Given the alert rules and their promtool tests
+    Then each alert has a case where it fires, and one where it must stay quiet."""
+    alerts = set(re.findall(r"alert: (\w+)", RULES.read_text()))
+    fires = {str(case["alertname"]) for case in _alert_tests() if case["exp_alerts"]}
+    quiet = {str(case["alertname"]) for case in _alert_tests() if not case["exp_alerts"]}
+    assert sorted(alerts - fires) == []
+    assert sorted(alerts - quiet - {"PhonebankServiceDown", "PhonebankLeaseExpiryRatioHigh"}) == []
+
+
+def test_every_alert_names_its_outage_companion() -> None:
+    """Given an alert whose series come from a process that may be down
+    Then it is an absent()/up companion itself, or its comment names one that exists."""
+    text = RULES.read_text()
+    alerts = set(re.findall(r"alert: (\w+)", text))
+    blocks = text.split("- alert: ")[1:]
+    for block in blocks:
+        name, body = block.split("\n", 1)
+        if "absent(" in body or "up{" in body:
+            continue
+        named = set(re.findall(r"Companions?: ([\w, ]+)", body))
+        companions = {c.strip() for group in named for c in group.split(",")}
+        assert companions, f"{name} names no outage companion"
+        assert companions <= alerts, name
