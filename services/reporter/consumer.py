@@ -2,7 +2,16 @@
 
 One reporter owns the whole outcomes topic: it assigns itself every partition (no group
 rebalancing, so its in-memory state is never split) and seeks to the offsets stored with
-its checkpoint, or to the beginning when there is none or on ``--rebuild``. After each
+its checkpoint, or to the beginning when there is none or on ``--rebuild``.
+
+Partitions come from the consumer's metadata, never from one read at start: a read made
+while the topic is being created (by this reporter or, in the same second, by an
+assigner) can come back empty, and a reporter that assigned itself that empty set used
+to sit on no partition, ready and with lag 0, until restarted. Now it is not ready until
+it holds at least one partition (it re-reads every :data:`PARTITION_WAIT_SECONDS`), and
+every refresh re-reads the partition set from the metadata cache, which the client
+renews every :data:`METADATA_MAX_AGE_MS`: partitions added to the topic later are
+assigned (from their start) without a restart. After each
 batch it adds the batch's volunteers to the HyperLogLogs; every
 :data:`CHECKPOINT_INTERVAL_SECONDS` it saves state + offsets in one Redis transaction
 (incremental, without holding readers: :mod:`phonebank.reporter.checkpoint`), then
@@ -42,8 +51,13 @@ POLL_TIMEOUT_MS = 500
 MAX_POLL_RECORDS = 5000
 #: seconds between two checkpoints (only when something changed)
 CHECKPOINT_INTERVAL_SECONDS = 5.0
-#: seconds between two refreshes of the Redis-derived figures and the consumer lag
+#: seconds between two refreshes of the Redis-derived figures, the partitions and the lag
 REFRESH_INTERVAL_SECONDS = 5.0
+#: milliseconds after which the consumer renews its topic metadata (partitions added to
+#: the topic are assigned within about this long plus one refresh)
+METADATA_MAX_AGE_MS = 10_000
+#: seconds between two reads of the topic's partitions while the reporter holds none
+PARTITION_WAIT_SECONDS = 1.0
 
 
 def _now_ms() -> int:
@@ -89,19 +103,53 @@ class ReporterService:
         )
 
     def open_consumer(self) -> KafkaConsumer:
-        """Load the checkpoint, create the topic if needed, assign and seek every partition."""
+        """Load the checkpoint, create the topic if needed, assign the partitions known so
+        far (possibly none yet: :meth:`wait_for_partitions`)."""
         self._load()
-        ensure_topic(self.settings, self.topic, self.settings.outcomes_partitions)
-        consumer = make_consumer(self.settings, self.settings.reporter_group)
-        partitions = consumer.partitions_for_topic(self.topic) or set()
-        self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        try:
+            ensure_topic(self.settings, self.topic, self.settings.outcomes_partitions)
+        except KafkaError as exc:  # another process may create it; we wait for it
+            log.warning("could not ensure topic %s: %s", self.topic, exc)
+        consumer = make_consumer(
+            self.settings, self.settings.reporter_group, metadata_max_age_ms=METADATA_MAX_AGE_MS
+        )
+        self.sync_partitions(consumer)
+        return consumer
+
+    def sync_partitions(self, consumer: KafkaConsumer) -> list[int]:
+        """Assign every partition the metadata knows and this reporter does not hold yet;
+        seek each to its checkpointed offset (or the start). Return the partitions added."""
+        try:
+            known = consumer.partitions_for_topic(self.topic) or set()
+        except KafkaError as exc:
+            log.warning("partitions of %s not read: %s", self.topic, exc)
+            return []
+        held = {tp.partition for tp in self._partitions}
+        added = sorted(set(known) - held)
+        if not added:
+            return []
+        self._partitions = [TopicPartition(self.topic, p) for p in sorted(held | set(known))]
         consumer.assign(self._partitions)
-        for partition in self._partitions:
-            if partition.partition in self.offsets:
-                consumer.seek(partition, self.offsets[partition.partition])
+        for number in added:
+            partition = TopicPartition(self.topic, number)
+            if number in self.offsets:
+                consumer.seek(partition, self.offsets[number])
             else:
                 consumer.seek_to_beginning(partition)
-        return consumer
+        self.status.partitions = len(self._partitions)
+        log.info("assigned partitions %s of %s (%d held)", added, self.topic, len(self._partitions))
+        return added
+
+    def wait_for_partitions(self, consumer: KafkaConsumer, stop: threading.Event) -> bool:
+        """Re-read the partitions until at least one is held; False if stopped first.
+        Stays alive for /healthz meanwhile, and not ready."""
+        while not self._partitions:
+            log.warning("no partition of %s in the metadata yet; not ready", self.topic)
+            self.status.beat()
+            if stop.wait(PARTITION_WAIT_SECONDS):
+                return False
+            self.sync_partitions(consumer)
+        return True
 
     # --- loop ----------------------------------------------------------------------------
 
@@ -176,6 +224,7 @@ class ReporterService:
         if not force and time.monotonic() - self._last_refresh < REFRESH_INTERVAL_SECONDS:
             return
         self._last_refresh = time.monotonic()
+        self.sync_partitions(consumer)
         try:
             raw = self.redis.hgetall(self.ingested_key)
             self.status.ingested = {reply_text(k): int(v) for k, v in raw.items()}
@@ -197,6 +246,8 @@ class ReporterService:
         """Consume until ``stop`` is set; checkpoint and close on the way out."""
         consumer = self.open_consumer()
         try:
+            if not self.wait_for_partitions(consumer, stop):
+                return
             self.refresh(consumer, force=True)
             self.status.ready_event.set()
             while not stop.is_set():

@@ -35,6 +35,8 @@ class ReporterStatus:
     checkpoints_failed: int = 0
     last_checkpoint_s: float = 0.0
     consumer_lag: int | None = None
+    #: partitions of the topic the consumer holds (every one the metadata knows)
+    partitions: int = 0
     ready_event: threading.Event = field(default_factory=threading.Event)
     heartbeat_s: float = field(default_factory=time.monotonic)
     #: notified (under ``lock``) after every batch is counted
@@ -50,8 +52,9 @@ class ReporterStatus:
 
     @property
     def ready(self) -> bool:
-        """True once the state is loaded and the consumer reads its partitions."""
-        return self.ready_event.is_set()
+        """True once the state is loaded and the consumer holds at least one partition
+        (a reporter on no partition of its topic counts nothing: never ready)."""
+        return self.ready_event.is_set() and self.partitions > 0
 
     def beat(self) -> None:
         """The consumer loop is alive."""
