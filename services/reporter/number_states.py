@@ -1,17 +1,21 @@
-"""The reporter's per-number state, compact: sorted numpy arrays plus a dict of changes.
+"""The reporter's per-number state, compact: small sorted arrays per segment, plus a dict
+of changes.
 
 Every number ever called has a state (calls, expiries, flags: one ``uint32``, see
-:mod:`phonebank.reporter.aggregate`). A Python ``dict`` of them cost ~100 bytes a
-number (1 GB at 10 M); here the bulk lives in two sorted arrays, 12 bytes a number —
-``int64`` keys (region index << 34 | national number) and ``uint32`` states — and only
-the numbers changed since the last merge sit in a dict. :meth:`NumberStates.prefetch`
-loads a batch's states from the arrays in one ``searchsorted``; :meth:`merge` folds the
-dict into the arrays (one pass, at a checkpoint or when the dict grows large).
+:mod:`phonebank.reporter.aggregate`). A number's key is ``region index << 34 | national
+number``; the key space is cut into segments of 2**16 consecutive keys (65,536 numbers
+of one region). Each segment that holds numbers keeps two sorted arrays: the numbers'
+offsets in the segment (``uint16``) and their states (``uint32``), 6 bytes a number — 60
+MB at 10 M numbers called, where a Python ``dict`` cost ~100 bytes a number. Numbers
+changed since the last merge sit in a dict; :meth:`NumberStates.merge` folds it into the
+segments it touches only (at a checkpoint, or when the dict grows large), so nothing is
+ever proportional to the whole state but a full checkpoint.
 
-For incremental checkpoints the key space is cut into segments of 2**20 keys (a block of
-about a million consecutive numbers of one region); :meth:`take_dirty` names the
-segments changed since the last checkpoint and :meth:`encode_segment` gives one
-segment's stored form: a count, then its key deltas and states as byte planes, zstd.
+Incremental checkpoints store one Redis hash field per segment: :meth:`take_dirty` names
+the segments changed since the last checkpoint, :meth:`encode_segment` gives a segment's
+stored form — a ``uint32`` count, then zstd of the offset deltas and the states as byte
+planes (``2 + 4`` bytes a number before compression) — and :meth:`load_segments` reads
+them back, refusing a damaged one (:class:`SegmentFormatError`).
 """
 
 from __future__ import annotations
@@ -23,22 +27,27 @@ import numpy as np
 import numpy.typing as npt
 import zstandard
 
-#: bits of a key below its segment id (a segment spans 2**20 consecutive keys)
-SEGMENT_SHIFT = 20
+#: bits of a key below its segment id (a segment spans 2**16 consecutive keys)
+SEGMENT_SHIFT = 16
+#: mask of a key's offset in its segment
+SEGMENT_MASK = (1 << SEGMENT_SHIFT) - 1
 #: bits of a key holding the national number (10 digits < 2**34)
 NUMBER_BITS = 34
-#: changed numbers held in the dict before they are merged into the arrays (count)
-MERGE_THRESHOLD = 500_000
-#: most numbers one stored segment may claim (2**20: every key of the segment)
+#: changed numbers held in the dict before they are merged into the segments (count)
+MERGE_THRESHOLD = 200_000
+#: most numbers one stored segment may claim (2**16: every key of the segment)
 MAX_SEGMENT_NUMBERS = 1 << SEGMENT_SHIFT
 #: zstd level of stored segments
 ZSTD_LEVEL = 1
-#: calls counted per number at most (the state's high 16 bits)
+#: largest state stored (a ``uint32``)
 _STATE_MAX = 0xFFFF_FFFF
+#: bytes a number takes in a stored segment before compression (offset delta + state)
+_STORED_BYTES = 6
 
 _COUNT = struct.Struct("<I")
 
 Keys = npt.NDArray[np.int64]
+Offsets = npt.NDArray[np.uint16]
 States = npt.NDArray[np.uint32]
 
 
@@ -52,45 +61,42 @@ def number_key(region_index: int, number: int) -> int:
 
 
 class NumberStates:
-    """State per number: ``get``/``set`` per event, bulk arrays underneath."""
+    """State per number: ``get``/``set`` per event, small sorted arrays per segment."""
 
     def __init__(self) -> None:
-        self._keys: Keys = np.empty(0, dtype=np.int64)
-        self._states: States = np.empty(0, dtype=np.uint32)
+        self._segments: dict[int, tuple[Offsets, States]] = {}
         self._changed: dict[int, int] = {}
         self._dirty: set[int] = set()
+        self._count = 0
 
     def __len__(self) -> int:
         """Numbers with a state (merges first)."""
         self.merge()
-        return len(self._keys)
+        return self._count
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the bulk arrays."""
-        return int(self._keys.nbytes + self._states.nbytes)
+        """Bytes of the segments' arrays."""
+        return sum(int(o.nbytes + s.nbytes) for o, s in self._segments.values())
 
-    def prefetch(self, keys: Iterable[int]) -> None:
-        """Load the stored states of ``keys`` into the change dict (one vectorised lookup),
-        so the following :meth:`get` calls are dict lookups."""
-        wanted = np.fromiter((k for k in keys if k not in self._changed), dtype=np.int64)
-        if not len(wanted) or not len(self._keys):
-            return
-        index = np.searchsorted(self._keys, wanted)
-        index[index == len(self._keys)] = 0
-        found = self._keys[index] == wanted
-        self._changed.update(
-            zip(wanted[found].tolist(), self._states[index[found]].tolist(), strict=True)
-        )
+    @property
+    def segments(self) -> int:
+        """Segments holding numbers."""
+        return len(self._segments)
 
     def get(self, key: int) -> int:
         """The state of ``key`` (0 when never seen)."""
         state = self._changed.get(key)
         if state is not None:
             return state
-        index = int(np.searchsorted(self._keys, key))
-        if index < len(self._keys) and int(self._keys[index]) == key:
-            return int(self._states[index])
+        entry = self._segments.get(key >> SEGMENT_SHIFT)
+        if entry is None:
+            return 0
+        offsets, states = entry
+        offset = key & SEGMENT_MASK
+        index = int(offsets.searchsorted(offset))
+        if index < len(offsets) and int(offsets[index]) == offset:
+            return int(states[index])
         return 0
 
     def set(self, key: int, state: int) -> None:
@@ -101,27 +107,56 @@ class NumberStates:
             self.merge()
 
     def merge(self) -> None:
-        """Fold the change dict into the sorted arrays (one pass over them)."""
+        """Fold the change dict into the segments it touches."""
         if not self._changed:
             return
         count = len(self._changed)
         keys = np.fromiter(self._changed.keys(), dtype=np.int64, count=count)
         states = np.fromiter(self._changed.values(), dtype=np.uint32, count=count)
         self._changed.clear()
+        self._merge_arrays(keys, states)
+
+    def set_many(self, keys: Keys, states: States) -> None:
+        """Store the states of many distinct ``keys`` at once (vectorised; for bulk loads)."""
+        self.merge()
+        self._dirty.update(np.unique(keys >> SEGMENT_SHIFT).tolist())
+        self._merge_arrays(keys.astype(np.int64), np.minimum(states, _STATE_MAX).astype(np.uint32))
+
+    def _merge_arrays(self, keys: Keys, states: States) -> None:
+        if not len(keys):
+            return
         order = np.argsort(keys)
         keys, states = keys[order], states[order]
-        index = np.searchsorted(self._keys, keys)
-        inside = index < len(self._keys)
-        known = np.zeros(count, dtype=bool)
-        known[inside] = self._keys[index[inside]] == keys[inside]
-        self._states[index[known]] = states[known]
+        ids = keys >> SEGMENT_SHIFT
+        starts = np.flatnonzero(np.diff(ids, prepend=-1)).tolist()
+        for start, end in zip(starts, [*starts[1:], len(keys)], strict=True):
+            offsets = (keys[start:end] & SEGMENT_MASK).astype(np.uint16)
+            self._merge_segment(int(ids[start]), offsets, states[start:end])
+
+    def _merge_segment(self, segment: int, offsets: Offsets, states: States) -> None:
+        entry = self._segments.get(segment)
+        if entry is None:
+            self._segments[segment] = (offsets, states.copy())
+            self._count += len(offsets)
+            return
+        old_offsets, old_states = entry
+        index = old_offsets.searchsorted(offsets)
+        known = np.zeros(len(offsets), dtype=bool)
+        inside = index < len(old_offsets)
+        known[inside] = old_offsets[index[inside]] == offsets[inside]
+        old_states[index[known]] = states[known]
         new = ~known
         if new.any():
-            self._keys = np.insert(self._keys, index[new], keys[new])
-            self._states = np.insert(self._states, index[new], states[new])
+            self._segments[segment] = (
+                np.insert(old_offsets, index[new], offsets[new]),
+                np.insert(old_states, index[new], states[new]),
+            )
+            self._count += int(new.sum())
 
     def take_dirty(self) -> list[int]:
-        """The segments changed since the last call, sorted; forgets them."""
+        """The segments changed since the last call, sorted; forgets them (merges first,
+        so that they can be encoded)."""
+        self.merge()
         dirty = sorted(self._dirty)
         self._dirty = set()
         return dirty
@@ -133,56 +168,60 @@ class NumberStates:
     def mark_all_dirty(self) -> None:
         """Every segment counts as changed (after a load: the next checkpoint rewrites all)."""
         self.merge()
-        self._dirty.update(np.unique(self._keys >> SEGMENT_SHIFT).tolist())
+        self._dirty.update(self._segments)
 
     def segment(self, segment: int) -> tuple[Keys, States]:
         """The keys and states of one segment (merges first)."""
         self.merge()
-        low, high = np.searchsorted(
-            self._keys, [segment << SEGMENT_SHIFT, (segment + 1) << SEGMENT_SHIFT]
-        )
-        return self._keys[low:high], self._states[low:high]
+        offsets, states = self._segments.get(segment, _EMPTY)
+        return offsets.astype(np.int64) + (segment << SEGMENT_SHIFT), states
 
     def encode_segment(self, segment: int, compressor: zstandard.ZstdCompressor) -> bytes:
-        """The stored form of one segment: count, then key deltas and states as byte planes."""
-        keys, states = self.segment(segment)
-        offsets = keys - (segment << SEGMENT_SHIFT)
-        deltas = np.diff(offsets, prepend=0).astype("<u4")
-        planes = np.concatenate([_planes(deltas), _planes(states.astype("<u4"))])
-        return _COUNT.pack(len(keys)) + compressor.compress(planes.tobytes())
+        """The stored form of one segment: count, then offset deltas and states as byte
+        planes, zstd. Call after :meth:`take_dirty` (which merges)."""
+        offsets, states = self._segments.get(segment, _EMPTY)
+        deltas = np.diff(offsets, prepend=np.uint16(0)).astype("<u2")
+        planes = np.concatenate([_planes(deltas, 2), _planes(states.astype("<u4"), 4)])
+        return _COUNT.pack(len(offsets)) + compressor.compress(planes.tobytes())
 
     def load_segments(self, blobs: dict[int, bytes]) -> None:
-        """Replace everything by the stored segments ``blobs`` (segment id → blob)."""
+        """Replace everything by the stored segments ``blobs`` (segment id → blob); on a
+        damaged one raise :class:`SegmentFormatError` and change nothing."""
         decompressor = zstandard.ZstdDecompressor()
-        parts = [_decode_segment(s, blobs[s], decompressor) for s in sorted(blobs)]
+        loaded = {s: _decode_segment(s, blob, decompressor) for s, blob in blobs.items()}
         self._changed.clear()
         self._dirty.clear()
-        self._keys = np.concatenate([k for k, _ in parts] or [np.empty(0, np.int64)])
-        self._states = np.concatenate([v for _, v in parts] or [np.empty(0, np.uint32)])
+        self._segments = loaded
+        self._count = sum(len(o) for o, _ in loaded.values())
 
     def items(self) -> Iterable[tuple[int, int]]:
         """Every (key, state), by key (merges first)."""
         self.merge()
-        return zip(self._keys.tolist(), self._states.tolist(), strict=True)
+        for segment in sorted(self._segments):
+            keys, states = self.segment(segment)
+            yield from zip(keys.tolist(), states.tolist(), strict=True)
 
 
-def _planes(values: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint8]:
-    return values.view(np.uint8).reshape(-1, 4).T.ravel()
+_EMPTY: tuple[Offsets, States] = (np.empty(0, np.uint16), np.empty(0, np.uint32))
 
 
-def _unplanes(data: npt.NDArray[np.uint8], count: int) -> npt.NDArray[np.uint32]:
-    return np.ascontiguousarray(data.reshape(4, count).T).view("<u4").reshape(count)
+def _planes(values: npt.NDArray[np.generic], width: int) -> npt.NDArray[np.uint8]:
+    return values.view(np.uint8).reshape(-1, width).T.ravel()
+
+
+def _unplanes(data: npt.NDArray[np.uint8], count: int, width: int) -> npt.NDArray[np.generic]:
+    return np.ascontiguousarray(data.reshape(width, count).T).view(f"<u{width}").reshape(count)
 
 
 def _decode_segment(
     segment: int, blob: bytes, decompressor: zstandard.ZstdDecompressor
-) -> tuple[Keys, States]:
+) -> tuple[Offsets, States]:
     if len(blob) < _COUNT.size:
         raise SegmentFormatError(f"segment {segment} is truncated")
     (count,) = _COUNT.unpack_from(blob)
     if not 0 < count <= MAX_SEGMENT_NUMBERS:
         raise SegmentFormatError(f"segment {segment} claims {count} numbers")
-    expected = count * 8
+    expected = count * _STORED_BYTES
     try:
         data = decompressor.decompress(blob[_COUNT.size :], max_output_size=expected)
     except zstandard.ZstdError as exc:
@@ -190,9 +229,9 @@ def _decode_segment(
     if len(data) != expected:
         raise SegmentFormatError(f"segment {segment} holds {len(data)} bytes, not {expected}")
     raw = np.frombuffer(data, dtype=np.uint8)
-    deltas = _unplanes(raw[: count * 4], count).astype(np.int64)
-    offsets = np.cumsum(deltas)  # count × 2**32 stays far below 2**63
-    if np.any(deltas[1:] == 0) or int(offsets[-1]) >= MAX_SEGMENT_NUMBERS:
+    deltas = _unplanes(raw[: count * 2], count, 2).astype(np.int64)
+    offsets = np.cumsum(deltas)
+    if np.any(deltas[1:] == 0) or int(offsets[-1]) > SEGMENT_MASK:
         raise SegmentFormatError(f"segment {segment} is not sorted or overflows")
-    keys = offsets + (segment << SEGMENT_SHIFT)
-    return keys, _unplanes(raw[count * 4 :], count).astype(np.uint32)
+    states = _unplanes(raw[count * 2 :], count, 4).astype(np.uint32)
+    return offsets.astype(np.uint16), states
