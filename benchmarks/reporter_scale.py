@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
 import resource
 import select
@@ -44,9 +45,12 @@ import numpy as np
 import numpy.typing as npt
 from kafka import TopicPartition
 
+from phonebank.domain.clock import HOUR_MS
 from phonebank.domain.records import Outcome, OutcomeEvent
 from phonebank.infra.redis_client import connect
+from phonebank.reporter.aggregate import NOT_CALLS, Aggregator, RegionTally
 from phonebank.reporter.consumer import MAX_POLL_RECORDS, ReporterService
+from phonebank.reporter.number_states import NUMBER_BITS
 from phonebank.reporter.server import serve
 from phonebank.settings import Settings, load_settings
 
@@ -72,6 +76,10 @@ MIX = {
     Outcome.DO_NOT_CALL: 3,
     Outcome.EXPIRED: 2,
 }
+#: first calls counted event by event (through Aggregator.apply_all); the rest in bulk
+REAL_EVENTS = 200_000
+#: numbers per bulk step
+BULK_CHUNK = 1_000_000
 #: seconds of the idle (baseline) phase
 IDLE_SECONDS = 3.0
 #: seconds the client keeps going after the last checkpoint
@@ -178,15 +186,17 @@ class Phases:
     checkpoints: list[tuple[float, float]] = field(default_factory=list)
     full_seconds: list[float] = field(default_factory=list)
     incremental_seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
 
 
 def timed_checkpoint(service: ReporterService, consumer: FakeConsumer, phases: Phases) -> float:
     """One forced checkpoint through the service; its interval is recorded."""
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.thread_time()
     service._dirty = True
     assert service.checkpoint(consumer, force=True)
     ended = time.monotonic()
     phases.checkpoints.append((started, ended))
+    phases.cpu_seconds.append(time.thread_time() - cpu)
     return ended - started
 
 
@@ -271,16 +281,50 @@ def latency_figures(samples: list[list[Any]], phases: Phases) -> dict[str, Any]:
     return figures
 
 
+def bulk_first_calls(
+    aggregator: Aggregator, numbers: Numbers, regions: npt.NDArray[np.int16], seed: int
+) -> None:
+    """First calls of ``numbers`` counted in bulk: each number's state set with
+    :meth:`NumberStates.set_many`, the region tallies through :meth:`RegionTally.call`
+    (what :meth:`Aggregator.apply` does per event, minus decoding and dedupe)."""
+    rng = np.random.default_rng(seed)
+    calls = [o for o in MIX if o not in NOT_CALLS]
+    weights = np.array([MIX[o] for o in calls], dtype=float)
+    picks = rng.choice(len(calls), size=len(numbers), p=weights / weights.sum())
+    hour = START_MS // HOUR_MS
+    for start in range(0, len(numbers), BULK_CHUNK):
+        part = slice(start, start + BULK_CHUNK)
+        codes = [f"RU-B{r:02d}" for r in range(REGIONS)]
+        index = np.array([aggregator.region_index[c] for c in codes], dtype=np.int64)
+        keys = (index[regions[part]] << NUMBER_BITS) | numbers[part]
+        states = np.zeros(len(keys), dtype=np.uint32)
+        for kind, outcome in enumerate(calls):
+            chosen = picks[part] == kind
+            states[chosen] = RegionTally().call(0, outcome, hour)
+            for r, n in enumerate(np.bincount(regions[part][chosen], minlength=REGIONS)):
+                tally = aggregator.regions[codes[r]]
+                tally.outcomes[outcome] = tally.outcomes.get(outcome, 0) + int(n)
+                for _ in range(int(n)):
+                    tally.call(0, outcome, hour)
+        aggregator.numbers.set_many(keys, states)
+    aggregator.applied += len(numbers)
+
+
 def build(service: ReporterService, count: int) -> tuple[Numbers, npt.NDArray[np.int16], float]:
-    """Count ``count`` first calls; return the numbers, their regions and events/s."""
+    """Count ``count`` first calls (the first :data:`REAL_EVENTS` event by event, the rest
+    in bulk); return the numbers, their regions and the event-by-event rate (events/s)."""
     numbers, regions = called_numbers(count, seed=7)
-    started = time.perf_counter()
+    real = min(REAL_EVENTS, count)
     aggregator = service.status.aggregator
-    for batch in batches(numbers, regions, seed=7):
+    started = time.perf_counter()
+    for batch in batches(numbers[:real], regions[:real], seed=7):
         with service.status.lock:
             aggregator.apply_all(batch)
+    rate = real / (time.perf_counter() - started)
+    with service.status.lock:
+        bulk_first_calls(aggregator, numbers[real:], regions[real:], seed=8)
     service.offsets[0] = count
-    return numbers, regions, count / (time.perf_counter() - started)
+    return numbers, regions, rate
 
 
 def run_phases(
@@ -350,7 +394,11 @@ def measure(count: int, cycles: int) -> dict[str, Any]:
         "checkpoint_incremental_seconds_median": round(
             sorted(phases.incremental_seconds)[len(phases.incremental_seconds) // 2], 3
         ),
+        "checkpoint_cpu_seconds_full": [round(phases.cpu_seconds[i], 3) for i in (0, -1)],
+        "checkpoint_cpu_seconds_incremental_max": round(max(phases.cpu_seconds[1:-1]), 3),
         **latency_figures(samples, phases),
+        "load_average_1m": round(os.getloadavg()[0], 1),
+        "cores": os.cpu_count(),
     }
 
 

@@ -68,7 +68,7 @@ def encode(checkpoint: Checkpoint, segments: list[int]) -> EncodedCheckpoint:
     after :meth:`Aggregator.prune` under the lock (readers never mutate)."""
     numbers = checkpoint.aggregator.numbers
     compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    blobs = {segment: numbers.encode_segment(segment, compressor) for segment in segments}
+    blobs = numbers.encode_segments(segments, compressor)
     document = {
         "version": CHECKPOINT_VERSION,
         "topic": checkpoint.topic,

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 POLL_TIMEOUT_MS = 500
 #: records taken in one poll
 MAX_POLL_RECORDS = 5000
+#: events applied per hold of readers' lock (a reader waits at most one such chunk)
+APPLY_CHUNK_EVENTS = 500
 #: seconds between two checkpoints (only when something changed)
 CHECKPOINT_INTERVAL_SECONDS = 5.0
 #: seconds between two refreshes of the Redis-derived figures, the partitions and the lag
@@ -175,16 +177,27 @@ class ReporterService:
             return 0
         if invalid:
             log.warning("skipped %d outcome records that were not valid events", invalid)
-        with self.status.lock:
-            self.status.aggregator.apply_all(events)
-            self.status.invalid += invalid
-            self.status.changed.notify_all()
+        self.count(events, invalid)
         self._dirty = True
         try:
             self.volunteers.record(events, _now_ms())
         except redis.RedisError as exc:
             log.warning("active-volunteer counts not updated: %s", exc)
         return read
+
+    def count(self, events: list[OutcomeEvent], invalid: int) -> None:
+        """Apply ``events`` in chunks of :data:`APPLY_CHUNK_EVENTS`, taking readers' lock
+        per chunk; publish the new report, then wake :meth:`ReporterStatus.wait_applied`."""
+        status = self.status
+        for start in range(0, len(events), APPLY_CHUNK_EVENTS):
+            with status.lock:
+                status.aggregator.apply_all(events[start : start + APPLY_CHUNK_EVENTS])
+        with status.lock:
+            status.invalid += invalid
+            status.version += 1
+        status.publish()
+        with status.lock:
+            status.changed.notify_all()
 
     def checkpoint(self, consumer: KafkaConsumer, *, force: bool = False) -> bool:
         """Save state + offsets if changed and due (or ``force``); True if saved.
@@ -233,6 +246,8 @@ class ReporterService:
             )
         except redis.RedisError as exc:
             log.warning("report inputs not refreshed from Redis: %s", exc)
+        self.status.version += 1
+        self.status.publish()
         try:
             ends = consumer.end_offsets(self._partitions)
         except KafkaError as exc:

@@ -123,35 +123,32 @@ class NumberStates:
         self._merge_arrays(keys.astype(np.int64), np.minimum(states, _STATE_MAX).astype(np.uint32))
 
     def _merge_arrays(self, keys: Keys, states: States) -> None:
+        """Merge distinct ``keys`` into their segments in a few whole-array passes: the
+        touched segments' old entries and the new ones are sorted together (two sorted
+        runs), a new state wins over an old one of the same key, and the result is cut
+        back into one copy per segment."""
         if not len(keys):
             return
-        order = np.argsort(keys)
+        order = np.argsort(keys, kind="stable")
         keys, states = keys[order], states[order]
-        ids = keys >> SEGMENT_SHIFT
-        starts = np.flatnonzero(np.diff(ids, prepend=-1)).tolist()
-        for start, end in zip(starts, [*starts[1:], len(keys)], strict=True):
-            offsets = (keys[start:end] & SEGMENT_MASK).astype(np.uint16)
-            self._merge_segment(int(ids[start]), offsets, states[start:end])
-
-    def _merge_segment(self, segment: int, offsets: Offsets, states: States) -> None:
-        entry = self._segments.get(segment)
-        if entry is None:
-            self._segments[segment] = (offsets, states.copy())
-            self._count += len(offsets)
-            return
-        old_offsets, old_states = entry
-        index = old_offsets.searchsorted(offsets)
-        known = np.zeros(len(offsets), dtype=bool)
-        inside = index < len(old_offsets)
-        known[inside] = old_offsets[index[inside]] == offsets[inside]
-        old_states[index[known]] = states[known]
-        new = ~known
-        if new.any():
-            self._segments[segment] = (
-                np.insert(old_offsets, index[new], offsets[new]),
-                np.insert(old_states, index[new], states[new]),
-            )
-            self._count += int(new.sum())
+        touched = np.unique(keys >> SEGMENT_SHIFT)
+        olds = [self._segments.get(segment, _EMPTY) for segment in touched.tolist()]
+        sizes = np.fromiter((len(o) for o, _ in olds), dtype=np.int64, count=len(olds))
+        bases = np.repeat(touched << SEGMENT_SHIFT, sizes)
+        old_keys = np.concatenate([o for o, _ in olds]).astype(np.int64) + bases
+        every = np.concatenate([old_keys, keys])
+        order = np.argsort(every, kind="stable")  # an old entry sorts before a new one
+        every = every[order]
+        merged = np.concatenate([*(v for _, v in olds), states])[order]
+        last = np.append(every[1:] != every[:-1], True)  # of equal keys, keep the new one
+        every, merged = every[last], merged[last]
+        offsets = (every & SEGMENT_MASK).astype(np.uint16)
+        bounds = np.searchsorted(every >> SEGMENT_SHIFT, touched, side="right").tolist()
+        start = 0
+        for segment, end in zip(touched.tolist(), bounds, strict=True):
+            self._segments[segment] = (offsets[start:end].copy(), merged[start:end].copy())
+            start = end
+        self._count += len(every) - int(sizes.sum())
 
     def take_dirty(self) -> list[int]:
         """The segments changed since the last call, sorted; forgets them (merges first,
@@ -177,12 +174,34 @@ class NumberStates:
         return offsets.astype(np.int64) + (segment << SEGMENT_SHIFT), states
 
     def encode_segment(self, segment: int, compressor: zstandard.ZstdCompressor) -> bytes:
-        """The stored form of one segment: count, then offset deltas and states as byte
-        planes, zstd. Call after :meth:`take_dirty` (which merges)."""
-        offsets, states = self._segments.get(segment, _EMPTY)
-        deltas = np.diff(offsets, prepend=np.uint16(0)).astype("<u2")
-        planes = np.concatenate([_planes(deltas, 2), _planes(states.astype("<u4"), 4)])
-        return _COUNT.pack(len(offsets)) + compressor.compress(planes.tobytes())
+        """The stored form of one segment (see :meth:`encode_segments`)."""
+        return self.encode_segments([segment], compressor)[segment]
+
+    def encode_segments(
+        self, segments: list[int], compressor: zstandard.ZstdCompressor
+    ) -> dict[int, bytes]:
+        """The stored form of each of ``segments``: a ``uint32`` count, then zstd of the
+        offset deltas (``uint16``) and the states (``uint32``) as byte planes. The planes
+        are cut from whole-array passes over all the segments at once. Call after
+        :meth:`take_dirty` (which merges)."""
+        if not segments:
+            return {}
+        parts = [self._segments.get(segment, _EMPTY) for segment in segments]
+        sizes = [len(o) for o, _ in parts]
+        offsets = np.concatenate([o for o, _ in parts]).astype(np.int32)
+        states = np.concatenate([v for _, v in parts]).astype("<u4")
+        firsts = np.cumsum([0, *sizes[:-1]], dtype=np.int64)
+        deltas = np.diff(offsets, prepend=np.int32(0))
+        starts = firsts[np.asarray(sizes, dtype=np.int64) > 0]
+        deltas[starts] = offsets[starts]
+        columns = [deltas.astype("<u2").view(np.uint8).reshape(-1, 2)]
+        columns.append(states.view(np.uint8).reshape(-1, 4))
+        planes = np.ascontiguousarray(np.concatenate(columns, axis=1).T)
+        blobs = {}
+        for segment, first, size in zip(segments, firsts.tolist(), sizes, strict=True):
+            rows = (planes[row, first : first + size].data for row in range(_STORED_BYTES))
+            blobs[segment] = _COUNT.pack(size) + compressor.compress(b"".join(rows))
+        return blobs
 
     def load_segments(self, blobs: dict[int, bytes]) -> None:
         """Replace everything by the stored segments ``blobs`` (segment id → blob); on a
@@ -203,10 +222,6 @@ class NumberStates:
 
 
 _EMPTY: tuple[Offsets, States] = (np.empty(0, np.uint16), np.empty(0, np.uint32))
-
-
-def _planes(values: npt.NDArray[np.generic], width: int) -> npt.NDArray[np.uint8]:
-    return values.view(np.uint8).reshape(-1, width).T.ravel()
 
 
 def _unplanes(data: npt.NDArray[np.uint8], count: int, width: int) -> npt.NDArray[np.generic]:

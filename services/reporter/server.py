@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from http import HTTPStatus
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from starlette.applications import Starlette
@@ -39,8 +40,13 @@ def create_app(status: ReporterStatus, registry: CollectorRegistry) -> Starlette
     async def metrics(request: Request) -> Response:
         return Response(render_metrics(registry), media_type=CONTENT_TYPE_LATEST)
 
+    encoded: list[Any] = [None, b""]  # the last document served, and its JSON
+
     async def report(request: Request) -> Response:
-        return Response(json.dumps(status.report(), ensure_ascii=False), media_type=JSON)
+        document = status.report()
+        if encoded[0] is not document:  # a published document is encoded once
+            encoded[:] = [document, json.dumps(document, ensure_ascii=False).encode()]
+        return Response(encoded[1], media_type=JSON)
 
     async def page(request: Request) -> Response:
         return Response(render_page(status.report()), media_type=HTML)
