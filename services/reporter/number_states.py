@@ -37,8 +37,9 @@ NUMBER_BITS = 34
 MERGE_THRESHOLD = 200_000
 #: most numbers one stored segment may claim (2**16: every key of the segment)
 MAX_SEGMENT_NUMBERS = 1 << SEGMENT_SHIFT
-#: zstd level of stored segments
-ZSTD_LEVEL = 1
+#: zstd level of stored segments: -1 (fast mode) compresses a segment's planes to ~34 %
+#: at twice level 1's speed (level 1: ~29 %)
+ZSTD_LEVEL = -1
 #: largest state stored (a ``uint32``)
 _STATE_MAX = 0xFFFF_FFFF
 #: bytes a number takes in a stored segment before compression (offset delta + state)
@@ -197,11 +198,16 @@ class NumberStates:
         columns = [deltas.astype("<u2").view(np.uint8).reshape(-1, 2)]
         columns.append(states.view(np.uint8).reshape(-1, 4))
         planes = np.ascontiguousarray(np.concatenate(columns, axis=1).T)
-        blobs = {}
-        for segment, first, size in zip(segments, firsts.tolist(), sizes, strict=True):
-            rows = (planes[row, first : first + size].data for row in range(_STORED_BYTES))
-            blobs[segment] = _COUNT.pack(size) + compressor.compress(b"".join(rows))
-        return blobs
+        bodies: list[bytes | bytearray | memoryview[int]] = [
+            b"".join([planes[row, first : first + size].data for row in range(_STORED_BYTES)])
+            for first, size in zip(firsts.tolist(), sizes, strict=True)
+        ]
+        # one call compresses every body, outside the interpreter lock
+        frames = compressor.multi_compress_to_buffer(bodies, threads=0)
+        return {
+            segment: _COUNT.pack(size) + frames[i].tobytes()
+            for i, (segment, size) in enumerate(zip(segments, sizes, strict=True))
+        }
 
     def load_segments(self, blobs: dict[int, bytes]) -> None:
         """Replace everything by the stored segments ``blobs`` (segment id → blob); on a
