@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from kafka import TopicPartition
+from prometheus_client import CollectorRegistry
 
 from phonebank.domain.clock import HOUR_MS
 from phonebank.domain.records import Outcome, OutcomeEvent
@@ -51,8 +52,10 @@ from phonebank.infra.redis_client import connect
 from phonebank.leases.client import GIL_SWITCH_INTERVAL_SECONDS
 from phonebank.reporter.aggregate import NOT_CALLS, Aggregator, RegionTally
 from phonebank.reporter.consumer import MAX_POLL_RECORDS, ReporterService
+from phonebank.reporter.exporter import render_metrics
 from phonebank.reporter.number_states import NUMBER_BITS
 from phonebank.reporter.server import serve
+from phonebank.reporter.status import ReporterStatus
 from phonebank.settings import Settings, load_settings
 
 #: regions the numbers are spread over
@@ -87,6 +90,8 @@ IDLE_SECONDS = 3.0
 TAIL_SECONDS = 0.5
 #: paths the client fetches in turn
 PATHS = ("/report.json", "/metrics")
+#: renders timed for the CPU cost of a reader
+RENDER_RUNS = 15
 #: targets
 TARGET_RSS_BYTES = 1 << 30
 TARGET_CHECKPOINT_SECONDS = 1.0
@@ -347,6 +352,24 @@ def run_phases(
     return phases
 
 
+def render_cpu_ms(status: ReporterStatus, registry: CollectorRegistry) -> dict[str, float]:
+    """CPU milliseconds (median of :data:`RENDER_RUNS`) to build and encode the report
+    document, and to render /metrics, with nothing else running: what a reader costs,
+    whatever the machine's load."""
+    figures = {}
+    for name, render in (
+        ("report", lambda: json.dumps(status.report(now_ms=START_MS))),
+        ("metrics", lambda: render_metrics(registry)),
+    ):
+        runs = []
+        for _ in range(RENDER_RUNS):
+            started = time.process_time()
+            render()
+            runs.append((time.process_time() - started) * 1000)
+        figures[f"{name}_render_cpu_ms"] = round(sorted(runs)[len(runs) // 2], 2)
+    return figures
+
+
 def isolated(settings: Settings) -> Settings:
     namespace = f"bench-repscale-{uuid.uuid4().hex[:8]}"
     return settings.model_copy(
@@ -372,6 +395,7 @@ def measure(count: int, cycles: int) -> dict[str, Any]:
         numbers, regions, rate = build(service, count)
         rss_state = rss_bytes()
         server = serve(service.status, 0, "127.0.0.1")
+        render = render_cpu_ms(service.status, server.registry)
         client = start_client(f"http://127.0.0.1:{server.port}")
         try:
             phases = run_phases(service, numbers, regions, cycles)
@@ -397,6 +421,7 @@ def measure(count: int, cycles: int) -> dict[str, Any]:
         ),
         "checkpoint_cpu_seconds_full": [round(phases.cpu_seconds[i], 3) for i in (0, -1)],
         "checkpoint_cpu_seconds_incremental_max": round(max(phases.cpu_seconds[1:-1]), 3),
+        **render,
         **latency_figures(samples, phases),
         "load_average_1m": round(os.getloadavg()[0], 1),
         "cores": os.cpu_count(),

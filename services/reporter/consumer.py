@@ -178,6 +178,7 @@ class ReporterService:
         if invalid:
             log.warning("skipped %d outcome records that were not valid events", invalid)
         self.count(events, invalid)
+        self.status.aggregator.numbers.merge_if_large()  # outside readers' lock
         self._dirty = True
         try:
             self.volunteers.record(events, _now_ms())

@@ -33,8 +33,12 @@ SEGMENT_SHIFT = 16
 SEGMENT_MASK = (1 << SEGMENT_SHIFT) - 1
 #: bits of a key holding the national number (10 digits < 2**34)
 NUMBER_BITS = 34
-#: changed numbers held in the dict before they are merged into the segments (count)
+#: changed numbers held in the dict before :meth:`NumberStates.merge_if_large` merges
+#: them into the segments (count)
 MERGE_THRESHOLD = 200_000
+#: numbers of stored segments one merge or encoding pass takes at most: bounds its
+#: temporary arrays (~50 bytes a number) whatever the size of the state
+BLOCK_NUMBERS = 1 << 20
 #: most numbers one stored segment may claim (2**16: every key of the segment)
 MAX_SEGMENT_NUMBERS = 1 << SEGMENT_SHIFT
 #: zstd level of stored segments: -1 (fast mode) compresses a segment's planes to ~34 %
@@ -101,9 +105,14 @@ class NumberStates:
         return 0
 
     def set(self, key: int, state: int) -> None:
-        """Store the state of ``key``; merges when the change dict is large."""
+        """Store the state of ``key`` (in the change dict: never a merge, so that the
+        caller's lock is held for the set alone)."""
         self._changed[key] = min(state, _STATE_MAX)
         self._dirty.add(key >> SEGMENT_SHIFT)
+
+    def merge_if_large(self) -> None:
+        """Merge when the change dict holds :data:`MERGE_THRESHOLD` numbers or more (the
+        consumer calls it between batches, outside readers' lock)."""
         if len(self._changed) >= MERGE_THRESHOLD:
             self.merge()
 
@@ -124,15 +133,29 @@ class NumberStates:
         self._merge_arrays(keys.astype(np.int64), np.minimum(states, _STATE_MAX).astype(np.uint32))
 
     def _merge_arrays(self, keys: Keys, states: States) -> None:
-        """Merge distinct ``keys`` into their segments in a few whole-array passes: the
-        touched segments' old entries and the new ones are sorted together (two sorted
-        runs), a new state wins over an old one of the same key, and the result is cut
-        back into one copy per segment."""
+        """Merge distinct ``keys`` into their segments, block by block of touched
+        segments (:data:`BLOCK_NUMBERS` stored numbers at most each)."""
         if not len(keys):
             return
         order = np.argsort(keys, kind="stable")
         keys, states = keys[order], states[order]
         touched = np.unique(keys >> SEGMENT_SHIFT)
+        sizes = np.fromiter(
+            (len(self._segments.get(s, _EMPTY)[0]) for s in touched.tolist()),
+            dtype=np.int64,
+            count=len(touched),
+        )
+        for block in _blocks(sizes):
+            first, last = int(touched[block.start]), int(touched[block.stop - 1])
+            low, high = np.searchsorted(
+                keys, [first << SEGMENT_SHIFT, (last + 1) << SEGMENT_SHIFT]
+            ).tolist()
+            self._merge_block(touched[block], keys[low:high], states[low:high])
+
+    def _merge_block(self, touched: Keys, keys: Keys, states: States) -> None:
+        """Whole-array passes: the touched segments' old entries and the new ones sorted
+        together (two sorted runs), a new state winning over an old one of the same key,
+        the result cut back into one copy per segment."""
         olds = [self._segments.get(segment, _EMPTY) for segment in touched.tolist()]
         sizes = np.fromiter((len(o) for o, _ in olds), dtype=np.int64, count=len(olds))
         bases = np.repeat(touched << SEGMENT_SHIFT, sizes)
@@ -184,9 +207,21 @@ class NumberStates:
         """The stored form of each of ``segments``: a ``uint32`` count, then zstd of the
         offset deltas (``uint16``) and the states (``uint32``) as byte planes. The planes
         are cut from whole-array passes over all the segments at once. Call after
-        :meth:`take_dirty` (which merges)."""
-        if not segments:
-            return {}
+        :meth:`take_dirty` (which merges). Works block by block of segments
+        (:data:`BLOCK_NUMBERS` numbers at most each)."""
+        sizes = np.fromiter(
+            (len(self._segments.get(s, _EMPTY)[0]) for s in segments),
+            dtype=np.int64,
+            count=len(segments),
+        )
+        blobs: dict[int, bytes] = {}
+        for block in _blocks(sizes):
+            blobs.update(self._encode_block(segments[block], compressor))
+        return blobs
+
+    def _encode_block(
+        self, segments: list[int], compressor: zstandard.ZstdCompressor
+    ) -> dict[int, bytes]:
         parts = [self._segments.get(segment, _EMPTY) for segment in segments]
         sizes = [len(o) for o, _ in parts]
         offsets = np.concatenate([o for o, _ in parts]).astype(np.int32)
@@ -228,6 +263,16 @@ class NumberStates:
 
 
 _EMPTY: tuple[Offsets, States] = (np.empty(0, np.uint16), np.empty(0, np.uint32))
+
+
+def _blocks(sizes: npt.NDArray[np.int64]) -> list[slice]:
+    """Consecutive runs of ``sizes`` holding :data:`BLOCK_NUMBERS` numbers or fewer each
+    (a single larger one stands alone)."""
+    if not len(sizes):
+        return []
+    block = (np.cumsum(sizes) - 1) // BLOCK_NUMBERS
+    starts = [0, *(np.flatnonzero(np.diff(block)) + 1).tolist()]
+    return [slice(a, b) for a, b in zip(starts, [*starts[1:], len(sizes)], strict=True)]
 
 
 def _unplanes(data: npt.NDArray[np.uint8], count: int, width: int) -> npt.NDArray[np.generic]:

@@ -113,3 +113,39 @@ def test_set_many_equals_one_set_per_key(
     truth.update(many)
     assert dict(states.items()) == truth
     assert states.take_dirty() == sorted({k >> number_states.SEGMENT_SHIFT for k in many})
+
+
+def test_merges_and_encodings_cut_into_blocks_keep_every_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Given blocks of at most 3 stored numbers, and states over many segments (some
+    holding more numbers than a block)
+    When states are merged in several rounds, then encoded and loaded
+    Then the store equals a dict, and the loaded copy equals the store."""
+    monkeypatch.setattr(number_states, "BLOCK_NUMBERS", 3)
+    rng = np.random.default_rng(5)
+    states, truth = NumberStates(), {}
+    for _ in range(4):
+        for number in rng.integers(FIRST, FIRST + 40 * 65_536, size=60).tolist():
+            key = number_key(int(number) % 3, int(number))
+            truth[key] = int(rng.integers(1, 2**32))
+            states.set(key, truth[key])
+        states.merge()
+    assert dict(states.items()) == truth
+    loaded = NumberStates()
+    loaded.load_segments(stored(states))
+    assert dict(loaded.items()) == truth
+
+
+def test_set_never_merges_merge_if_large_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a merge threshold of 3 changed numbers
+    When 3 numbers are set, then merge_if_large is called
+    Then set left them in the change dict, and merge_if_large merged them."""
+    monkeypatch.setattr(number_states, "MERGE_THRESHOLD", 3)
+    states = NumberStates()
+    for offset in range(3):
+        states.set(number_key(0, FIRST + offset), 1)
+    assert states.segments == 0
+    states.merge_if_large()
+    assert states.segments == 1
+    assert states.get(number_key(0, FIRST + 2)) == 1
