@@ -4,7 +4,7 @@ No I/O here: the consumer loop feeds :class:`Aggregator` decoded
 :class:`~phonebank.domain.records.OutcomeEvent` objects, the report and metrics modules
 read its tallies, the checkpoint module saves :meth:`Aggregator.to_state` and the
 per-number states (:class:`~phonebank.reporter.number_states.NumberStates`, compact
-arrays, 12 bytes a called number) by segment.
+arrays per segment, 6 bytes a called number) by segment.
 
 Definitions (DESIGN.md, "Outcomes and retries"):
 
@@ -179,12 +179,7 @@ class Aggregator:
 
     def apply_all(self, events: Iterable[OutcomeEvent]) -> int:
         """Count many events; return how many were new."""
-        batch = list(events)
-        index = self.region_index
-        self.numbers.prefetch(
-            number_key(index[e.region], e.number) for e in batch if e.region in index
-        )
-        return sum(1 for event in batch if self.apply(event))
+        return sum(1 for event in events if self.apply(event))
 
     def _remember(self, event_id: str) -> bool:
         if event_id in self._recent_ids:

@@ -13,7 +13,8 @@ segments of a checkpoint it did not use). Kafka's committed offsets for the repo
 group are written afterwards for lag monitoring only; the checkpoint is the authority.
 ``--rebuild`` ignores (and later overwrites) the checkpoint and reads the topic from the
 start. A checkpoint of another version (version 1 kept every number in the one JSON
-value) is not read: the reporter recounts from the start of the topic, which is correct.
+value, version 2 stored segments of 2**20 keys) is not read: the reporter recounts
+from the start of the topic, which is correct.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from phonebank.reporter.number_states import ZSTD_LEVEL
 log = logging.getLogger(__name__)
 
 #: format version of the checkpoint document; a different one is ignored (rebuild)
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 #: zlib level: fast, the blob is rewritten every few seconds
 COMPRESSION_LEVEL = 1
 
@@ -67,7 +68,7 @@ def encode(checkpoint: Checkpoint, segments: list[int]) -> EncodedCheckpoint:
     after :meth:`Aggregator.prune` under the lock (readers never mutate)."""
     numbers = checkpoint.aggregator.numbers
     compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    blobs = {segment: numbers.encode_segment(segment, compressor) for segment in segments}
+    blobs = numbers.encode_segments(segments, compressor)
     document = {
         "version": CHECKPOINT_VERSION,
         "topic": checkpoint.topic,

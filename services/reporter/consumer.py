@@ -2,7 +2,16 @@
 
 One reporter owns the whole outcomes topic: it assigns itself every partition (no group
 rebalancing, so its in-memory state is never split) and seeks to the offsets stored with
-its checkpoint, or to the beginning when there is none or on ``--rebuild``. After each
+its checkpoint, or to the beginning when there is none or on ``--rebuild``.
+
+Partitions come from the consumer's metadata, never from one read at start: a read made
+while the topic is being created (by this reporter or, in the same second, by an
+assigner) can come back empty, and a reporter that assigned itself that empty set used
+to sit on no partition, ready and with lag 0, until restarted. Now it is not ready until
+it holds at least one partition (it re-reads every :data:`PARTITION_WAIT_SECONDS`), and
+every refresh re-reads the partition set from the metadata cache, which the client
+renews every :data:`METADATA_MAX_AGE_MS`: partitions added to the topic later are
+assigned (from their start) without a restart. After each
 batch it adds the batch's volunteers to the HyperLogLogs; every
 :data:`CHECKPOINT_INTERVAL_SECONDS` it saves state + offsets in one Redis transaction
 (incremental, without holding readers: :mod:`phonebank.reporter.checkpoint`), then
@@ -40,13 +49,17 @@ log = logging.getLogger(__name__)
 POLL_TIMEOUT_MS = 500
 #: records taken in one poll
 MAX_POLL_RECORDS = 5000
+#: events applied per hold of readers' lock (a reader waits at most one such chunk)
+APPLY_CHUNK_EVENTS = 500
 #: seconds between two checkpoints (only when something changed)
 CHECKPOINT_INTERVAL_SECONDS = 5.0
-#: seconds between two refreshes of the Redis-derived figures and the consumer lag
+#: seconds between two refreshes of the Redis-derived figures, the partitions and the lag
 REFRESH_INTERVAL_SECONDS = 5.0
-#: seconds before the topic's partitions are asked for again, at first and at most
-PARTITIONS_FIRST_WAIT_SECONDS = 0.1
-PARTITIONS_MAX_WAIT_SECONDS = 5.0
+#: milliseconds after which the consumer renews its topic metadata (partitions added to
+#: the topic are assigned within about this long plus one refresh)
+METADATA_MAX_AGE_MS = 10_000
+#: seconds between two reads of the topic's partitions while the reporter holds none
+PARTITION_WAIT_SECONDS = 1.0
 
 
 def _now_ms() -> int:
@@ -91,42 +104,53 @@ class ReporterService:
             checkpoint.offsets,
         )
 
-    def open_consumer(self, stop: threading.Event | None = None) -> KafkaConsumer:
-        """Load the checkpoint, create the topic if needed, assign and seek every partition.
-
-        A topic created a moment ago (by this reporter or by an assigner starting at the
-        same time) may be missing from the broker's metadata for a while: the partitions
-        are asked for again, with backoff, until there are some (an empty assignment would
-        read nothing, forever, while reporting lag 0). :meth:`refresh` later adds any
-        partition the topic gains."""
+    def open_consumer(self) -> KafkaConsumer:
+        """Load the checkpoint, create the topic if needed, assign the partitions known so
+        far (possibly none yet: :meth:`wait_for_partitions`)."""
         self._load()
-        ensure_topic(self.settings, self.topic, self.settings.outcomes_partitions)
-        consumer = make_consumer(self.settings, self.settings.reporter_group)
-        stop = stop or threading.Event()
-        delay = PARTITIONS_FIRST_WAIT_SECONDS
-        while not consumer.partitions_for_topic(self.topic) and not stop.is_set():
-            log.warning("no partitions of %s in the metadata yet; asking again", self.topic)
-            stop.wait(delay)
-            delay = min(PARTITIONS_MAX_WAIT_SECONDS, delay * 2)
-        self._assign(consumer)
+        try:
+            ensure_topic(self.settings, self.topic, self.settings.outcomes_partitions)
+        except KafkaError as exc:  # another process may create it; we wait for it
+            log.warning("could not ensure topic %s: %s", self.topic, exc)
+        consumer = make_consumer(
+            self.settings, self.settings.reporter_group, metadata_max_age_ms=METADATA_MAX_AGE_MS
+        )
+        self.sync_partitions(consumer)
         return consumer
 
-    def _assign(self, consumer: KafkaConsumer) -> bool:
-        """Assign every partition the metadata lists; seek the new ones to their checkpoint
-        offset or the beginning. True if the assignment grew."""
-        listed = consumer.partitions_for_topic(self.topic) or set()
-        known = {tp.partition for tp in self._partitions}
-        new = [TopicPartition(self.topic, p) for p in sorted(listed - known)]
-        if not new:
-            return False
-        self._partitions = sorted([*self._partitions, *new], key=lambda tp: tp.partition)
+    def sync_partitions(self, consumer: KafkaConsumer) -> list[int]:
+        """Assign every partition the metadata knows and this reporter does not hold yet;
+        seek each to its checkpointed offset (or the start). Return the partitions added."""
+        try:
+            known = consumer.partitions_for_topic(self.topic) or set()
+        except KafkaError as exc:
+            log.warning("partitions of %s not read: %s", self.topic, exc)
+            return []
+        held = {tp.partition for tp in self._partitions}
+        added = sorted(set(known) - held)
+        if not added:
+            return []
+        self._partitions = [TopicPartition(self.topic, p) for p in sorted(held | set(known))]
         consumer.assign(self._partitions)
-        for partition in new:
-            if partition.partition in self.offsets:
-                consumer.seek(partition, self.offsets[partition.partition])
+        for number in added:
+            partition = TopicPartition(self.topic, number)
+            if number in self.offsets:
+                consumer.seek(partition, self.offsets[number])
             else:
                 consumer.seek_to_beginning(partition)
-        log.info("reading %d partitions of %s", len(self._partitions), self.topic)
+        self.status.partitions = len(self._partitions)
+        log.info("assigned partitions %s of %s (%d held)", added, self.topic, len(self._partitions))
+        return added
+
+    def wait_for_partitions(self, consumer: KafkaConsumer, stop: threading.Event) -> bool:
+        """Re-read the partitions until at least one is held; False if stopped first.
+        Stays alive for /healthz meanwhile, and not ready."""
+        while not self._partitions:
+            log.warning("no partition of %s in the metadata yet; not ready", self.topic)
+            self.status.beat()
+            if stop.wait(PARTITION_WAIT_SECONDS):
+                return False
+            self.sync_partitions(consumer)
         return True
 
     # --- loop ----------------------------------------------------------------------------
@@ -153,16 +177,28 @@ class ReporterService:
             return 0
         if invalid:
             log.warning("skipped %d outcome records that were not valid events", invalid)
-        with self.status.lock:
-            self.status.aggregator.apply_all(events)
-            self.status.invalid += invalid
-            self.status.changed.notify_all()
+        self.count(events, invalid)
+        self.status.aggregator.numbers.merge_if_large()  # outside readers' lock
         self._dirty = True
         try:
             self.volunteers.record(events, _now_ms())
         except redis.RedisError as exc:
             log.warning("active-volunteer counts not updated: %s", exc)
         return read
+
+    def count(self, events: list[OutcomeEvent], invalid: int) -> None:
+        """Apply ``events`` in chunks of :data:`APPLY_CHUNK_EVENTS`, taking readers' lock
+        per chunk; publish the new report, then wake :meth:`ReporterStatus.wait_applied`."""
+        status = self.status
+        for start in range(0, len(events), APPLY_CHUNK_EVENTS):
+            with status.lock:
+                status.aggregator.apply_all(events[start : start + APPLY_CHUNK_EVENTS])
+        with status.lock:
+            status.invalid += invalid
+            status.version += 1
+        status.publish()
+        with status.lock:
+            status.changed.notify_all()
 
     def checkpoint(self, consumer: KafkaConsumer, *, force: bool = False) -> bool:
         """Save state + offsets if changed and due (or ``force``); True if saved.
@@ -202,6 +238,7 @@ class ReporterService:
         if not force and time.monotonic() - self._last_refresh < REFRESH_INTERVAL_SECONDS:
             return
         self._last_refresh = time.monotonic()
+        self.sync_partitions(consumer)
         try:
             raw = self.redis.hgetall(self.ingested_key)
             self.status.ingested = {reply_text(k): int(v) for k, v in raw.items()}
@@ -210,8 +247,9 @@ class ReporterService:
             )
         except redis.RedisError as exc:
             log.warning("report inputs not refreshed from Redis: %s", exc)
+        self.status.version += 1
+        self.status.publish()
         try:
-            self._assign(consumer)
             ends = consumer.end_offsets(self._partitions)
         except KafkaError as exc:
             log.warning("consumer lag not measured: %s", exc)
@@ -222,8 +260,10 @@ class ReporterService:
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; checkpoint and close on the way out."""
-        consumer = self.open_consumer(stop)
+        consumer = self.open_consumer()
         try:
+            if not self.wait_for_partitions(consumer, stop):
+                return
             self.refresh(consumer, force=True)
             self.status.ready_event.set()
             while not stop.is_set():

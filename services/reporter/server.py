@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from http import HTTPStatus
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.registry import Collector
@@ -44,8 +45,13 @@ def create_app(status: ReporterStatus, registry: CollectorRegistry) -> Starlette
         body = await run_in_threadpool(render_metrics, registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    encoded: list[Any] = [None, b""]  # the last document served, and its JSON
+
     async def report(request: Request) -> Response:
-        return Response(json.dumps(status.report(), ensure_ascii=False), media_type=JSON)
+        document = status.report()
+        if encoded[0] is not document:  # a published document is encoded once
+            encoded[:] = [document, json.dumps(document, ensure_ascii=False).encode()]
+        return Response(encoded[1], media_type=JSON)
 
     async def page(request: Request) -> Response:
         return Response(render_page(status.report()), media_type=HTML)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import zstandard
 from hypothesis import given, settings
@@ -19,7 +20,7 @@ WRITES = st.lists(st.tuples(KEYS, st.integers(1, 2**32 - 1)), max_size=200)
 @given(WRITES, st.integers(1, 50))
 def test_states_behave_like_a_dict_across_merges(writes: list[tuple[int, int]], every: int) -> None:
     """Given any writes, with merges into the arrays every few writes
-    When states are read back (with and without prefetching)
+    When states are read back
     Then each equals what a dict holds, unknown keys read 0, and the length matches."""
     states, truth = NumberStates(), {}
     for step, (key, state) in enumerate(writes):
@@ -27,7 +28,6 @@ def test_states_behave_like_a_dict_across_merges(writes: list[tuple[int, int]], 
         truth[key] = state
         if step % every == 0:
             states.merge()
-    states.prefetch(truth)
     assert all(states.get(k) == v for k, v in truth.items())
     assert states.get(number_key(9, 9_999_999_999)) == 0
     assert len(states) == len(truth)
@@ -80,7 +80,7 @@ def good_segment() -> tuple[int, bytes]:
     [
         (lambda b: b[:2], "truncated"),
         (lambda b: b"\x00\x00\x00\x00" + b[4:], "claims 0 numbers"),
-        (lambda b: b"\x03\x00\x00\x00" + b[4:], "holds 16 bytes, not 24"),
+        (lambda b: b"\x03\x00\x00\x00" + b[4:], "holds 12 bytes, not 18"),
         (lambda b: b[:4] + b"junk", "corrupt"),
     ],
 )
@@ -93,3 +93,59 @@ def test_a_damaged_segment_is_refused(damage: object, reason: str) -> None:
     with pytest.raises(SegmentFormatError, match=reason):
         states.load_segments({segment: damage(blob)})  # type: ignore[operator]
     assert len(states) == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(WRITES, WRITES)
+def test_set_many_equals_one_set_per_key(
+    first: list[tuple[int, int]], bulk: list[tuple[int, int]]
+) -> None:
+    """Given states set one by one
+    When more distinct states are set at once with set_many
+    Then the store equals a dict updated the same way, and their segments are dirty."""
+    states, truth = NumberStates(), {}
+    for key, state in first:
+        states.set(key, state)
+        truth[key] = state
+    states.take_dirty()
+    many = dict(bulk)
+    states.set_many(np.array(list(many), np.int64), np.array(list(many.values()), np.uint32))
+    truth.update(many)
+    assert dict(states.items()) == truth
+    assert states.take_dirty() == sorted({k >> number_states.SEGMENT_SHIFT for k in many})
+
+
+def test_merges_and_encodings_cut_into_blocks_keep_every_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Given blocks of at most 3 stored numbers, and states over many segments (some
+    holding more numbers than a block)
+    When states are merged in several rounds, then encoded and loaded
+    Then the store equals a dict, and the loaded copy equals the store."""
+    monkeypatch.setattr(number_states, "BLOCK_NUMBERS", 3)
+    rng = np.random.default_rng(5)
+    states, truth = NumberStates(), {}
+    for _ in range(4):
+        for number in rng.integers(FIRST, FIRST + 40 * 65_536, size=60).tolist():
+            key = number_key(int(number) % 3, int(number))
+            truth[key] = int(rng.integers(1, 2**32))
+            states.set(key, truth[key])
+        states.merge()
+    assert dict(states.items()) == truth
+    loaded = NumberStates()
+    loaded.load_segments(stored(states))
+    assert dict(loaded.items()) == truth
+
+
+def test_set_never_merges_merge_if_large_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a merge threshold of 3 changed numbers
+    When 3 numbers are set, then merge_if_large is called
+    Then set left them in the change dict, and merge_if_large merged them."""
+    monkeypatch.setattr(number_states, "MERGE_THRESHOLD", 3)
+    states = NumberStates()
+    for offset in range(3):
+        states.set(number_key(0, FIRST + offset), 1)
+    assert states.segments == 0
+    states.merge_if_large()
+    assert states.segments == 1
+    assert states.get(number_key(0, FIRST + 2)) == 1
