@@ -10,11 +10,8 @@ volunteer database), refusing a lifetime over the cap.
 from __future__ import annotations
 
 import argparse
-import html
-import importlib
 import logging
 import sys
-from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
@@ -22,6 +19,7 @@ from phonebank.domain.guidelines import load_guidelines
 from phonebank.gateway.api import LeaseApi
 from phonebank.gateway.app import Gateway, create_app
 from phonebank.gateway.guard import Guard, RateLimits
+from phonebank.gateway.guideline_html import render_guideline_html
 from phonebank.gateway.tokens import TokenVerifier, load_public_keys, mint
 from phonebank.infra.http import HttpLimits, RunningServer, start
 from phonebank.infra.redis_client import RedisClient, connect
@@ -39,22 +37,6 @@ REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
 REDIS_MAX_CONNECTIONS = 128
 #: exit code for a bad volunteer id, lifetime or setting
 EXIT_USAGE = 2
-
-
-def _plain_html(markdown: str) -> str:
-    """Escaped paragraphs: the fallback while ``gateway/guideline_html.py`` is absent."""
-    paragraphs = [part.strip() for part in markdown.split("\n\n") if part.strip()]
-    return "".join(f"<p>{html.escape(part)}</p>" for part in paragraphs)
-
-
-def guideline_renderer() -> Callable[[str], str]:
-    """``render_guideline_html`` of the page's module, or the escaped-text fallback."""
-    try:
-        module = importlib.import_module("phonebank.gateway.guideline_html")
-    except ImportError:
-        return _plain_html
-    render: Callable[[str], str] = module.render_guideline_html
-    return render
 
 
 def build_gateway(
@@ -86,7 +68,7 @@ def build_gateway(
         settings.gateway_auth_failures_per_address,
     )
     guard = Guard(verifier, limits, client, KeyScheme(settings.key_prefix, settings.campaign))
-    api = LeaseApi(guard, leases, load_guidelines(), guideline_renderer())
+    api = LeaseApi(guard, leases, load_guidelines(), render_guideline_html)
     return Gateway(api, client, registry, settings.gateway_trusted_proxies)
 
 
