@@ -22,6 +22,7 @@ from phonebank.infra.redis_client import RedisClient, connect
 from phonebank.infra.shutdown import stop_on_signals
 from phonebank.leases.reaper import Reaper
 from phonebank.leases.relay import OutcomeRelay, RelayMetrics
+from phonebank.leases.scripts import load_all
 from phonebank.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def run_assigner(settings: Settings, stop: threading.Event, metrics_port: int | 
     """Run one assigner until ``stop`` is set."""
     ensure_topics(settings)
     client = connect(settings)
+    load_all(client)  # for the users that may only EVALSHA (deploy/redis/users.acl)
     metrics = AssignerMetrics(settings, client)
     if metrics_port is not None:
         start_metrics_server(metrics_port, metrics.registry, settings.bind_address)

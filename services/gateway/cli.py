@@ -13,6 +13,7 @@ import argparse
 import logging
 import sys
 
+import redis
 from prometheus_client import CollectorRegistry
 
 from phonebank.domain.guidelines import load_guidelines
@@ -27,6 +28,7 @@ from phonebank.infra.shutdown import stop_on_signals
 from phonebank.leases.client import GIL_SWITCH_INTERVAL_SECONDS, LeaseClient
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.metrics import LeaseMetrics
+from phonebank.leases.scripts import ScriptsNotLoadedError, load_all
 from phonebank.settings import Settings, SettingsError, require_volunteer_secret
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,17 @@ REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
 REDIS_MAX_CONNECTIONS = 128
 #: exit code for a bad volunteer id, lifetime or setting
 EXIT_USAGE = 2
+
+
+def _load_scripts(client: RedisClient) -> None:
+    """Load the scripts if this Redis user may (with deploy/redis/users.acl it may not:
+    the assigner loads them, and until it has, lease calls answer 503)."""
+    try:
+        load_all(client)
+    except ScriptsNotLoadedError:
+        log.info("this Redis user may not load scripts: the assigner loads them")
+    except redis.RedisError as exc:
+        log.warning("could not load the scripts at start: %s", exc)
 
 
 def build_gateway(
@@ -50,6 +63,7 @@ def build_gateway(
         socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
         max_connections=REDIS_MAX_CONNECTIONS,
     )
+    _load_scripts(client)
     registry = CollectorRegistry()
     leases = leases or LeaseClient(settings, client)
     if leases.metrics is None:

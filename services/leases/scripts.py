@@ -89,17 +89,17 @@ class ScriptsNotLoadedError(redis.exceptions.RedisError):
     """A script is not in Redis's cache and this client's user may not load it."""
 
 
-def rate_limit_scripts() -> list[str]:
+def rate_limit_scripts() -> list[bytes]:
     """The Lua scripts of the ``limits`` library's Redis storage (the gateway's limits)."""
-    return [
-        str(getattr(RedisStorage, name)) for name in dir(RedisStorage) if name.startswith("SCRIPT_")
-    ]
+    names = [name for name in dir(RedisStorage) if name.startswith("SCRIPT_")]
+    scripts = [getattr(RedisStorage, name) for name in names]
+    return [script for script in scripts if isinstance(script, bytes)]
 
 
 def load_all(client: RedisClient) -> int:
     """``SCRIPT LOAD`` every lease script and rate-limit script on every master; the
     number of scripts. Raises :class:`ScriptsNotLoadedError` if the user may not."""
-    texts = [source.text for source in render_all().values()] + rate_limit_scripts()
+    texts = [source.text.encode() for source in render_all().values()] + rate_limit_scripts()
     try:
         for node in primaries(client):
             pipe = node.pipeline(transaction=False)
