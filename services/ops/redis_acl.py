@@ -80,7 +80,7 @@ def passwords_from(environment: Mapping[str, str]) -> dict[str, str]:
 
 
 def cmd_acl(args: argparse.Namespace, settings: Settings) -> int:
-    """Write the rendered ACL file (mode 0600)."""
+    """Write the rendered ACL file (mode ``--mode``, 600 unless told)."""
     try:
         text = render(
             Path(args.template).read_text(encoding="utf-8"),
@@ -92,6 +92,7 @@ def cmd_acl(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     output = Path(args.out)
     output.touch(mode=0o600, exist_ok=True)
+    output.chmod(int(args.mode, 8))
     output.write_text(text, encoding="utf-8")
     print(f"wrote {output}: users {', '.join(USERS)}")
     return 0
@@ -118,7 +119,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "acl", help="render deploy/redis/users.acl with the passwords (PHONEBANK_REDIS_PASSWORD_*)"
     )
     acl.add_argument("--template", default=str(TEMPLATE), help="the ACL template")
-    acl.add_argument("--out", required=True, help="the ACL file to write (mode 0600)")
+    acl.add_argument("--out", required=True, help="the ACL file to write")
+    acl.add_argument(
+        "--mode", default="600", choices=["600", "640", "644"], help="its file mode (octal)"
+    )
     acl.set_defaults(handler=cmd_acl)
     load = actions.add_parser("load-scripts", help="SCRIPT LOAD the lease and rate-limit scripts")
     load.set_defaults(handler=cmd_load_scripts)
