@@ -22,6 +22,7 @@ from phonebank.local.stack_settings import StackSettings, load_stack_settings
 from phonebank.ops import audit as audit_cli
 from phonebank.ops import dnc as dnc_cli
 from phonebank.ops import rebuild
+from phonebank.ops import redis_acl as redis_acl_cli
 from phonebank.ops import volunteers as volunteers_cli
 from phonebank.reporter import cli as reporter_cli
 from phonebank.settings import Settings, SettingsError, load_settings
@@ -147,6 +148,7 @@ def _service_parsers() -> list[AddParser]:
         demo_run.add_parser,
         gateway_service.add_parser,
         volunteers_cli.add_parser,
+        redis_acl_cli.add_parser,
     ]
 
 

@@ -17,6 +17,7 @@ from phonebank.assigner.worker import AssignerWorker
 from phonebank.infra.kafka import ensure_topics
 from phonebank.infra.metrics import start_metrics_server
 from phonebank.infra.redis_client import connect
+from phonebank.leases.scripts import load_all
 from phonebank.settings import Settings
 
 
@@ -24,6 +25,7 @@ def run_assigner(settings: Settings, stop: threading.Event, metrics_port: int | 
     """Run one assigner until ``stop`` is set."""
     ensure_topics(settings)
     client = connect(settings)
+    load_all(client)  # for the users that may only EVALSHA (deploy/redis/users.acl)
     metrics = AssignerMetrics(settings, client)
     if metrics_port is not None:
         start_metrics_server(metrics_port, metrics.registry, settings.bind_address)

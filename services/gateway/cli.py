@@ -10,18 +10,17 @@ volunteer database), refusing a lifetime over the cap.
 from __future__ import annotations
 
 import argparse
-import html
-import importlib
 import logging
 import sys
-from collections.abc import Callable
 
+import redis
 from prometheus_client import CollectorRegistry
 
 from phonebank.domain.guidelines import load_guidelines
 from phonebank.gateway.api import LeaseApi
 from phonebank.gateway.app import Gateway, create_app
 from phonebank.gateway.guard import Guard, RateLimits
+from phonebank.gateway.guideline_html import render_guideline_html
 from phonebank.gateway.tokens import TokenVerifier, load_public_keys, mint
 from phonebank.infra.http import HttpLimits, RunningServer, start
 from phonebank.infra.redis_client import RedisClient, connect
@@ -30,6 +29,7 @@ from phonebank.leases.client import GIL_SWITCH_INTERVAL_SECONDS, LeaseClient
 from phonebank.leases.dnc_journal import DncJournal
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.metrics import LeaseMetrics
+from phonebank.leases.scripts import ScriptsNotLoadedError, load_all
 from phonebank.settings import Settings, SettingsError, require_volunteer_secret
 
 log = logging.getLogger(__name__)
@@ -42,20 +42,15 @@ REDIS_MAX_CONNECTIONS = 128
 EXIT_USAGE = 2
 
 
-def _plain_html(markdown: str) -> str:
-    """Escaped paragraphs: the fallback while ``gateway/guideline_html.py`` is absent."""
-    paragraphs = [part.strip() for part in markdown.split("\n\n") if part.strip()]
-    return "".join(f"<p>{html.escape(part)}</p>" for part in paragraphs)
-
-
-def guideline_renderer() -> Callable[[str], str]:
-    """``render_guideline_html`` of the page's module, or the escaped-text fallback."""
+def _load_scripts(client: RedisClient) -> None:
+    """Load the scripts if this Redis user may (with deploy/redis/users.acl it may not:
+    the assigner loads them, and until it has, lease calls answer 503)."""
     try:
-        module = importlib.import_module("phonebank.gateway.guideline_html")
-    except ImportError:
-        return _plain_html
-    render: Callable[[str], str] = module.render_guideline_html
-    return render
+        load_all(client)
+    except ScriptsNotLoadedError:
+        log.info("this Redis user may not load scripts: the assigner loads them")
+    except redis.RedisError as exc:
+        log.warning("could not load the scripts at start: %s", exc)
 
 
 def build_gateway(
@@ -69,6 +64,7 @@ def build_gateway(
         socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
         max_connections=REDIS_MAX_CONNECTIONS,
     )
+    _load_scripts(client)
     registry = CollectorRegistry()
     leases = leases or LeaseClient(settings, client)
     if leases.metrics is None:
@@ -88,7 +84,7 @@ def build_gateway(
     )
     guard = Guard(verifier, limits, client, KeyScheme(settings.key_prefix, settings.campaign))
     api = LeaseApi(
-        guard, leases, load_guidelines(), guideline_renderer(), dnc_journal=DncJournal(settings)
+        guard, leases, load_guidelines(), render_guideline_html, dnc_journal=DncJournal(settings)
     )
     return Gateway(api, client, registry, settings.gateway_trusted_proxies)
 

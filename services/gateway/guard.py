@@ -18,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 
+import redis
 from limits import RateLimitItem, parse
 from limits.storage import RedisClusterStorage, RedisStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
@@ -45,6 +46,25 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:LIMIT_KEY_HEX_DIGITS]
 
 
+def _cluster_storage(client: RedisCluster, key_prefix: str) -> RedisClusterStorage:
+    """The limits' storage on the masters of ``client``, with its credentials and TLS
+    (``limits`` opens its own cluster client; an ACL user's password must reach it)."""
+    nodes = primary_nodes(client)
+    seeds = ",".join(f"{node.host}:{node.port}" for node in nodes)
+    pool = client.get_redis_connection(nodes[0]).connection_pool
+    user, password = pool.connection_kwargs.get("username"), pool.connection_kwargs.get("password")
+    tls = issubclass(pool.connection_class, redis.SSLConnection)
+    if password is None:
+        return RedisClusterStorage(f"redis+cluster://{seeds}", key_prefix=key_prefix, ssl=tls)
+    return RedisClusterStorage(
+        f"redis+cluster://{seeds}",
+        key_prefix=key_prefix,
+        ssl=tls,
+        username=user or "default",
+        password=password,
+    )
+
+
 class RateLimits:
     """Sliding-window request counters per token, per address, and failed auths."""
 
@@ -58,8 +78,7 @@ class RateLimits:
     ) -> None:
         storage: RedisStorage
         if isinstance(client, RedisCluster):
-            nodes = ",".join(f"{node.host}:{node.port}" for node in primary_nodes(client))
-            storage = RedisClusterStorage(f"redis+cluster://{nodes}", key_prefix=f"{prefix}:limits")
+            storage = _cluster_storage(client, f"{prefix}:limits")
         else:
             storage = RedisStorage(
                 "redis://", connection_pool=client.connection_pool, key_prefix=f"{prefix}:limits"

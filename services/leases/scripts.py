@@ -11,6 +11,13 @@ attributes of the key scheme (:class:`~phonebank.leases.keys.RegionKeys`,
 KEYS list is built from the header, in its order (:func:`resolve_keys`): the order is
 written once, in the script. Return codes shared by the scripts are mirrored in
 :class:`ReturnCode` (a test keeps it equal to ``lua/includes/codes.lua``).
+
+Scripts are called with ``EVALSHA``. A Redis user that may not ``SCRIPT LOAD`` (the
+gateway's, ``deploy/redis/users.acl``) relies on a trusted one having loaded them:
+:func:`load_all` loads every lease script and the rate limiter's scripts on every
+master; the assigner runs it at start, and any client allowed to load runs it again on
+the first ``NOSCRIPT`` (a Redis restart empties the script cache). A client not allowed
+raises :class:`ScriptsNotLoadedError` (a ``RedisError``: the gateway answers 503).
 """
 
 from __future__ import annotations
@@ -26,8 +33,9 @@ from typing import Any, cast
 
 import hiredis
 import redis
+from limits.storage import RedisStorage
 
-from phonebank.infra.redis_client import RedisClient
+from phonebank.infra.redis_client import RedisClient, primaries
 from phonebank.leases.resp import Integers, pack_with_integers
 from phonebank.leases.transport import transport_for
 
@@ -88,6 +96,35 @@ def refused_argument(reply: Sequence[Any]) -> str | None:
 
 class ScriptError(RuntimeError):
     """A script file is malformed, or was called with the wrong number of keys."""
+
+
+class ScriptsNotLoadedError(redis.exceptions.RedisError):
+    """A script is not in Redis's cache and this client's user may not load it."""
+
+
+def rate_limit_scripts() -> list[bytes]:
+    """The Lua scripts of the ``limits`` library's Redis storage (the gateway's limits)."""
+    names = [name for name in dir(RedisStorage) if name.startswith("SCRIPT_")]
+    scripts = [getattr(RedisStorage, name) for name in names]
+    return [script for script in scripts if isinstance(script, bytes)]
+
+
+def load_all(client: RedisClient) -> int:
+    """``SCRIPT LOAD`` every lease script and rate-limit script on every master; the
+    number of scripts. Raises :class:`ScriptsNotLoadedError` if the user may not."""
+    texts = [source.text.encode() for source in render_all().values()] + rate_limit_scripts()
+    try:
+        for node in primaries(client):
+            pipe = node.pipeline(transaction=False)
+            for text in texts:
+                pipe.script_load(text)
+            pipe.execute()
+    except redis.exceptions.NoPermissionError as refusal:
+        raise ScriptsNotLoadedError(
+            f"the lease scripts are not loaded and this Redis user may not load them "
+            f"({refusal}); a trusted service (the assigner) loads them"
+        ) from None
+    return len(texts)
 
 
 def render(path: Path) -> str:
@@ -169,6 +206,7 @@ class Scripts:
     """The scripts registered with one redis-py client (EVALSHA, EVAL on NOSCRIPT)."""
 
     def __init__(self, client: RedisClient) -> None:
+        self._client = client
         self._sources = render_all()
         self._registered = {
             name: client.register_script(source.text) for name, source in self._sources.items()
@@ -201,7 +239,12 @@ class Scripts:
     def _run_resolved(
         self, operation: str, keys: list[str], args: Sequence[str | int | bytes]
     ) -> list[Any]:
-        reply = self._registered[operation](keys=keys, args=args)
+        script = self._registered[operation]
+        try:
+            reply = self._client.evalsha(script.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            load_all(self._client)
+            reply = self._client.evalsha(script.sha, len(keys), *keys, *args)
         return reply  # type: ignore[no-any-return]
 
 

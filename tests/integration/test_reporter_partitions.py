@@ -22,6 +22,7 @@ from phonebank.reporter import consumer as reporter_consumer
 from phonebank.reporter.app import Reporter
 from phonebank.reporter.consumer import ReporterService
 from phonebank.settings import Settings
+from tests.helpers import wait_applied
 
 pytestmark = [pytest.mark.integration]
 
@@ -97,7 +98,7 @@ def test_reporter_waits_not_ready_for_a_topic_created_after_it_started(
         assert readyz(reporter) == 200
         assert held(reporter) == list(range(settings.outcomes_partitions))
         sent = produce_to_each(settings, range(settings.outcomes_partitions))
-        assert reporter.service.status.wait_applied(sent, WAIT_SECONDS)
+        assert wait_applied(reporter.service.status, sent, WAIT_SECONDS)
     finally:
         reporter.stop()
 
@@ -113,7 +114,7 @@ def test_reporter_started_before_the_topic_exists_creates_it_and_holds_it_all(
         assert reporter.wait_ready(WAIT_SECONDS)
         assert held(reporter) == list(range(settings.outcomes_partitions))
         sent = produce_to_each(settings, range(settings.outcomes_partitions))
-        assert reporter.service.status.wait_applied(sent, WAIT_SECONDS)
+        assert wait_applied(reporter.service.status, sent, WAIT_SECONDS)
         assert readyz(reporter) == 200
     finally:
         reporter.stop()
@@ -152,7 +153,7 @@ def test_reporter_started_at_the_same_moment_as_an_assigner_holds_every_partitio
             assert reporter.wait_ready(WAIT_SECONDS)
             assert held(reporter) == list(range(fresh.outcomes_partitions))
             sent = produce_to_each(fresh, range(fresh.outcomes_partitions))
-            assert reporter.service.status.wait_applied(sent, WAIT_SECONDS)
+            assert wait_applied(reporter.service.status, sent, WAIT_SECONDS)
         finally:
             reporter.stop()
 
@@ -175,7 +176,7 @@ def test_partitions_added_while_the_reporter_runs_are_consumed_without_restart(
         finally:
             admin.close()
         sent = produce_to_each(settings, range(settings.outcomes_partitions, GROWN_PARTITIONS))
-        assert reporter.service.status.wait_applied(sent, WAIT_SECONDS)
+        assert wait_applied(reporter.service.status, sent, WAIT_SECONDS)
         assert held(reporter) == list(range(GROWN_PARTITIONS))
         assert reporter.service.status.partitions == GROWN_PARTITIONS
     finally:

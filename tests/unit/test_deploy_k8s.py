@@ -28,6 +28,7 @@ PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 NOT_APPLIED = {
     "secret.template.yaml",
     "ops/rebuild-job.yaml",
+    "ops/redis.yaml",
     "prometheus-scrape.yaml",
     "kustomization.yaml",
 }
@@ -281,6 +282,10 @@ def test_config_map_holds_no_secret() -> None:
     assert "PHONEBANK_REDIS_URL" in secret_keys
 
 
+#: the services with their own Redis user (deploy/redis/users.acl; ops jobs: the operator)
+REDIS_USERS = ("assigner", "gateway", "reporter", "ingest")
+
+
 def test_secret_template_holds_placeholders_only() -> None:
     # Given the Secret template
     secret = named("Secret", "phonebank-secrets")
@@ -290,9 +295,11 @@ def test_secret_template_holds_placeholders_only() -> None:
     assert "data" not in secret, "base64 data would hide a real value"
     # Then every secret part is an obvious <placeholder>, never a usable value
     assert re.fullmatch(r"<[a-z-]+>", values["PHONEBANK_VOLUNTEER_SECRET"])
-    redis_url = values["PHONEBANK_REDIS_URL"]
-    assert re.fullmatch(r"rediss?://:<[a-z-]+>@[a-z0-9.-]+:\d+/\d+", redis_url), redis_url
-    Settings(redis_url=redis_url)  # the shape is a valid DSN once the password is filled
+    for key in ["PHONEBANK_REDIS_URL", *(f"redis-url-{user}" for user in REDIS_USERS)]:
+        redis_url = values[key]
+        dsn = r"rediss?://[a-z]+:<[a-z-]+>@[a-z0-9.-]+:\d+/\d+"
+        assert re.fullmatch(dsn, redis_url), redis_url
+        Settings(redis_url=redis_url)  # the shape is a valid DSN once the password is filled
 
 
 def test_secrets_reach_containers_only_by_reference() -> None:
@@ -303,6 +310,21 @@ def test_secrets_reach_containers_only_by_reference() -> None:
                 if entry["name"] in secret_names:
                     assert "value" not in entry, f"{entry['name']} inlined in {workload['_file']}"
                     assert entry["valueFrom"]["secretKeyRef"]["name"] == "phonebank-secrets"
+
+
+def test_each_workload_logs_in_to_redis_as_its_own_user() -> None:
+    # Given every workload, When its Redis DSN's Secret key is read
+    for workload in workloads():
+        for container in containers(workload):
+            keys = [
+                entry["valueFrom"]["secretKeyRef"]["key"]
+                for entry in container.get("env", [])
+                if entry["name"] == "PHONEBANK_REDIS_URL"
+            ]
+            # Then it is the key of its own service's user (the operator's for ops jobs)
+            name = component(workload)
+            own = f"redis-url-{name}" if name in REDIS_USERS else "PHONEBANK_REDIS_URL"
+            assert keys == [own], keys
 
 
 @pytest.mark.parametrize("workload", workloads(), ids=lambda w: w["metadata"]["name"])
@@ -342,9 +364,11 @@ def test_ports_probes_and_scrape_annotation_agree_with_the_settings(workload: Do
 
 
 def test_services_select_pods_and_target_their_ports() -> None:
-    # Given each Service
+    # Given each Service of a phonebank process (ops/redis.yaml's is Redis's own)
     pods = {d["metadata"]["name"]: d for d in of_kind("Deployment")}
     for service in of_kind("Service"):
+        if service["_file"] == "ops/redis.yaml":
+            continue
         # When the Deployments it selects are found
         chosen = [
             d

@@ -11,8 +11,6 @@ import * as session from "./session.js";
 const TICK_MS = 1000;
 // the outcome of a call the messenger could not place (not an attempt on the person)
 const CHANNEL_OUTCOME = "unreachable_channel";
-// what the page sends instead to a gateway that does not know CHANNEL_OUTCOME (400)
-const CHANNEL_FALLBACK = "skipped";
 const SCREENS = ["signin", "ready", "briefing", "call"];
 
 const $ = (id) => document.getElementById(id);
@@ -239,10 +237,7 @@ async function complete(outcome, callbackAt) {
     if (callbackAt) {
       body.callback_at = callbackAt;
     }
-    let answer = await onLease("complete", body);
-    if (answer.status === 400 && outcome === CHANNEL_OUTCOME) {
-      answer = await onLease("complete", { ...body, outcome: CHANNEL_FALLBACK });
-    }
+    const answer = await onLease("complete", body);
     if (answer.status === 200) {
       finished(answer.data.status === "recorded_late" ? "recorded_late" : "recorded");
     } else if (isDoNotCall(answer)) {
