@@ -3,7 +3,7 @@
 PYTHON ?= python3
 SOURCES = services tests benchmarks
 
-.PHONY: bootstrap demo test test-cluster lint format docs clean bench
+.PHONY: bootstrap demo test test-cluster chaos lint format docs clean bench
 
 bootstrap:
 	@bash deploy/local/bootstrap.sh
@@ -19,6 +19,10 @@ test: bootstrap
 ## The Redis Cluster suite (starts the local cluster if it is not running: docs/redis-cluster.md).
 test-cluster: bootstrap
 	$(PYTHON) -m pytest -m cluster
+
+## The chaos suite: one fault at a time on a private stack, each audited (slow: ~15 min).
+chaos: bootstrap
+	$(PYTHON) -m pytest -m chaos tests/chaos
 
 ## What CI checks before the tests: lint, formatting, strict types on everything.
 lint: bootstrap
