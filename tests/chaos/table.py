@@ -17,7 +17,7 @@ class Row:
     grants_outside_window: int
     outcome_events_lost: int
     reporter_mismatch: int
-    lost_on_redis_loss: int
+    other_violations: int
     seconds: float
 
 
