@@ -218,6 +218,7 @@ class Campaign:
         result = self.run("audit", "--json", check=False)
         if result.returncode not in {0, 1}:
             raise RuntimeError(f"audit failed: {result.stderr.decode()[-2000:]}")
+        (self.folder / "audit.json").write_bytes(result.stdout)
         report: dict[str, Any] = json.loads(result.stdout)
         return report
 

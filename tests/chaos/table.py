@@ -11,6 +11,9 @@ class Row:
     columns the README documents as lost for good on Redis loss)."""
 
     scenario: str
+    #: distinct numbers the audit found in the numbers topic, and outcome events in Kafka
+    numbers: int
+    events: int
     numbers_lost: int
     double_leases: int
     grants_after_dnc: int

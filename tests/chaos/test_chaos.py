@@ -20,7 +20,7 @@ import pytest
 
 from phonebank.local.stack_settings import StackSettings
 from phonebank.settings import Settings
-from tests.chaos.campaign import Campaign, scenario_settings, wait_for
+from tests.chaos.campaign import SCENARIO_NUMBERS, Campaign, scenario_settings, wait_for
 from tests.chaos.faults import FAULTS, Fault
 from tests.chaos.settle import in_flight, settled
 from tests.chaos.table import ROWS, Row
@@ -65,7 +65,14 @@ def row_of(scenario: str, audit: dict[str, Any], seconds: float) -> Row:
         column: sum(by_kind.pop(kind, 0) for kind in kinds)
         for column, kinds in COLUMN_KINDS.items()
     }
-    return Row(scenario, **columns, other_violations=sum(by_kind.values()), seconds=seconds)
+    return Row(
+        scenario,
+        numbers=audit["numbers"]["accepted"],
+        events=audit["events"]["kafka"],
+        **columns,
+        other_violations=sum(by_kind.values()),
+        seconds=seconds,
+    )
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[fault.name for fault in FAULTS])
@@ -96,6 +103,9 @@ def test_invariants_hold_through(
         audit = campaign.audit()
     row = row_of(fault.name, audit, time.monotonic() - started)
     ROWS.append(row)
+    # the audit saw the campaign: every number of the file, an event per completed call
+    assert row.numbers == SCENARIO_NUMBERS, audit["numbers"]
+    assert row.events >= campaign.tally.completed, audit["events"]
     assert row.numbers_lost == 0, audit
     assert row.double_leases == 0, audit
     assert row.grants_after_dnc == 0, audit
