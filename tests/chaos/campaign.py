@@ -17,12 +17,13 @@ import subprocess
 import threading
 import time
 from contextlib import ExitStack
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from phonebank.local.demo import ANYTIME_WINDOW, DEMO_RATE_LIMIT, free_port, volunteer_token
 from phonebank.local.demo_services import child_env, phonebank, stop_process, wait_ready
-from phonebank.local.gateway_client import GatewayClient
+from phonebank.local.gateway_client import Answer, GatewayClient
 from phonebank.local.simulated_volunteers import Tally, Volunteer
 from phonebank.settings import Settings
 
@@ -38,6 +39,8 @@ QUEUE_LOW = 10
 LEASE_TTL_SECONDS = 10
 #: milliseconds of the assigners' Kafka session: a stopped assigner is evicted this fast
 SESSION_TIMEOUT_MS = 6_000
+#: assigner processes of a scenario
+ASSIGNERS = 3
 #: simulated volunteers calling through the gateway
 VOLUNTEERS = 24
 #: time compression of the volunteers' calls (a 45 s call takes 0.15 s)
@@ -60,7 +63,7 @@ class AbandoningVolunteer(Volunteer):
     def call_once(self) -> None:
         if self.vanish.is_set() or self.rng.random() < ABANDON_SHARE:
             answer = self.client.acquire()
-            if answer.status in {201, 200}:
+            if answer.status in {HTTPStatus.CREATED, HTTPStatus.OK}:
                 self.tally.count("leases")
                 self.tally.count("abandoned")
             if self.vanish.is_set():
@@ -72,9 +75,27 @@ class AbandoningVolunteer(Volunteer):
 
 
 class ChaosTally(Tally):
-    """The demo's tally plus the leases the volunteers walked away from."""
+    """The demo's tally plus the leases the volunteers walked away from, and the answers
+    the gateway refused to record (a complete answered neither 200 nor a 5xx retried)."""
 
     abandoned: int = 0
+    refused_completes: int = 0
+
+
+class CountingClient(GatewayClient):
+    """A volunteer's gateway client that counts the completes the gateway refused."""
+
+    def __init__(self, host: str, port: int, token: str, tally: ChaosTally) -> None:
+        super().__init__(host, port, token)
+        self.tally = tally
+
+    def complete(
+        self, lease: dict[str, Any], outcome: str, callback_at: str | None = None
+    ) -> Answer:
+        answer = super().complete(lease, outcome, callback_at)
+        if answer.status != HTTPStatus.OK:
+            self.tally.count("refused_completes")
+        return answer
 
 
 def scenario_settings(base: Settings, namespace: str) -> Settings:
@@ -117,6 +138,10 @@ class Campaign:
         self.vanish = threading.Event()
         self.crew: list[AbandoningVolunteer] = []
         self._exits = ExitStack()
+        #: Redis loss only: events still in the streams when Redis was lost, and the
+        #: completes refused before it (those after it are the loss the README states)
+        self.unrelayed_at_loss = 0
+        self.refused_before_loss: int | None = None
 
     def __enter__(self) -> Campaign:
         return self
@@ -160,7 +185,7 @@ class Campaign:
         self.assigners.append(process)
         return process
 
-    def start(self, assigners: int = 3) -> None:
+    def start(self, assigners: int = ASSIGNERS) -> None:
         """The assigners, the reporter and the gateway; returns once the last two are ready."""
         for _ in range(assigners):
             self.start_assigner()
@@ -176,6 +201,18 @@ class Campaign:
         if signum == signal.SIGKILL:
             process.wait()
 
+    def stop_assigners(self) -> None:
+        """SIGTERM every assigner and wait for each to leave (relay and reaper stop)."""
+        for process in self.assigners:
+            if process.poll() is None:
+                stop_process(process)
+
+    def restart_reporter(self) -> None:
+        """Stop the reporter and start a fresh one; returns once it is ready."""
+        stop_process(self.services["reporter"])
+        self.services["reporter"] = self.spawn("reporter", "reporter")
+        wait_ready("reporter", self.settings.reporter_port, self.services["reporter"], self.folder)
+
     def live_assigners(self) -> int:
         """Assigner processes still running."""
         return sum(process.poll() is None for process in self.assigners)
@@ -186,7 +223,7 @@ class Campaign:
         """The crew, calling through the gateway until :meth:`stop_volunteers`."""
         for i in range(count):
             token = volunteer_token(self.settings, f"chaos-{i}")
-            client = GatewayClient("127.0.0.1", self.settings.gateway_port, token)
+            client = CountingClient("127.0.0.1", self.settings.gateway_port, token, self.tally)
             volunteer = AbandoningVolunteer(
                 f"chaos-{i}",
                 client,

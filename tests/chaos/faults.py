@@ -9,6 +9,7 @@ a synchronisation; what follows waits on events.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -19,7 +20,8 @@ from phonebank.leases.client import campaign_region_zones
 from phonebank.leases.keys import RegionKeys
 from phonebank.local import stack
 from phonebank.local.stack_settings import StackSettings
-from tests.chaos.campaign import SESSION_TIMEOUT_MS, Campaign, wait_for
+from tests.chaos.campaign import ASSIGNERS, SESSION_TIMEOUT_MS, Campaign, wait_for
+from tests.chaos.settle import in_flight
 
 #: seconds an engine stays down in the outage scenarios (longer than the 30 s Kafka
 #: request timeout that used to kill the relay silently)
@@ -107,6 +109,21 @@ def restart_redis(_: Campaign, stack_settings: StackSettings) -> None:
     stack.up(stack_settings)
 
 
+def wipe_redis_and_rebuild(campaign: Campaign, stack_settings: StackSettings) -> None:
+    """Redis lost with its data, then the README's recovery procedure, step by step,
+    while the volunteers keep calling through the gateway."""
+    campaign.stop_assigners()
+    campaign.unrelayed_at_loss = in_flight(campaign.settings)["unrelayed"]
+    campaign.refused_before_loss = campaign.tally.refused_completes
+    kill_stack_process(stack_settings, "redis")
+    shutil.rmtree(stack.stack_paths(stack_settings).redis_data)
+    stack.up(stack_settings)
+    campaign.run("rebuild")
+    for _ in range(ASSIGNERS):
+        campaign.start_assigner()
+    campaign.restart_reporter()
+
+
 def vanish(campaign: Campaign, _: StackSettings) -> None:
     """Every volunteer takes a number and disappears with it."""
     campaign.vanish_all()
@@ -125,6 +142,7 @@ FAULTS = [
     Fault("assigner SIGSTOP past session", stop_past_session),
     Fault("Kafka broker kill -9 + restart", restart_kafka),
     Fault("Redis kill -9 + AOF restart", restart_redis),
+    Fault("Redis wiped + recovery procedure", wipe_redis_and_rebuild),
     Fault("every volunteer vanishes", vanish),
     Fault("same file ingested twice more", ingest_twice_more),
 ]

@@ -21,6 +21,11 @@ class Row:
     outcome_events_lost: int
     reporter_mismatch: int
     other_violations: int
+    #: answers a volunteer gave that the gateway refused to record
+    answers_refused: int
+    #: Redis loss only, as the README states: events not yet relayed when Redis was lost,
+    #: and answers refused on leases that were live then
+    lost_for_good_documented: int
     seconds: float
 
 

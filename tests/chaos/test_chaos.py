@@ -58,8 +58,13 @@ COLUMN_KINDS = {
 }
 
 
-def row_of(scenario: str, audit: dict[str, Any], seconds: float) -> Row:
+def row_of(scenario: str, audit: dict[str, Any], campaign: Campaign, seconds: float) -> Row:
     """The table row of one audit report (see docs/audit.md for its JSON)."""
+    refused = campaign.tally.refused_completes
+    documented = 0
+    if campaign.refused_before_loss is not None:
+        documented = campaign.unrelayed_at_loss + refused - campaign.refused_before_loss
+        refused = campaign.refused_before_loss
     by_kind: dict[str, int] = dict(audit["violations"]["by_kind"])
     columns = {
         column: sum(by_kind.pop(kind, 0) for kind in kinds)
@@ -71,6 +76,8 @@ def row_of(scenario: str, audit: dict[str, Any], seconds: float) -> Row:
         events=audit["events"]["kafka"],
         **columns,
         other_violations=sum(by_kind.values()),
+        answers_refused=refused,
+        lost_for_good_documented=documented,
         seconds=seconds,
     )
 
@@ -101,7 +108,7 @@ def test_invariants_hold_through(
             SETTLE_TIMEOUT_SECONDS,
         )
         audit = campaign.audit()
-    row = row_of(fault.name, audit, time.monotonic() - started)
+    row = row_of(fault.name, audit, campaign, time.monotonic() - started)
     ROWS.append(row)
     # the audit saw the campaign: every number of the file, an event per completed call
     assert row.numbers == SCENARIO_NUMBERS, audit["numbers"]
@@ -113,3 +120,4 @@ def test_invariants_hold_through(
     assert row.outcome_events_lost == 0, audit
     assert row.reporter_mismatch == 0, audit
     assert row.other_violations == 0, audit
+    assert row.answers_refused == 0, campaign.tally
