@@ -112,11 +112,13 @@ def restart_redis(_: Campaign, stack_settings: StackSettings) -> None:
 def wipe_redis_and_rebuild(campaign: Campaign, stack_settings: StackSettings) -> None:
     """Redis lost with its data, then the README's recovery procedure, step by step,
     while the volunteers keep calling through the gateway."""
-    campaign.stop_assigners()
     campaign.unrelayed_at_loss = in_flight(campaign.settings)["unrelayed"]
     campaign.refused_before_loss = campaign.tally.refused_completes
     kill_stack_process(stack_settings, "redis")
     shutil.rmtree(stack.stack_paths(stack_settings).redis_data)
+    # the procedure: 1. stop the assigners, 2. an empty Redis, 3. rebuild, 4. assigners,
+    # 5. restart the reporter (then the test settles and audits: step 6)
+    campaign.stop_assigners()
     stack.up(stack_settings)
     campaign.run("rebuild")
     for _ in range(ASSIGNERS):
