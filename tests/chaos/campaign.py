@@ -23,7 +23,7 @@ from typing import Any
 
 from phonebank.local.demo import ANYTIME_WINDOW, DEMO_RATE_LIMIT, free_port, volunteer_token
 from phonebank.local.demo_services import child_env, phonebank, stop_process, wait_ready
-from phonebank.local.gateway_client import Answer, GatewayClient
+from phonebank.local.gateway_client import Answer, GatewayClient, GatewayUnavailableError
 from phonebank.local.simulated_volunteers import Tally, Volunteer
 from phonebank.settings import Settings
 
@@ -47,6 +47,8 @@ VOLUNTEERS = 24
 SPEED = 300.0
 #: share of leases a volunteer abandons (never completes) before taking the next
 ABANDON_SHARE = 0.05
+#: seconds a volunteer keeps retrying an answer through an outage before giving up
+PATIENCE_SECONDS = 180.0
 #: seconds between two probes while waiting for an event of the system
 PROBE_SECONDS = 0.25
 
@@ -92,7 +94,16 @@ class CountingClient(GatewayClient):
     def complete(
         self, lease: dict[str, Any], outcome: str, callback_at: str | None = None
     ) -> Answer:
-        answer = super().complete(lease, outcome, callback_at)
+        """Like the volunteer page: an answer is retried until the gateway takes it or
+        refuses it (through outages), never dropped after a few tries."""
+        deadline = time.monotonic() + PATIENCE_SECONDS
+        while True:
+            try:
+                answer = super().complete(lease, outcome, callback_at)
+                break
+            except GatewayUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
         if answer.status != HTTPStatus.OK:
             self.tally.count("refused_completes")
         return answer
