@@ -3,7 +3,7 @@
 PYTHON ?= python3
 SOURCES = services tests benchmarks
 
-.PHONY: bootstrap demo test test-cluster test-kafka-cluster lint format docs clean bench
+.PHONY: bootstrap demo test test-cluster test-kafka-cluster chaos lint format docs clean bench
 
 bootstrap:
 	@bash deploy/local/bootstrap.sh
@@ -24,6 +24,10 @@ test-cluster: bootstrap
 ## local three-broker Kafka if it is not running: docs/kafka-cluster.md).
 test-kafka-cluster: bootstrap
 	$(PYTHON) -m pytest -m kafka_cluster
+
+## The chaos suite: one fault at a time on a private stack, each audited (slow: ~15 min).
+chaos: bootstrap
+	$(PYTHON) -m pytest -m chaos tests/chaos
 
 ## What CI checks before the tests: lint, formatting, strict types on everything.
 lint: bootstrap
