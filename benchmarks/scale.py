@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from phonebank.infra.kafka import make_admin
 from phonebank.infra.redis_client import RedisClient, connect
 from phonebank.leases.client import campaign_region_zones
 from phonebank.leases.keys import KeyScheme, RegionKeys
@@ -54,6 +55,8 @@ RSS_UNIT_BYTES = 1024
 FILL_PROBE_SECONDS = 0.5
 #: seconds the assigner may take to fill every region
 FILL_TIMEOUT_SECONDS = 1800.0
+#: keys per SCAN batch when a size's namespace is dropped
+CLEANUP_SCAN_COUNT = 1000
 #: partitions of the numbers topic, as in production (one per region)
 NUMBERS_PARTITIONS = 96
 
@@ -188,7 +191,21 @@ def measure(base: Settings, count: int, folder: Path) -> dict[str, Any]:
         with audit_out.open("wb") as out:
             stages["audit"] = run_stage(phonebank("audit", "--json"), env, stdout=out)
         audit = json.loads(audit_out.read_text())
-    return line(count, settings, stages, audit)
+    result = line(count, settings, stages, audit)
+    cleanup(settings)
+    return result
+
+
+def cleanup(settings: Settings) -> None:
+    """Drop the size's namespace: its Redis keys and its topics."""
+    client = connect(settings)
+    for key in client.scan_iter(match=f"{settings.key_prefix}:*", count=CLEANUP_SCAN_COUNT):
+        client.unlink(key)
+    client.close()
+    admin = make_admin(settings)
+    topics = [settings.numbers_topic, settings.outcomes_topic, settings.dnc_topic]
+    admin.delete_topics([t for t in topics if t in set(admin.list_topics())])
+    admin.close()
 
 
 def line(
