@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -57,6 +58,8 @@ FILL_PROBE_SECONDS = 0.5
 FILL_TIMEOUT_SECONDS = 1800.0
 #: keys per SCAN batch when a size's namespace is dropped
 CLEANUP_SCAN_COUNT = 1000
+#: bytes of the run's throwaway volunteer secret (the services refuse the default)
+THROWAWAY_SECRET_BYTES = 32
 #: partitions of the numbers topic, as in production (one per region)
 NUMBERS_PARTITIONS = 96
 
@@ -235,7 +238,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     sizes = sorted(int(size) for size in args.sizes.split(","))
-    base = load_settings()
+    base = load_settings(volunteer_secret=secrets.token_urlsafe(THROWAWAY_SECRET_BYTES))
     baseline: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="phonebank-scale-") as tmp:
         for count in sizes:
