@@ -25,7 +25,7 @@ import time
 import uuid
 from typing import Any
 
-from phonebank.assigner.app import HOUSEKEEPING_PERIOD_SECONDS
+from phonebank.assigner.housekeeping import SWEEP_PERIOD_SECONDS
 from phonebank.domain.records import Outcome, OutcomeEvent
 from phonebank.infra.kafka import ensure_topics, make_admin, make_consumer
 from phonebank.infra.redis_client import connect
@@ -33,8 +33,8 @@ from phonebank.leases.client import LeaseClient, campaign_region_zones
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.queues import enqueue_chunk
 from phonebank.local.demo import ANYTIME_WINDOW
-from phonebank.local.demo_services import child_env, phonebank, stop_process
-from phonebank.settings import Settings, load_settings
+from phonebank.local.demo_services import phonebank, stop_process
+from phonebank.settings import Settings, child_env, load_settings
 
 #: first national number queued
 FIRST_NUMBER = 9_160_000_000
@@ -157,8 +157,8 @@ def measure(settings: Settings, count: int, rate: float) -> dict[str, Any]:
         "latency_p50_s": round(statistics.median(latencies), 3),
         "latency_p99_s": round(p99, 3),
         "latency_max_s": round(max(latencies), 3),
-        "relay_period_s": HOUSEKEEPING_PERIOD_SECONDS,
-        "p99_to_period_ratio": round(p99 / HOUSEKEEPING_PERIOD_SECONDS, 2),
+        "relay_period_s": SWEEP_PERIOD_SECONDS,
+        "p99_to_period_ratio": round(p99 / SWEEP_PERIOD_SECONDS, 2),
         "events_exposed_at_p99": round(rate * p99),
     }
 
@@ -184,7 +184,7 @@ def main() -> None:
         f"acknowledged → in Kafka: p50 {figures['latency_p50_s']} s, p99 "
         f"{figures['latency_p99_s']} s, max {figures['latency_max_s']} s "
         f"({figures['arrived']}/{args.events} arrived); relay period "
-        f"{HOUSEKEEPING_PERIOD_SECONDS} s: ratio {figures['p99_to_period_ratio']}"
+        f"{SWEEP_PERIOD_SECONDS} s: ratio {figures['p99_to_period_ratio']}"
     )
     print(json.dumps(figures))
 

@@ -41,9 +41,9 @@ from phonebank.infra.redis_client import RedisClient, connect
 from phonebank.leases.client import campaign_region_zones
 from phonebank.leases.keys import KeyScheme, RegionKeys
 from phonebank.local import stack
-from phonebank.local.demo_services import child_env, phonebank
+from phonebank.local.demo_services import phonebank
 from phonebank.local.stack_settings import load_stack_settings
-from phonebank.settings import Settings, load_settings
+from phonebank.settings import Settings, child_env, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 #: the shared Rossvyaz registry (never committed)
