@@ -192,8 +192,8 @@ def test_sweep_and_relay_survive_a_redis_outage(
 ) -> None:
     """Given housekeeping on a private Redis, which has relayed one outcome to Kafka,
     When that Redis is killed, and later started again (empty),
-    Then the sweep's failures are counted (reason redis) while it is down, a scrape of
-    /metrics still answers, and once it is back a new outcome is relayed and an expired
+    Then the sweep's failures are counted (reason redis) while it is down, /metrics still
+    renders (the shared Redis gauges are the reporter's, docs/metrics.md), and once it is back a new outcome is relayed and an expired
     lease reaped: both loops came through."""
     local = private_redis.settings(settings)
     ensure_topics(local)
@@ -207,7 +207,6 @@ def test_sweep_and_relay_survive_a_redis_outage(
         private_redis.stop()
         wait_until(lambda: loops.failures("sweep", "redis") >= 2, "sweep failures")
         assert b"phonebank_background_failures_total" in generate_latest(loops.metrics.registry)
-        assert loops.failures("metrics", "redis") >= 1
         private_redis.start()
         fill(local, client, "RU-MOW", numbers_from(FIRST + 10, 2))
         call_one(leases, "carol")

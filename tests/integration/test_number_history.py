@@ -8,6 +8,7 @@ from typing import cast
 
 import pytest
 
+from phonebank.domain.lease_types import NumberDoNotCallError
 from phonebank.domain.number_history import NumberHistory, NumberState, replay
 from phonebank.domain.records import Outcome, OutcomeEvent
 from phonebank.domain.retry_policy import RetryPolicy
@@ -48,7 +49,10 @@ def late_do_not_call_then_the_holder_answers(c: Campaign) -> None:
     later = c.leases()
     second = c.acquire(later, "b")
     later.complete(first.lease_id, first.token, Outcome.DO_NOT_CALL)
-    later.complete(second.lease_id, second.token, Outcome.NO_ANSWER)
+    # the late do_not_call ended b's lease: b's answer is still recorded (late), and b is
+    # told the number became do-not-call
+    with pytest.raises(NumberDoNotCallError):
+        later.complete(second.lease_id, second.token, Outcome.NO_ANSWER)
 
 
 def late_answer_after_parking(c: Campaign) -> None:

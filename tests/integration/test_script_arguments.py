@@ -131,6 +131,10 @@ class World:
         return [(key, self.client.dump(key), self.client.pttl(key) > 0) for key in keys]
 
 
+#: a relay lock owner id (32 hex digits) for the unlock script
+HEX32_OWNER = "0123456789abcdef" * 2
+
+
 def build_world(settings: Settings, client: RedisClient) -> World:
     """A region with numbers ready and due, a live and a completed lease, a do-not-call
     number, and the volunteer's reservations; the valid calls that would change it."""
@@ -145,6 +149,7 @@ def build_world(settings: Settings, client: RedisClient) -> World:
     keys: KeyScheme = scheme(settings)
     region = keys.region(REGION)
     client.sadd(region.dnc, str(FIRST + 5))
+    client.set(region.relay_lock, HEX32_OWNER)
     offset = str(offset_to(at))
     start, end = to_ms(local_instant(9)), to_ms(local_instant(21))
     later_start, later_end = start + DAY_MS, end + DAY_MS
@@ -275,6 +280,12 @@ def build_world(settings: Settings, client: RedisClient) -> World:
                 text("seen", "1", "2", "-1", "true"),
             ],
         ),
+        "unlock": (
+            region,
+            None,
+            [HEX32_OWNER],
+            [text("owner", HEX32_OWNER, HEX32_OWNER.upper(), HEX32_OWNER[:-1], HEX32_OWNER + "0")],
+        ),
         "enqueue": (
             region,
             None,
@@ -329,6 +340,7 @@ OPERATIONS = [
     "reserve",
     "unreserve",
     "ban",
+    "unlock",
     "enqueue",
 ]
 

@@ -10,13 +10,16 @@
   RETURNS
     {0 OK}             the lock was ours: deleted
     {-1 NOT_FOUND}     no lock, or another owner's: left as it is
-    {-10 BAD_ARGUMENT} the owner id is malformed: nothing changed
+    {-10 BAD_ARGUMENT, argument}   a malformed argument (its name); nothing changed
 ]]
 --- @include "includes/codes.lua"
+--- @include "includes/args.lua"
 
-local lock_key, owner = KEYS[1], ARGV[1]
-if #owner ~= 32 or not string.match(owner, '^[0-9a-f]+$') then
-  return { BAD_ARGUMENT }
+local lock_key = KEYS[1]
+require_count(1)
+local owner = require_hex32('owner', ARGV[1])
+if bad_argument then
+  return { BAD_ARGUMENT, bad_argument }
 end
 if redis.call('GET', lock_key) ~= owner then
   return { NOT_FOUND }
