@@ -193,8 +193,8 @@ def test_sweep_and_relay_survive_a_redis_outage(
     """Given housekeeping on a private Redis, which has relayed one outcome to Kafka,
     When that Redis is killed, and later started again (empty),
     Then the sweep's failures are counted (reason redis) while it is down, /metrics still
-    renders (the shared Redis gauges are the reporter's, docs/metrics.md), and once it is back a new outcome is relayed and an expired
-    lease reaped: both loops came through."""
+    renders (the shared Redis gauges are the reporter's, docs/metrics.md), and once it is
+    back a new outcome is relayed and an expired lease reaped: both loops came through."""
     local = private_redis.settings(settings)
     ensure_topics(local)
     client = connect(local)
