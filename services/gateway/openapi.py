@@ -93,8 +93,9 @@ ROUTES = (
         "complete",
         "POST",
         "/api/v1/leases/{lease_id}/complete",
-        "Record the call's outcome (idempotent)",
-        {200: models.CompletionView, **_ON_LEASE, **_ALWAYS, **_WITH_BODY},
+        "Record the call's outcome (idempotent; 410 do_not_call: the number became "
+        "do-not-call while leased, the answer is recorded and the number must not be called)",
+        {200: models.CompletionView, 410: models.ErrorView, **_ON_LEASE, **_ALWAYS, **_WITH_BODY},
         models.CompleteRequest,
         lease_token=True,
     ),

@@ -13,6 +13,12 @@ time to live). complete / release end the reservation; renew extends it.
 Time inside every script is Redis ``TIME`` plus ``clock_offset_ms`` (0 in production;
 tests move the clock with it). The client's own clock only picks which calling window
 to pass; the script refuses a lease outside it by Redis time.
+
+Every granted number is checked against the do-not-call list (one set per number
+prefix, which no region script can read) before it is shown; a listed one's lease is
+taken out unseen and the region tried again (:mod:`phonebank.leases.dnc`). Every lease
+comes with a signed receipt (:mod:`phonebank.domain.lease_receipt`): a complete that
+carries it is recorded, late, even if Redis lost the lease meanwhile.
 """
 
 from __future__ import annotations
