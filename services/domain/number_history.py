@@ -161,10 +161,7 @@ def apply_event(
     elif moved_nothing(history, event):
         history.unchanged += 1
         if policy.rule(event.outcome).disposition is Disposition.DO_NOT_CALL:
-            # the answer lists the number (leases/dnc.py), which ends whichever lease
-            # holds it and takes it out of play for good (ban-7.lua): do-not-call
             _listed(history, event.completed_at_ms)
-            _finish(history, NumberState.DNC, event.completed_at_ms)
     else:
         apply_outcome(history, event, policy)
 

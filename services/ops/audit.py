@@ -592,4 +592,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "audit", help="check the invariants on the live namespace, from Kafka and Redis"
     )
     parser.add_argument("--json", action="store_true", help="print the JSON document")
+    parser.add_argument(
+        "--all", action="store_true", help="text: print every violation (default: 20 a kind)"
+    )
     parser.set_defaults(handler=cmd_audit)

@@ -118,8 +118,9 @@ class AuditReport:
             },
         }
 
-    def to_text(self) -> str:
-        """The operator's form: a table of states, then the violations."""
+    def to_text(self, per_kind: int | None = TEXT_VIOLATIONS_PER_KIND) -> str:
+        """The operator's form: a table of states, then the violations (at most
+        ``per_kind`` of each kind; None: every one)."""
         lines = [f"audit of campaign {self.campaign}: {'OK' if self.ok else 'VIOLATIONS'}"]
         header = ["region", *STATES]
         rows = [
@@ -135,22 +136,22 @@ class AuditReport:
             f"events: {self.events}; leases: {self.leases}; dead letters: "
             f"{sum(self.dead_letters.values())}; reporter: {self.reporter}"
         )
-        lines += self._violation_lines()
+        lines += self._violation_lines(per_kind)
         lines.append(f"{len(self.violations)} violation(s) in {self.seconds:.1f} s")
         return "\n".join(lines)
 
-    def _violation_lines(self) -> list[str]:
+    def _violation_lines(self, per_kind: int | None) -> list[str]:
         lines = []
         for kind, count in self.by_kind().items():
             if not count:
                 continue
             lines.append(f"{kind} ({count}): {VIOLATION_KINDS[kind]}")
             items = [v for v in self.violations if v.kind == kind]
-            for violation in items[:TEXT_VIOLATIONS_PER_KIND]:
+            for violation in items[:per_kind]:
                 item = violation.to_json()
                 lines.append(f"  {item['region']} {item['number'] or '-'}: {item['detail']}")
-            if count > TEXT_VIOLATIONS_PER_KIND:
-                lines.append(f"  … and {count - TEXT_VIOLATIONS_PER_KIND} more (see --json)")
+            if per_kind is not None and count > per_kind:
+                lines.append(f"  … and {count - per_kind} more (--all, or --json)")
         return lines
 
 
@@ -160,5 +161,5 @@ def print_report(report: AuditReport, args: argparse.Namespace) -> int:
         json.dump(report.to_json(), sys.stdout, sort_keys=True)
         sys.stdout.write("\n")
     else:
-        print(report.to_text())
+        print(report.to_text(None if args.all else TEXT_VIOLATIONS_PER_KIND))
     return EXIT_CLEAN if report.ok else EXIT_VIOLATIONS

@@ -33,8 +33,13 @@ def test_the_json_has_the_documented_keys_and_masks_numbers() -> None:
     assert set(document["violations"]["by_kind"]) == set(VIOLATION_KINDS)
     assert document["violations"]["items"][0]["number"] == "+7916*****67"
     assert document["states"]["total"]["ready"] == 1
-    for text in (json.dumps(document), report.to_text()):
+    for text in (json.dumps(document), report.to_text(), report.to_text(None)):
         assert "9161234567" not in text
+    many = AuditReport(campaign="default")
+    for offset in range(25):
+        many.add(Violation("lost", "RU-MOW", 9161234500 + offset, "queued once"))
+    assert "and 5 more" in many.to_text()
+    assert many.to_text(None).count("+7916*****") == 25
 
 
 def test_an_unknown_violation_kind_is_refused() -> None:

@@ -52,13 +52,12 @@ def test_events_are_replayed_in_completion_order_whatever_order_they_come_in() -
 
 
 def test_a_late_do_not_call_that_moved_nothing_still_lists_the_number() -> None:
-    """Given a late do_not_call the script recorded as unchanged (another lease held the
-    number) Then the number is on the do-not-call list from that instant, and out of
-    play: listing it ended the holder's lease (ban-7.lua)."""
+    """Given a late do_not_call the script recorded as unchanged Then the number stays in
+    play but is on the do-not-call list, from that instant."""
     events = [event("a", Outcome.DO_NOT_CALL, 100, late=True, next_state="unchanged")]
     history = replay("RU-MOW", events, RetryPolicy(), MAX_EXPIRIES)
     assert (history.state, history.dnc_listed, history.dnc_at_ms) == (
-        NumberState.DNC,
+        NumberState.IN_PLAY,
         True,
         100,
     )
