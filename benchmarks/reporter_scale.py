@@ -403,7 +403,7 @@ def measure(count: int, cycles: int) -> dict[str, Any]:
             out, _ = client.communicate(b"stop\n")
             server.stop()
         samples = json.loads(out)
-        stored = connect(settings).memory_usage(service.keys.checkpoint_numbers, samples=0) or 0
+        stored = service.redis.memory_usage(service.keys.checkpoint_numbers, samples=0) or 0
     finally:
         drop(settings)
         service.redis.close()
