@@ -142,7 +142,7 @@ class CheckpointStore:
             encoded = encode(checkpoint, dirty)
             pipe = self.redis.pipeline(transaction=True)
             if not self._owned:
-                pipe.delete(self.numbers_key)
+                pipe.unlink(self.numbers_key)  # freed in the background
             fields = list(encoded.segments.items())
             for start in range(0, len(fields), HSET_FIELDS):  # short commands: see HSET_FIELDS
                 chunk = dict(fields[start : start + HSET_FIELDS])
