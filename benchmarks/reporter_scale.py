@@ -10,7 +10,8 @@ not share the reporter's interpreter lock):
    number space called, as 10 M of a campaign's 40 M numbers would be), in batches of
    5,000 like the consumer, through :meth:`Aggregator.apply_all`;
 2. starts the real HTTP server on the state and a client process that fetches
-   ``/report.json`` and ``/metrics`` back to back for the rest of the run;
+   ``/report.json`` and ``/metrics`` in turn, 20 a second (``--rate``; 0: back to
+   back), for the rest of the run;
 3. a *full* checkpoint (the first one after a start: every segment) into the local
    stack's Redis, through :meth:`ReporterService.checkpoint` (the service's own path);
 4. an idle phase (the same-run baseline: readers alone);
@@ -21,7 +22,7 @@ not share the reporter's interpreter lock):
 Requests are classed by overlap with a checkpoint (monotonic clock, shared by both
 processes on Linux). Prints one JSON line; exit 1 if a target is missed.
 
-    python3 benchmarks/reporter_scale.py [--numbers 10000000] [--cycles 10]
+    python3 benchmarks/reporter_scale.py [--numbers 10000000] [--cycles 10] [--rate 20]
 """
 
 from __future__ import annotations
@@ -88,6 +89,10 @@ BULK_CHUNK = 1_000_000
 IDLE_SECONDS = 3.0
 #: seconds the client keeps going after the last checkpoint
 TAIL_SECONDS = 0.5
+#: requests a second of the HTTP client: far above a real reporter's readers (one scrape
+#: every 15 s, report pages refreshing every 30 s), low enough not to starve the
+#: consumer thread of the interpreter lock as a back-to-back client does
+CLIENT_RATE_PER_SECOND = 20.0
 #: paths the client fetches in turn
 PATHS = ("/report.json", "/metrics")
 #: renders timed for the CPU cost of a reader
@@ -229,20 +234,25 @@ def steady_polls(
     return polls
 
 
-def start_client(url: str) -> subprocess.Popen[bytes]:
+def start_client(url: str, rate: float) -> subprocess.Popen[bytes]:
     """The HTTP client process; it reads until its stdin closes."""
     return subprocess.Popen(
-        [sys.executable, __file__, "--client", url], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        [sys.executable, __file__, "--client", url, "--rate", str(rate)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
 
 
-def client_main(url: str) -> int:
-    """Fetch the paths in turn until stdin closes; print (start, ms, path) samples as JSON."""
+def client_main(url: str, rate: float) -> int:
+    """Fetch the paths in turn, ``rate`` requests a second (0: back to back), until stdin
+    closes; print (start, ms, path) samples as JSON."""
     host, port = url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
     samples: list[tuple[float, float, str]] = []
     turn = 0
-    while not select.select([sys.stdin], [], [], 0)[0]:
+    next_at = time.monotonic()
+    while not select.select([sys.stdin], [], [], max(0.0, next_at - time.monotonic()))[0]:
+        next_at += 1 / rate if rate > 0 else 0.0
         path = PATHS[turn % len(PATHS)]
         turn += 1
         started = time.monotonic()
@@ -387,7 +397,7 @@ def drop(settings: Settings) -> None:
         client.close()
 
 
-def measure(count: int, cycles: int) -> dict[str, Any]:
+def measure(count: int, cycles: int, rate: float) -> dict[str, Any]:
     """Every figure of one run."""
     settings = isolated(load_settings())
     service = ReporterService(settings)
@@ -396,14 +406,14 @@ def measure(count: int, cycles: int) -> dict[str, Any]:
         rss_state = rss_bytes()
         server = serve(service.status, 0, "127.0.0.1")
         render = render_cpu_ms(service.status, server.registry)
-        client = start_client(f"http://127.0.0.1:{server.port}")
+        client = start_client(f"http://127.0.0.1:{server.port}", rate)
         try:
             phases = run_phases(service, numbers, regions, cycles)
         finally:
             out, _ = client.communicate(b"stop\n")
             server.stop()
         samples = json.loads(out)
-        stored = connect(settings).memory_usage(service.keys.checkpoint_numbers) or 0
+        stored = service.redis.memory_usage(service.keys.checkpoint_numbers, samples=0) or 0
     finally:
         drop(settings)
         service.redis.close()
@@ -451,13 +461,23 @@ def main() -> int:
         default=GIL_SWITCH_INTERVAL_SECONDS,
         help="seconds; sys.setswitchinterval, as `phonebank reporter` sets it",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=CLIENT_RATE_PER_SECOND,
+        help="requests a second of the HTTP client (0: back to back)",
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
-        return client_main(args.client)
+        return client_main(args.client, args.rate)
     sys.setswitchinterval(args.switch_interval)
     figures: dict[str, Any] = {"benchmark": "reporter_scale"}
-    figures.update(measure(args.numbers, args.cycles), switch_interval_s=args.switch_interval)
+    figures.update(
+        measure(args.numbers, args.cycles, args.rate),
+        switch_interval_s=args.switch_interval,
+        client_requests_per_second=args.rate,
+    )
     figures["targets_met"] = met(figures)
     print(json.dumps(figures))
     return 0 if figures["targets_met"] else 1

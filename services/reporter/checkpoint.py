@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 3
 #: zlib level: fast, the blob is rewritten every few seconds
 COMPRESSION_LEVEL = 1
+#: segments per HSET inside the checkpoint's MULTI: each command is packed by one C call
+#: holding the interpreter lock, so a full rewrite in one HSET would hold readers for
+#: tens of milliseconds (the MULTI keeps the whole write atomic)
+HSET_FIELDS = 1000
 
 
 class CheckpointFormatError(ValueError):
@@ -138,9 +142,11 @@ class CheckpointStore:
             encoded = encode(checkpoint, dirty)
             pipe = self.redis.pipeline(transaction=True)
             if not self._owned:
-                pipe.delete(self.numbers_key)
-            if encoded.segments:
-                pipe.hset(self.numbers_key, mapping=encoded.segments)  # type: ignore[arg-type]
+                pipe.unlink(self.numbers_key)  # freed in the background
+            fields = list(encoded.segments.items())
+            for start in range(0, len(fields), HSET_FIELDS):  # short commands: see HSET_FIELDS
+                chunk = dict(fields[start : start + HSET_FIELDS])
+                pipe.hset(self.numbers_key, mapping=chunk)  # type: ignore[arg-type]
             pipe.set(self.key, encoded.document)
             pipe.execute()
         except BaseException:

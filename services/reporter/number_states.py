@@ -233,8 +233,9 @@ class NumberStates:
         columns = [deltas.astype("<u2").view(np.uint8).reshape(-1, 2)]
         columns.append(states.view(np.uint8).reshape(-1, 4))
         planes = np.ascontiguousarray(np.concatenate(columns, axis=1).T)
+        # a (6, size) slice copied in C order is the segment's planes one after another
         bodies: list[bytes | bytearray | memoryview[int]] = [
-            b"".join([planes[row, first : first + size].data for row in range(_STORED_BYTES)])
+            planes[:, first : first + size].tobytes()
             for first, size in zip(firsts.tolist(), sizes, strict=True)
         ]
         # one call compresses every body, outside the interpreter lock

@@ -8,6 +8,9 @@ import redis
 from phonebank.domain.records import Outcome
 from phonebank.infra.kafka import ensure_topic
 from phonebank.leases.keys import ReporterKeys
+from phonebank.reporter import checkpoint
+from phonebank.reporter.aggregate import Aggregator
+from phonebank.reporter.checkpoint import Checkpoint, CheckpointStore
 from phonebank.reporter.consumer import ReporterService
 from phonebank.reporter.number_states import SEGMENT_SHIFT, number_key
 from phonebank.settings import Settings
@@ -98,3 +101,21 @@ def test_an_unusable_checkpoint_is_recounted_from_the_start(
         consumer.close()
     assert restarted.status.aggregator.regions["RU-MOW"].attempted == 2
     assert len(redis_client.hgetall(numbers_key)) == 2
+
+
+def test_a_checkpoint_written_in_many_hsets_loads_whole(
+    settings: Settings, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given one segment per HSET inside the checkpoint's MULTI
+    When numbers in five segments are checkpointed and the checkpoint is loaded
+    Then every segment was written and the loaded state equals the saved one."""
+    monkeypatch.setattr(checkpoint, "HSET_FIELDS", 1)
+    aggregator = Aggregator()
+    aggregator.apply_all(outcome(NEAR + (k << SEGMENT_SHIFT), Outcome.NO_ANSWER) for k in range(5))
+    store = CheckpointStore(redis_client, ReporterKeys(settings.key_prefix, settings.campaign))
+    store.save(Checkpoint(settings.outcomes_topic, aggregator, {0: 5}))
+    loaded = store.load(settings.outcomes_topic)
+    assert loaded is not None and loaded.offsets == {0: 5}
+    assert dict(loaded.aggregator.numbers.items()) == dict(aggregator.numbers.items())
+    numbers_key = ReporterKeys(settings.key_prefix, settings.campaign).checkpoint_numbers
+    assert redis_client.hlen(numbers_key) == 5
