@@ -44,6 +44,7 @@ import redis
 
 from phonebank.domain.records import Outcome
 from phonebank.gateway.tokens import mint
+from phonebank.infra.http import LISTEN_BACKLOG
 from phonebank.leases.client import GIL_SWITCH_INTERVAL_SECONDS, LeaseClient, campaign_region_zones
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.queues import enqueue_chunk
@@ -294,17 +295,23 @@ def http_ready(base: str) -> bool:
     return False
 
 
+def granian(settings: Settings) -> list[str]:
+    """The same ASGI app under granian (one worker, uvloop, the same backlog)."""
+    options = ["--interface", "asgi", "--factory", "--workers", "1", "--loop", "uvloop"]
+    options += ["--host", "127.0.0.1", "--port", str(settings.gateway_port)]
+    options += ["--backlog", str(LISTEN_BACKLOG), "--no-ws"]
+    return [sys.executable, "-m", "granian", *options, "phonebank.gateway.cli:asgi_app"]
+
+
 @contextmanager
 def gateway_process(
     settings: Settings, server: str, log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``phonebank gateway`` (``--server``'s HTTP server) until the block ends."""
     env = child_env(settings)
-    env["PHONEBANK_GATEWAY_SERVER"] = server
+    command = phonebank("gateway") if server == "uvicorn" else granian(settings)
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            phonebank("gateway"), env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{settings.gateway_port}"
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -319,11 +326,14 @@ def gateway_process(
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of process ``pid`` (MB), from /proc."""
+    """Resident memory of process ``pid`` and its children (granian's worker), MB."""
+    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024 / BYTES_PER_MB
-    return 0.0
+            total += int(line.split()[1]) * 1024 / BYTES_PER_MB
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        total += sum(rss_mb(int(child)) for child in (task / "children").read_text().split())
+    return total
 
 
 def figures_of(args: argparse.Namespace, phases: dict[str, Any]) -> dict[str, Any]:
