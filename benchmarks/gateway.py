@@ -325,6 +325,16 @@ def gateway_process(
         process.wait(timeout=START_TIMEOUT_SECONDS)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its children so far (/proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / ticks
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        total += sum(cpu_seconds(int(child)) for child in (task / "children").read_text().split())
+    return total
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of process ``pid`` and its children (granian's worker), MB."""
     total = 0.0
@@ -360,6 +370,12 @@ def figures_of(args: argparse.Namespace, phases: dict[str, Any]) -> dict[str, An
         - direct.leases_received
         - http.leases_received,
         "gateway_rss_mb": round(phases["rss_mb"], 1),
+        # the gateway's CPU per HTTP cycle (two requests): what bounds the HTTP rate
+        "gateway_cpu_ms_per_cycle": round(
+            phases["gateway_cpu_s"] * SECOND_MS / max(1, http.cycles), 2
+        ),
+        "gateway_cpu_cores": round(phases["gateway_cpu_s"] / http_s, 2),
+        "load_average_1m": round(os.getloadavg()[0], 1),
     }
     figures["targets_met"] = (
         figures["ratio"] >= TARGETS["ratio"]
@@ -382,10 +398,18 @@ def measure(args: argparse.Namespace, settings: Settings, client: redis.Redis) -
         keys = KeyScheme(settings.key_prefix, settings.campaign)
         before = leased_in_redis(client, keys, settings)
         direct = run_direct(leases, args.volunteers, args.seconds, "run")
+        cpu_before = cpu_seconds(process.pid)
         http = asyncio.run(run_http(base, settings, args.volunteers, args.seconds, "run"))
+        gateway_cpu = cpu_seconds(process.pid) - cpu_before
         granted = leased_in_redis(client, keys, settings) - before
         memory = rss_mb(process.pid)
-    return {"direct": direct, "http": http, "granted": granted, "rss_mb": memory}
+    return {
+        "direct": direct,
+        "http": http,
+        "granted": granted,
+        "rss_mb": memory,
+        "gateway_cpu_s": gateway_cpu,
+    }
 
 
 def main() -> None:
