@@ -47,3 +47,4 @@ bench: bootstrap
 	$(PYTHON) benchmarks/leases.py
 	$(PYTHON) benchmarks/assign.py
 	$(PYTHON) benchmarks/reporter.py
+	$(PYTHON) benchmarks/gateway.py
