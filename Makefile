@@ -57,3 +57,4 @@ bench: bootstrap
 	$(PYTHON) benchmarks/assign.py
 	$(PYTHON) benchmarks/reporter.py
 	$(PYTHON) benchmarks/audit.py
+	$(PYTHON) benchmarks/gateway.py

@@ -6,14 +6,17 @@ area-code prefix; those names are resolved to region codes once, and the prefixe
 painted into non-overlapping sorted ranges (the longest prefix wins). Time zones come
 from the region table, not from libphonenumber (its Russian zones are dated).
 Prefixes whose name is not a Russian region (Baikonur, +7 33) are left out.
+
+libphonenumber's geocoding data (about 100 MB once imported) is imported on first use,
+not with this module: the processes that never place a landline (the gateway) stay small.
 """
 
 from __future__ import annotations
 
+import importlib
 from functools import cache
 from itertools import pairwise
-
-from phonenumbers.geodata import GEOCODE_DATA
+from typing import cast
 
 from phonebank.domain.region_names import region_code
 
@@ -35,7 +38,8 @@ def _prefix_range(prefix: str) -> tuple[int, int]:
 def geocoder_prefixes() -> dict[str, str]:
     """National prefix (without the country code 7) → region code, from libphonenumber."""
     prefixes: dict[str, str] = {}
-    for key, names in GEOCODE_DATA.items():
+    geodata = importlib.import_module("phonenumbers.geodata")
+    for key, names in cast(dict[str, dict[str, str]], geodata.GEOCODE_DATA).items():
         if not key.startswith("7") or len(key) < 2 or key[1] not in LANDLINE_LEADING_DIGITS:
             continue
         code = region_code(names.get(GEOCODER_LANGUAGE) or names.get("en", ""))

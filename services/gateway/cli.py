@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry
@@ -30,7 +31,7 @@ from phonebank.leases.dnc_journal import DncJournal
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.metrics import LeaseMetrics
 from phonebank.leases.scripts import ScriptsNotLoadedError, load_all
-from phonebank.settings import Settings, SettingsError, require_volunteer_secret
+from phonebank.settings import Settings, SettingsError, load_settings, require_volunteer_secret
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,15 @@ def build_gateway(
         guard, leases, load_guidelines(), render_guideline_html, dnc_journal=DncJournal(settings)
     )
     return Gateway(api, client, registry, settings.gateway_trusted_proxies)
+
+
+def asgi_app() -> Any:
+    """The gateway's ASGI app from the environment's settings, for another ASGI server
+    (``granian --interface asgi --factory phonebank.gateway.cli:asgi_app``: how
+    benchmarks/gateway.py compares servers). ``phonebank gateway`` serves it itself,
+    under uvicorn with the limits of :mod:`phonebank.infra.http`."""
+    settings = load_settings()
+    return create_app(build_gateway(settings), settings.gateway_cors_origins)
 
 
 def serve(

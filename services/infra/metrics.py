@@ -11,17 +11,26 @@ the labels in :data:`ALLOWED_LABELS` — never a phone number or a volunteer id.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from wsgiref.simple_server import WSGIServer
+from http import HTTPStatus
 
+import anyio.to_thread
 from prometheus_client import (
+    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     disable_created_metrics,
-    start_http_server,
+    generate_latest,
 )
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from phonebank.infra.http import RunningServer, SecurityHeaders, error_body, start
 
 #: prometheus_client's switch for the ``*_created`` series (the library leaves it untyped).
 _disable_created_series: Callable[[], None] = disable_created_metrics
@@ -464,14 +473,43 @@ def markdown_catalogue() -> str:
     return "\n".join(rows)
 
 
+def metrics_app(registry: CollectorRegistry) -> Starlette:
+    """``GET /metrics`` (collected in a worker thread: some collectors read Redis) and
+    ``GET /healthz``; anything else a JSON 404/405, every answer with the security headers."""
+
+    async def metrics(request: Request) -> Response:
+        body = await anyio.to_thread.run_sync(generate_latest, registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(request: Request) -> Response:
+        return Response(b'{"status": "ok"}', media_type="application/json")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        code = exc.status_code if isinstance(exc, HTTPException) else HTTPStatus.NOT_FOUND
+        name = "not_found" if code == HTTPStatus.NOT_FOUND else "method_not_allowed"
+        body = error_body(name, HTTPStatus(code).phrase.lower())
+        return Response(body, code, media_type="application/json")
+
+    return Starlette(
+        routes=[
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={HTTPException: http_error},
+    )
+
+
 def start_metrics_server(
     port: int, registry: CollectorRegistry = REGISTRY, addr: str = ""
-) -> tuple[WSGIServer, threading.Thread]:
-    """Serve ``registry`` at ``http://addr:port/metrics`` from a daemon thread.
+) -> RunningServer:
+    """Serve ``registry`` at ``http://addr:port/metrics`` from a daemon thread, on the
+    project's one HTTP layer (:mod:`phonebank.infra.http`: uvicorn, its limits and
+    security headers), as the gateway and the reporter are.
 
     ``addr`` "" listens on every interface (what a pod needs); tests pass 127.0.0.1.
 
-    Returns the server (``server.server_port`` is the bound port when ``port`` is 0;
-    ``server.shutdown()`` stops it) and its thread.
+    Returns the running server (``server.port`` is the bound port when ``port`` is 0;
+    ``server.stop()`` stops it).
     """
-    return start_http_server(port, addr=addr, registry=registry)
+    return start(metrics_app(registry), addr, port, name="metrics")

@@ -24,6 +24,7 @@ MOSCOW = "RU-MOW"
 COMMAND_TIMEOUT_SECONDS = 30
 
 
+@pytest.mark.on_cluster
 def test_every_call_of_a_token_counts_204s_included(
     settings: Settings, redis_client: redis.Redis
 ) -> None:
@@ -41,6 +42,7 @@ def test_every_call_of_a_token_counts_204s_included(
     assert other.status == 204
 
 
+@pytest.mark.on_cluster
 def test_one_address_is_limited_across_tokens_and_probes(
     settings: Settings, redis_client: redis.Redis
 ) -> None:

@@ -30,6 +30,8 @@ from phonebank.leases.relay import OutcomeRelay, RelayMetrics
 from phonebank.leases.scripts import ScriptsNotLoadedError, load_all
 from phonebank.ops.redis_acl import TEMPLATE, USERS, render
 from phonebank.ops.volunteers import ban, unban
+from phonebank.reporter.aggregate import Aggregator
+from phonebank.reporter.checkpoint import Checkpoint, CheckpointStore
 from phonebank.reporter.volunteers import ActiveVolunteers
 from phonebank.settings import Settings
 from tests.integration.gateway_helpers import running_gateway
@@ -178,6 +180,11 @@ def test_the_back_ends_work_with_their_users(settings: Settings, acl_redis: AclR
     volunteers.record([outcome_event(settings, now_ms)], now_ms)
     assert volunteers.counts(now_ms) == (1, 1)
     assert reporter.hgetall(scheme.ingested) == {MOSCOW.encode(): b"2"}
+    store = CheckpointStore(reporter, ReporterKeys(settings.key_prefix, settings.campaign))
+    store.save(Checkpoint("outcomes", Aggregator(), {0: 7}))
+    loaded = store.load("outcomes")
+    assert loaded is not None and loaded.offsets == {0: 7}
+    store.clear()
 
     operator = acl_redis.client(settings, "operator")
     on_operator = acl_redis.settings_of(settings, "operator")

@@ -280,3 +280,23 @@ def test_reporter_is_not_replicated() -> None:
     reporter = service("reporter")
     assert reporter.get("deploy", {}).get("replicas", 1) == 1
     assert "scale" not in reporter
+
+
+@pytest.mark.parametrize("name", [*PHONEBANK_PORTS, "ingest"])
+def test_each_service_logs_in_to_redis_as_its_own_user(name: str) -> None:
+    # Given a phonebank service of compose, When its Redis DSN is read
+    url = service(name)["environment"]["PHONEBANK_REDIS_URL"]
+    # Then it names the service's own user (deploy/redis/users.acl) and its password variable
+    user = name.upper()
+    assert url.startswith(f"redis://{name}:${{PHONEBANK_REDIS_PASSWORD_{user}:?"), url
+
+
+def test_redis_loads_the_users_from_a_secret_and_has_no_default_password() -> None:
+    # Given compose's Redis, When its command and secrets are read
+    redis = service("redis")
+    command = redis["command"]
+    # Then it loads the ACL file from the compose secret, and no shared password remains
+    assert command[command.index("--aclfile") + 1] == "/run/secrets/redis_users"
+    assert redis["secrets"] == ["redis_users"]
+    assert "redis_users" in compose()["secrets"]
+    assert "--requirepass" not in command
