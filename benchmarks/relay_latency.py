@@ -25,7 +25,7 @@ import time
 import uuid
 from typing import Any
 
-from phonebank.assigner.housekeeping import SWEEP_PERIOD_SECONDS
+from phonebank.assigner.housekeeping import QUIET_LOOK_SECONDS, SWEEP_PERIOD_SECONDS
 from phonebank.domain.records import Outcome, OutcomeEvent
 from phonebank.infra.kafka import ensure_topics, make_admin, make_consumer
 from phonebank.infra.redis_client import connect
@@ -42,6 +42,8 @@ FIRST_NUMBER = 9_160_000_000
 DRAIN_TIMEOUT_SECONDS = 60.0
 #: milliseconds the consumer waits in one poll
 POLL_TIMEOUT_MS = 100
+#: seconds beyond the quiet period the quiet phase waits, so the region is surely quiet
+QUIET_MARGIN_SECONDS = 2.0
 #: keys per SCAN batch when the namespace is dropped
 CLEANUP_SCAN_COUNT = 1000
 #: bytes of the run's throwaway volunteer secret (the services refuse the default)
@@ -75,7 +77,7 @@ class Arrivals(threading.Thread):
         self.consumer = make_consumer(
             settings, f"{settings.key_prefix}-probe", settings.outcomes_topic
         )
-        self.expected = expected + 1  # and the warm-up event
+        self.expected = expected
         self.seen: dict[str, float] = {}
         self.done = threading.Event()
 
@@ -121,14 +123,29 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def measure(settings: Settings, count: int, rate: float) -> dict[str, Any]:
-    """Run the assigner, complete ``count`` leases, time their arrival in Kafka."""
+def quiet_latencies(leases: LeaseClient, arrivals: Arrivals, samples: int) -> list[float]:
+    """The first event of a region the sweep found quiet: wait until its slow look is
+    due (the region has had no lease and no event for longer than the quiet period),
+    then one lease acquired and completed at once; its time to Kafka."""
+    found: list[float] = []
+    for _ in range(samples):
+        time.sleep(QUIET_LOOK_SECONDS + QUIET_MARGIN_SECONDS)
+        returned = complete_paced(leases, 1, 1.0)
+        wait_arrived(arrivals, set(returned))
+        found.extend(arrivals.seen[lease] - at for lease, at in returned.items())
+    return found
+
+
+def measure(settings: Settings, count: int, rate: float, quiet: int) -> dict[str, Any]:
+    """Run the assigner, complete ``count`` leases, time their arrival in Kafka; then
+    ``quiet`` single events in a region gone quiet."""
     ensure_topics(settings)
     client = connect(settings)
     keys = KeyScheme(settings.key_prefix, settings.campaign)
-    enqueue_chunk(client, keys, REGION, range(FIRST_NUMBER, FIRST_NUMBER + count + 1))
+    total = count + 1 + quiet
+    enqueue_chunk(client, keys, REGION, range(FIRST_NUMBER, FIRST_NUMBER + total))
     leases = LeaseClient(settings, client, campaign_region_zones(settings))
-    arrivals = Arrivals(settings, count)
+    arrivals = Arrivals(settings, total)
     arrivals.start()
     assigner = subprocess.Popen(
         phonebank("assigner"), env=child_env(settings), stdout=subprocess.DEVNULL
@@ -138,7 +155,8 @@ def measure(settings: Settings, count: int, rate: float) -> dict[str, Any]:
         warm_up = complete_paced(leases, 1, rate)
         wait_arrived(arrivals, set(warm_up))
         returned = complete_paced(leases, count, rate)
-        arrivals.join(DRAIN_TIMEOUT_SECONDS)
+        wait_arrived(arrivals, set(returned))
+        quiet_seen = quiet_latencies(leases, arrivals, quiet)
     finally:
         arrivals.done.set()
         stop_process(assigner)
@@ -160,6 +178,9 @@ def measure(settings: Settings, count: int, rate: float) -> dict[str, Any]:
         "relay_period_s": SWEEP_PERIOD_SECONDS,
         "p99_to_period_ratio": round(p99 / SWEEP_PERIOD_SECONDS, 2),
         "events_exposed_at_p99": round(rate * p99),
+        "quiet_region_samples": len(quiet_seen),
+        "quiet_region_latency_max_s": round(max(quiet_seen, default=0.0), 3),
+        "quiet_look_s": QUIET_LOOK_SECONDS,
     }
 
 
@@ -174,17 +195,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=3000, help="leases completed")
     parser.add_argument("--rate", type=float, default=200.0, help="completes per second")
+    parser.add_argument(
+        "--quiet-samples", type=int, default=3, help="single events after a quiet period"
+    )
     args = parser.parse_args()
     settings = bench_settings()
     try:
-        figures = measure(settings, args.events, args.rate)
+        figures = measure(settings, args.events, args.rate, args.quiet_samples)
     finally:
         drop_topics(settings)
     print(
         f"acknowledged → in Kafka: p50 {figures['latency_p50_s']} s, p99 "
         f"{figures['latency_p99_s']} s, max {figures['latency_max_s']} s "
         f"({figures['arrived']}/{args.events} arrived); relay period "
-        f"{SWEEP_PERIOD_SECONDS} s: ratio {figures['p99_to_period_ratio']}"
+        f"{SWEEP_PERIOD_SECONDS} s: ratio {figures['p99_to_period_ratio']}; first event "
+        f"of a quiet region: at most {figures['quiet_region_latency_max_s']} s "
+        f"(quiet look every {QUIET_LOOK_SECONDS} s)"
     )
     print(json.dumps(figures))
 
