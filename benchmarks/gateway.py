@@ -49,8 +49,8 @@ from phonebank.leases.client import GIL_SWITCH_INTERVAL_SECONDS, LeaseClient, ca
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.queues import enqueue_chunk
 from phonebank.local.demo import ANYTIME_WINDOW, DEMO_RATE_LIMIT, free_port
-from phonebank.local.demo_services import child_env, phonebank
-from phonebank.settings import Settings, load_settings
+from phonebank.local.demo_services import phonebank
+from phonebank.settings import Settings, child_env, load_settings
 
 #: first national number queued
 FIRST_NUMBER = 9_160_000_000

@@ -394,20 +394,20 @@ def test_every_dashboard_query_equals_the_truth_with_two_assigners(
         "the assigners did not queue the chunks",
     )
     lease_registry = make_calls(settings, redis_client, [a, b, c])
-    gateway, _ = start_metrics_server(0, lease_registry, "127.0.0.1")
+    gateway = start_metrics_server(0, lease_registry, "127.0.0.1")
     reporter = Reporter(settings, port=0).start()
     try:
         assert reporter.wait_ready(SETTLE_SECONDS)
         jobs = {
             "phonebank-assigner": two_assigners,
             "phonebank-reporter": [int(reporter.url.rsplit(":", 1)[1])],
-            "phonebank-gateway": [gateway.server_port],
+            "phonebank-gateway": [gateway.port],
         }
         with running_prometheus(tmp_path, jobs) as server:
             check_figures(settings, redis_client, server, list(jobs))
     finally:
         reporter.stop()
-        gateway.shutdown()
+        gateway.stop()
 
 
 def settled(truth: Truth) -> bool:
