@@ -20,7 +20,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 from prometheus_client import generate_latest
 
-from phonebank.assigner.housekeeping import RelayLoop, Sweeper
+from phonebank.assigner.housekeeping import QUIET_LOOK_SECONDS, RelayLoop, Sweeper
 from phonebank.assigner.metrics import AssignerMetrics
 from phonebank.assigner.worker import AssignerWorker
 from phonebank.domain.clock import MINUTE_MS
@@ -305,3 +305,45 @@ def test_unlock_deletes_only_its_own_lock(settings: Settings, redis_client: Redi
     assert redis_client.get(keys.relay_lock) == theirs.encode()
     assert scripts.run("unlock", keys, [theirs]) == [ReturnCode.OK]
     assert redis_client.exists(keys.relay_lock) == 0
+
+
+#: quiet regions of the round-robin test
+QUIET_REGIONS = 40
+
+
+def test_quiet_regions_are_looked_at_round_robin_and_active_ones_every_sweep(
+    settings: Settings, redis_client: RedisClient
+) -> None:
+    """Given 40 regions without leases or events, and one region with a live lease,
+    When the sweep runs 20 times (one 20 s quiet cycle at one sweep a second),
+    Then each sweep looks at the active region and at 2 quiet ones, and every quiet region
+    was looked at exactly once, longest unseen first."""
+    quiet = [f"XX-{index:02d}" for index in range(QUIET_REGIONS)]
+    redis_client.sadd(scheme(settings).regions, *quiet)
+    fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 1))
+    redis_client.sadd(scheme(settings).regions, "RU-MOW")
+    leases = lease_client(settings, redis_client, local_instant(12), MOSCOW_ONLY)
+    assert leases.acquire("alice") is not None
+    stop = threading.Event()
+    metrics = AssignerMetrics(settings)
+    relay = RelayLoop(settings, redis_client, metrics, stop)
+    now = [0.0]
+    sweeper = Sweeper(
+        settings,
+        redis_client,
+        metrics,
+        relay,
+        stop,
+        reaper=reaper(settings, redis_client, leases.clock_offset_ms),
+        clock=lambda: now[0],
+    )
+    looks: list[set[str]] = []
+    for second in range(int(QUIET_LOOK_SECONDS)):
+        now[0] = float(second)
+        before = dict(sweeper.looked_at)
+        sweeper.round()
+        looks.append({r for r, at in sweeper.looked_at.items() if before.get(r) != at})
+    assert all("RU-MOW" in looked for looked in looks[1:])  # active from its first look
+    quiet_looks = [sorted(set(looked) - {"RU-MOW"}) for looked in looks]
+    assert all(len(looked) == 2 for looked in quiet_looks[1:])
+    assert sorted(r for looked in quiet_looks for r in looked if r in quiet) == quiet
