@@ -20,6 +20,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 from prometheus_client import generate_latest
 
+from phonebank.assigner.app import start_worker
 from phonebank.assigner.housekeeping import QUIET_LOOK_SECONDS, RelayLoop, Sweeper
 from phonebank.assigner.metrics import AssignerMetrics
 from phonebank.assigner.worker import AssignerWorker
@@ -50,6 +51,8 @@ pytestmark = pytest.mark.integration
 
 #: a port nothing listens on (a broker that is down)
 DEAD_BROKER = "127.0.0.1:1"
+#: seconds a start against a dead broker may take to fail (its bootstrap timeout is 30 s)
+STARTUP_SECONDS = 120.0
 #: milliseconds the producer waits for a dead broker (bootstrap, metadata) before it fails
 DEAD_BROKER_WAIT_MS = 300
 
@@ -347,3 +350,35 @@ def test_quiet_regions_are_looked_at_round_robin_and_active_ones_every_sweep(
     quiet_looks = [sorted(set(looked) - {"RU-MOW"}) for looked in looks]
     assert all(len(looked) == 2 for looked in quiet_looks[1:])
     assert sorted(r for looked in quiet_looks for r in looked if r in quiet) == quiet
+
+
+@pytest.mark.slow
+def test_an_assigner_started_while_kafka_is_down_waits_for_it(
+    settings: Settings, redis_client: RedisClient
+) -> None:
+    """Given a broker that is down,
+    When an assigner starts,
+    Then creating its topics and worker fails, is counted (operation startup) and retried
+    instead of ending the process, and the stop event still ends the wait."""
+    dead = settings.model_copy(update={"kafka_bootstrap_servers": DEAD_BROKER})
+    metrics = AssignerMetrics(dead, redis_client)
+    stop = threading.Event()
+    started: list[AssignerWorker | None] = []
+    waiting = threading.Thread(
+        target=lambda: started.append(start_worker(dead, redis_client, metrics, stop))
+    )
+    waiting.start()
+    try:
+        labels = {"operation": "startup", "reason": "kafka"}
+        wait_until(
+            lambda: (
+                (metrics.registry.get_sample_value(names.BACKGROUND_FAILURES, labels) or 0) >= 1
+            ),
+            "a failed start",
+            STARTUP_SECONDS,
+        )
+        assert waiting.is_alive()
+    finally:
+        stop.set()
+        waiting.join(STARTUP_SECONDS)
+    assert started == [None]
