@@ -128,6 +128,7 @@ def call_one(leases: LeaseClient, volunteer: str) -> None:
     leases.complete(lease.lease_id, lease.token, Outcome.CONVERSATION)
 
 
+@pytest.mark.on_cluster
 def test_the_reaper_reaps_while_the_relay_hangs_on_kafka(
     settings: Settings, redis_client: RedisClient
 ) -> None:
@@ -261,6 +262,7 @@ def test_the_worker_survives_a_redis_outage_and_stops_only_when_told(
 TEST_DEAD_LETTER_MAX = 3
 
 
+@pytest.mark.on_cluster
 def test_the_dead_letter_stream_is_bounded_and_exported(
     settings: Settings, redis_client: RedisClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -295,6 +297,7 @@ def test_the_dead_letter_stream_is_bounded_and_exported(
     assert metrics.registry.get_sample_value(names.OUTCOMES_DEAD) == 5
 
 
+@pytest.mark.on_cluster
 def test_unlock_deletes_only_its_own_lock(settings: Settings, redis_client: RedisClient) -> None:
     """Given a region's relay lock held by relay B (relay A's lock having expired),
     When A unlocks, Then B's lock stays (NOT_FOUND); when B unlocks, it is deleted (OK);
@@ -314,6 +317,7 @@ def test_unlock_deletes_only_its_own_lock(settings: Settings, redis_client: Redi
 QUIET_REGIONS = 40
 
 
+@pytest.mark.on_cluster
 def test_quiet_regions_are_looked_at_round_robin_and_active_ones_every_sweep(
     settings: Settings, redis_client: RedisClient
 ) -> None:
