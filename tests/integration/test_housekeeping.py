@@ -27,7 +27,7 @@ from phonebank.assigner.worker import AssignerWorker
 from phonebank.domain.clock import MINUTE_MS
 from phonebank.domain.records import Outcome
 from phonebank.infra import metrics as names
-from phonebank.infra.kafka import ensure_topics, make_producer
+from phonebank.infra.kafka import ensure_topics, make_admin, make_producer
 from phonebank.infra.redis_client import RedisClient, connect
 from phonebank.leases import relay as relay_module
 from phonebank.leases.client import LeaseClient
@@ -222,6 +222,17 @@ def test_sweep_and_relay_survive_a_redis_outage(
     client.close()
 
 
+def committed(settings: Settings) -> int:
+    """The assigner group's committed offsets, summed over the numbers topic."""
+    admin = make_admin(settings)
+    try:
+        groups = admin.list_group_offsets(settings.assigner_group)
+    finally:
+        admin.close()
+    offsets = groups.get(settings.assigner_group, {})
+    return sum(o.offset for tp, o in offsets.items() if tp.topic == settings.numbers_topic)
+
+
 def test_the_worker_survives_a_redis_outage_and_stops_only_when_told(
     settings: Settings, private_redis: PrivateRedis
 ) -> None:
@@ -238,7 +249,8 @@ def test_the_worker_survives_a_redis_outage_and_stops_only_when_told(
     loop.start()
     try:
         produce(local, [chunk("RU-MOW", 0, [FIRST, FIRST + 1])])
-        wait_until(lambda: ready(client, local, "RU-MOW") == [FIRST, FIRST + 1], "chunk 0")
+        wait_until(lambda: committed(local) == 1, "chunk 0 queued and committed")
+        assert ready(client, local, "RU-MOW") == [FIRST, FIRST + 1]
         private_redis.stop()
         produce(local, [chunk("RU-MOW", 1, [FIRST + 2])])
 
