@@ -21,6 +21,17 @@ from phonebank.infra.redis_client import RedisClient, connect
 from phonebank.infra.retry import DEPENDENCY_ERRORS, Backoff
 from phonebank.settings import Settings
 
+#: seconds a Redis command or connection may take before it fails (a Redis that hangs, or
+#: a network partition, then counts as an outage instead of blocking a loop for good)
+REDIS_TIMEOUT_SECONDS = 10.0
+
+
+def connect_redis(settings: Settings) -> RedisClient:
+    """The assigner's Redis client: every command and connection bounded in time."""
+    return connect(
+        settings, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+    )
+
 
 def start_worker(
     settings: Settings, client: RedisClient, metrics: AssignerMetrics, stop: threading.Event
@@ -42,7 +53,7 @@ def start_worker(
 
 def run_assigner(settings: Settings, stop: threading.Event, metrics_port: int | None) -> None:
     """Run one assigner until ``stop`` is set."""
-    client = connect(settings)
+    client = connect_redis(settings)
     metrics = AssignerMetrics(settings, client)
     if metrics_port is not None:
         start_metrics_server(metrics_port, metrics.registry, settings.bind_address)

@@ -9,6 +9,7 @@ events (:func:`~tests.integration.outage_helpers.wait_until`), never fixed sleep
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 from prometheus_client import generate_latest
 
+from phonebank.assigner import app as assigner_app
 from phonebank.assigner.app import start_worker
 from phonebank.assigner.housekeeping import QUIET_LOOK_SECONDS, RelayLoop, Sweeper
 from phonebank.assigner.metrics import AssignerMetrics
@@ -51,6 +53,8 @@ pytestmark = pytest.mark.integration
 
 #: a port nothing listens on (a broker that is down)
 DEAD_BROKER = "127.0.0.1:1"
+#: seconds a command to a frozen Redis waits before it fails, in the hang test
+HANG_TIMEOUT_SECONDS = 0.5
 #: seconds a start against a dead broker may take to fail (its bootstrap timeout is 30 s)
 STARTUP_SECONDS = 120.0
 #: milliseconds the producer waits for a dead broker (bootstrap, metadata) before it fails
@@ -398,3 +402,31 @@ def test_an_assigner_started_while_kafka_is_down_waits_for_it(
         stop.set()
         waiting.join(STARTUP_SECONDS)
     assert started == [None]
+
+
+def test_a_hanging_redis_is_an_outage_not_a_hang(
+    settings: Settings, private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given housekeeping on the assigner's Redis client (commands bounded in time),
+    When the private redis-server is frozen (SIGSTOP: it accepts nothing, answers nothing),
+    Then sweeps fail on the timeout and are counted (reason redis) instead of blocking the
+    loop for good; once it is thawed (SIGCONT) an expired lease is reaped."""
+    monkeypatch.setattr(assigner_app, "REDIS_TIMEOUT_SECONDS", HANG_TIMEOUT_SECONDS)
+    local = private_redis.settings(settings)
+    client = assigner_app.connect_redis(local)
+    fill(local, client, "RU-MOW", numbers_from(FIRST, 1))
+    leases = lease_client(local, client, local_instant(12), MOSCOW_ONLY)
+    assert leases.acquire("alice") is not None
+    reap = reaper(local, client, leases.clock_offset_ms)
+    process = private_redis.process
+    assert process is not None
+    with Housekeeping(local, client, reap) as loops:
+        wait_until(lambda: loops.sweeper.rounds >= 1, "a first sweep")
+        process.send_signal(signal.SIGSTOP)
+        try:
+            wait_until(lambda: loops.failures("sweep", "redis") >= 2, "sweeps timing out")
+        finally:
+            process.send_signal(signal.SIGCONT)
+        reap.clock_offset_ms += local.lease_ttl_seconds * 1000 + MINUTE_MS
+        wait_until(lambda: loops.sweeper.reaped == 1, "alice's lease reaped")
+    client.close()
