@@ -115,11 +115,15 @@ class RelayLoop:
         self.rounds = 0
 
     def hand_over(self, regions: Iterable[str]) -> None:
-        """Regions with events waiting (from the sweep); wakes the relay thread."""
+        """Regions with events waiting, from a sweep: wakes the relay thread. A sweep that
+        found none while none is held means the relay is up to date (its success time)."""
         regions = set(regions)
-        if regions:
-            with self._lock:
-                self._pending |= regions
+        with self._lock:
+            self._pending |= regions
+            idle = not self._pending
+        if idle:
+            self.relay_metrics.last_success.set(time.time())
+        else:
             self._wake.set()
 
     def run(self) -> None:

@@ -175,8 +175,9 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
         "rounds",
         "operation reason",
         "assigner",
-        "Rounds of a background loop (worker, reaper, relay, lag) that failed on a "
-        "dependency (reason redis|kafka|network); the loop retries with backoff.",
+        "Rounds of a background loop (operation worker, commit, lag, sweep, relay, "
+        "metrics, startup) that failed on a dependency (reason redis|kafka|network); "
+        "the loop retries with backoff.",
     ),
     (
         PARTITIONS_PAUSED,

@@ -9,6 +9,7 @@ events (:func:`~tests.integration.outage_helpers.wait_until`), never fixed sleep
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,13 +21,15 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry, generate_latest
 
-from phonebank.assigner.housekeeping import RelayLoop, Sweeper
+from phonebank.assigner import app as assigner_app
+from phonebank.assigner.app import start_worker
+from phonebank.assigner.housekeeping import QUIET_LOOK_SECONDS, RelayLoop, Sweeper
 from phonebank.assigner.metrics import AssignerMetrics
 from phonebank.assigner.worker import AssignerWorker
 from phonebank.domain.clock import MINUTE_MS
 from phonebank.domain.records import Outcome
 from phonebank.infra import metrics as names
-from phonebank.infra.kafka import ensure_topics, make_producer
+from phonebank.infra.kafka import ensure_topics, make_admin, make_producer
 from phonebank.infra.redis_client import RedisClient, connect
 from phonebank.leases import relay as relay_module
 from phonebank.leases.client import LeaseClient
@@ -51,6 +54,10 @@ pytestmark = pytest.mark.integration
 
 #: a port nothing listens on (a broker that is down)
 DEAD_BROKER = "127.0.0.1:1"
+#: seconds a command to a frozen Redis waits before it fails, in the hang test
+HANG_TIMEOUT_SECONDS = 0.5
+#: seconds a start against a dead broker may take to fail (its bootstrap timeout is 30 s)
+STARTUP_SECONDS = 120.0
 #: milliseconds the producer waits for a dead broker (bootstrap, metadata) before it fails
 DEAD_BROKER_WAIT_MS = 300
 
@@ -126,6 +133,7 @@ def call_one(leases: LeaseClient, volunteer: str) -> None:
     leases.complete(lease.lease_id, lease.token, Outcome.CONVERSATION)
 
 
+@pytest.mark.on_cluster
 def test_the_reaper_reaps_while_the_relay_hangs_on_kafka(
     settings: Settings, redis_client: RedisClient
 ) -> None:
@@ -218,6 +226,17 @@ def test_sweep_and_relay_survive_a_redis_outage(
     client.close()
 
 
+def committed(settings: Settings) -> int:
+    """The assigner group's committed offsets, summed over the numbers topic."""
+    admin = make_admin(settings)
+    try:
+        groups = admin.list_group_offsets(settings.assigner_group)
+    finally:
+        admin.close()
+    offsets = groups.get(settings.assigner_group, {})
+    return sum(o.offset for tp, o in offsets.items() if tp.topic == settings.numbers_topic)
+
+
 def test_the_worker_survives_a_redis_outage_and_stops_only_when_told(
     settings: Settings, private_redis: PrivateRedis
 ) -> None:
@@ -234,7 +253,8 @@ def test_the_worker_survives_a_redis_outage_and_stops_only_when_told(
     loop.start()
     try:
         produce(local, [chunk("RU-MOW", 0, [FIRST, FIRST + 1])])
-        wait_until(lambda: ready(client, local, "RU-MOW") == [FIRST, FIRST + 1], "chunk 0")
+        wait_until(lambda: committed(local) == 1, "chunk 0 queued and committed")
+        assert ready(client, local, "RU-MOW") == [FIRST, FIRST + 1]
         private_redis.stop()
         produce(local, [chunk("RU-MOW", 1, [FIRST + 2])])
 
@@ -258,6 +278,7 @@ def test_the_worker_survives_a_redis_outage_and_stops_only_when_told(
 TEST_DEAD_LETTER_MAX = 3
 
 
+@pytest.mark.on_cluster
 def test_the_dead_letter_stream_is_bounded_and_exported(
     settings: Settings, redis_client: RedisClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -294,6 +315,7 @@ def test_the_dead_letter_stream_is_bounded_and_exported(
     assert metrics.registry.get_sample_value(names.OUTCOMES_DEAD) == 5
 
 
+@pytest.mark.on_cluster
 def test_unlock_deletes_only_its_own_lock(settings: Settings, redis_client: RedisClient) -> None:
     """Given a region's relay lock held by relay B (relay A's lock having expired),
     When A unlocks, Then B's lock stays (NOT_FOUND); when B unlocks, it is deleted (OK);
@@ -307,3 +329,106 @@ def test_unlock_deletes_only_its_own_lock(settings: Settings, redis_client: Redi
     assert redis_client.get(keys.relay_lock) == theirs.encode()
     assert scripts.run("unlock", keys, [theirs]) == [ReturnCode.OK]
     assert redis_client.exists(keys.relay_lock) == 0
+
+
+#: quiet regions of the round-robin test
+QUIET_REGIONS = 40
+
+
+@pytest.mark.on_cluster
+def test_quiet_regions_are_looked_at_round_robin_and_active_ones_every_sweep(
+    settings: Settings, redis_client: RedisClient
+) -> None:
+    """Given 40 regions without leases or events, and one region with a live lease,
+    When the sweep runs 20 times (one 20 s quiet cycle at one sweep a second),
+    Then each sweep looks at the active region and at 2 quiet ones, and every quiet region
+    was looked at exactly once, longest unseen first."""
+    quiet = [f"XX-{index:02d}" for index in range(QUIET_REGIONS)]
+    redis_client.sadd(scheme(settings).regions, *quiet)
+    fill(settings, redis_client, "RU-MOW", numbers_from(FIRST, 1))
+    redis_client.sadd(scheme(settings).regions, "RU-MOW")
+    leases = lease_client(settings, redis_client, local_instant(12), MOSCOW_ONLY)
+    assert leases.acquire("alice") is not None
+    stop = threading.Event()
+    metrics = AssignerMetrics(settings)
+    relay = RelayLoop(settings, redis_client, metrics, stop)
+    now = [0.0]
+    sweeper = Sweeper(
+        settings,
+        redis_client,
+        metrics,
+        relay,
+        stop,
+        reaper=reaper(settings, redis_client, leases.clock_offset_ms),
+        clock=lambda: now[0],
+    )
+    looks: list[set[str]] = []
+    for second in range(int(QUIET_LOOK_SECONDS)):
+        now[0] = float(second)
+        before = dict(sweeper.looked_at)
+        sweeper.round()
+        looks.append({r for r, at in sweeper.looked_at.items() if before.get(r) != at})
+    assert all("RU-MOW" in looked for looked in looks[1:])  # active from its first look
+    quiet_looks = [sorted(set(looked) - {"RU-MOW"}) for looked in looks]
+    assert all(len(looked) == 2 for looked in quiet_looks[1:])
+    assert sorted(r for looked in quiet_looks for r in looked if r in quiet) == quiet
+
+
+@pytest.mark.slow
+def test_an_assigner_started_while_kafka_is_down_waits_for_it(
+    settings: Settings, redis_client: RedisClient
+) -> None:
+    """Given a broker that is down,
+    When an assigner starts,
+    Then creating its topics and worker fails, is counted (operation startup) and retried
+    instead of ending the process, and the stop event still ends the wait."""
+    dead = settings.model_copy(update={"kafka_bootstrap_servers": DEAD_BROKER})
+    metrics = AssignerMetrics(dead, redis_client)
+    stop = threading.Event()
+    started: list[AssignerWorker | None] = []
+    waiting = threading.Thread(
+        target=lambda: started.append(start_worker(dead, redis_client, metrics, stop))
+    )
+    waiting.start()
+    try:
+        labels = {"operation": "startup", "reason": "kafka"}
+        wait_until(
+            lambda: (
+                (metrics.registry.get_sample_value(names.BACKGROUND_FAILURES, labels) or 0) >= 1
+            ),
+            "a failed start",
+            STARTUP_SECONDS,
+        )
+        assert waiting.is_alive()
+    finally:
+        stop.set()
+        waiting.join(STARTUP_SECONDS)
+    assert started == [None]
+
+
+def test_a_hanging_redis_is_an_outage_not_a_hang(
+    settings: Settings, private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given housekeeping on the assigner's Redis client (commands bounded in time),
+    When the private redis-server is frozen (SIGSTOP: it accepts nothing, answers nothing),
+    Then sweeps fail on the timeout and are counted (reason redis) instead of blocking the
+    loop for good; once it is thawed (SIGCONT) an expired lease is reaped."""
+    monkeypatch.setattr(assigner_app, "REDIS_TIMEOUT_SECONDS", HANG_TIMEOUT_SECONDS)
+    local = private_redis.settings(settings)
+    client = assigner_app.connect_redis(local)
+    fill(local, client, "RU-MOW", numbers_from(FIRST, 1))
+    leases = lease_client(local, client, local_instant(12), MOSCOW_ONLY)
+    assert leases.acquire("alice") is not None
+    reap = reaper(local, client, leases.clock_offset_ms)
+    process = private_redis.process
+    assert process is not None
+    with Housekeeping(local, client, reap) as loops:
+        wait_until(lambda: loops.sweeper.rounds >= 1, "a first sweep")
+        process.send_signal(signal.SIGSTOP)
+        try:
+            wait_until(lambda: loops.failures("sweep", "redis") >= 2, "sweeps timing out")
+        finally:
+            process.send_signal(signal.SIGCONT)
+        reap.clock_offset_ms += local.lease_ttl_seconds * 1000 + MINUTE_MS
+        wait_until(lambda: loops.sweeper.reaped == 1, "alice's lease reaped")
+    client.close()
