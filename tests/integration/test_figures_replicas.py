@@ -51,6 +51,7 @@ pytestmark = [pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "deploy" / "grafana" / "phonebank.json"
+RULES = REPO / "deploy" / "prometheus" / "rules.yml"
 #: seconds the figures may take to settle (consume, reap, relay, report, scrape)
 SETTLE_SECONDS = 90.0
 #: seconds a region must stay open for the test's leases (acquired up to a minute ago)
@@ -221,6 +222,15 @@ EXPECTED: dict[str, Callable[[Truth], Series]] = {
     ),
     "sum(phonebank_region_open)": lambda t: total(t.open_regions),
 }
+#: alerts about a process or a figure gone
+OUTAGE_ALERTS = {
+    "PhonebankServiceDown",
+    "PhonebankAssignersAbsent",
+    "PhonebankReporterAbsent",
+    "PhonebankGatewaysAbsent",
+    "PhonebankConsumerLagUnmeasured",
+    "PhonebankRedisStateUnexported",
+}
 #: queries checked by a bound rather than an equality (see the test)
 BOUNDED = {
     'up{job=~"phonebank-.*"}',
@@ -389,7 +399,8 @@ def test_every_dashboard_query_equals_the_truth_with_two_assigners(
     When a real Prometheus scrapes every process
     Then each dashboard query's value equals the truth read from Redis and Kafka
     And when every assigner is stopped and more chunks arrive, the lag still reads the
-    truth (from Kafka), and the series the outage alerts watch are absent."""
+    truth (from Kafka), the series the outage alerts watch are absent, and the shipped
+    rules' companions (assigners absent, service down) go pending."""
     settings = small
     a, b, c = open_regions_on_distinct_partitions(settings, 3)
     add_numbers(redis_client, settings.key_prefix, [9000000202], lambda _: b)
@@ -418,7 +429,7 @@ def test_every_dashboard_query_equals_the_truth_with_two_assigners(
             "phonebank-reporter": [int(reporter.url.rsplit(":", 1)[1])],
             "phonebank-gateway": [gateway.server_port],
         }
-        with running_prometheus(tmp_path, jobs) as server:
+        with running_prometheus(tmp_path, jobs, RULES) as server:
             check_figures(settings, redis_client, server, list(jobs))
             check_assigners_outage(settings, redis_client, server, two_assigners, c)
     finally:
@@ -453,10 +464,17 @@ def check_figures(
         assert time.monotonic() < deadline, f"dashboard != truth: {wrong}"
     up = server.query('up{job=~"phonebank-.*"}')
     assert len(up) == 4 and set(up.values()) == {1.0}
+    # the healthy deployment: no outage alert of the shipped rules even pending
+    assert not alerting(server) & OUTAGE_ALERTS
     relay_age = server.query(
         "time() - max(phonebank_outcomes_relay_last_success_timestamp_seconds)"
     )
     assert 0 <= next(iter(relay_age.values())) < SETTLE_SECONDS
+
+
+def alerting(server: Prometheus) -> set[str]:
+    """Alerts of the shipped rules pending or firing now."""
+    return {dict(labels)["alertname"] for labels in server.query("ALERTS")}
 
 
 def check_assigners_outage(
@@ -483,6 +501,7 @@ def check_assigners_outage(
             and server.query('absent(up{job="phonebank-assigner"} == 1)') == total(1)
             and server.query("absent(phonebank_outcomes_relay_last_success_timestamp_seconds)")
             == total(1)
+            and alerting(server) >= {"PhonebankAssignersAbsent", "PhonebankServiceDown"}
         )
 
     wait_for(outage_seen, "the figures did not survive the assigners' outage")
