@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.registry import Collector
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -30,6 +31,7 @@ from phonebank.leases.relay import OutcomeRelay, RelayMetrics
 from phonebank.leases.scripts import ScriptsNotLoadedError, load_all
 from phonebank.ops.redis_acl import TEMPLATE, USERS, render
 from phonebank.ops.volunteers import ban, unban
+from phonebank.reporter.redis_state import RedisStateCollector
 from phonebank.reporter.volunteers import ActiveVolunteers
 from phonebank.settings import Settings
 from tests.integration.gateway_helpers import running_gateway
@@ -178,6 +180,10 @@ def test_the_back_ends_work_with_their_users(settings: Settings, acl_redis: AclR
     volunteers.record([outcome_event(settings, now_ms)], now_ms)
     assert volunteers.counts(now_ms) == (1, 1)
     assert reporter.hgetall(scheme.ingested) == {MOSCOW.encode(): b"2"}
+    on_reporter = acl_redis.settings_of(settings, "reporter")
+    state = generate_latest(registry_of(RedisStateCollector(reporter, on_reporter))).decode()
+    assert f'phonebank_queue_ready_numbers{{region="{MOSCOW}"}} 2.0' in state
+    assert "phonebank_outcomes_relay_pending_events" in state
 
     operator = acl_redis.client(settings, "operator")
     on_operator = acl_redis.settings_of(settings, "operator")
@@ -185,6 +191,13 @@ def test_the_back_ends_work_with_their_users(settings: Settings, acl_redis: AclR
     assert unban(on_operator, operator, ["mallory"]) == 1
     assert dnc.add_numbers(operator, settings.key_prefix, [FIRST + 9], lambda _: MOSCOW).added == 1
     assert queue_depths(operator, scheme, [MOSCOW], now_ms)[MOSCOW].ready == 2
+
+
+def registry_of(collector: Collector) -> CollectorRegistry:
+    """A registry holding ``collector`` only."""
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return registry
 
 
 def outcome_event(settings: Settings, now_ms: int) -> OutcomeEvent:
