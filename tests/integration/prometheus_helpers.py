@@ -95,12 +95,15 @@ def _rfc3339_seconds(stamp: str) -> float:
 
 
 @contextmanager
-def running_prometheus(tmp_path: Path, jobs: Mapping[str, Sequence[int]]) -> Iterator[Prometheus]:
-    """Prometheus scraping ``job → ports`` on 127.0.0.1 every second, until the block ends."""
+def running_prometheus(
+    tmp_path: Path, jobs: Mapping[str, Sequence[int]], rules: Path | None = None
+) -> Iterator[Prometheus]:
+    """Prometheus scraping ``job → ports`` on 127.0.0.1 every second (and evaluating
+    ``rules`` as often), until the block ends."""
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("prometheus not installed (Debian package prometheus; .ci/run installs it)")
-    config = {
+    config: dict[str, object] = {
         "global": {
             "scrape_interval": f"{SCRAPE_INTERVAL_SECONDS}s",
             "scrape_timeout": f"{SCRAPE_INTERVAL_SECONDS}s",
@@ -114,6 +117,8 @@ def running_prometheus(tmp_path: Path, jobs: Mapping[str, Sequence[int]]) -> Ite
             for job, ports in jobs.items()
         ],
     }
+    if rules is not None:
+        config["rule_files"] = [str(rules)]
     config_file = tmp_path / "prometheus.yml"
     config_file.write_text(yaml.safe_dump(config))
     port = free_port()

@@ -51,6 +51,7 @@ pytestmark = [pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "deploy" / "grafana" / "phonebank.json"
+RULES = REPO / "deploy" / "prometheus" / "rules.yml"
 #: seconds the figures may take to settle (consume, reap, relay, report, scrape)
 SETTLE_SECONDS = 90.0
 #: seconds a region must stay open for the test's leases (acquired up to a minute ago)
@@ -221,6 +222,15 @@ EXPECTED: dict[str, Callable[[Truth], Series]] = {
     ),
     "sum(phonebank_region_open)": lambda t: total(t.open_regions),
 }
+#: alerts about a process or a figure gone
+OUTAGE_ALERTS = {
+    "PhonebankServiceDown",
+    "PhonebankAssignersAbsent",
+    "PhonebankReporterAbsent",
+    "PhonebankGatewaysAbsent",
+    "PhonebankConsumerLagUnmeasured",
+    "PhonebankRedisStateUnexported",
+}
 #: queries checked by a bound rather than an equality (see the test)
 BOUNDED = {
     'up{job=~"phonebank-.*"}',
@@ -289,16 +299,29 @@ def small(settings: Settings) -> Settings:
     return tuned
 
 
+@dataclass
+class Assigners:
+    """The assigner processes of a test and their metrics ports."""
+
+    processes: list[subprocess.Popen[bytes]]
+    ports: list[int]
+
+    def stop(self) -> None:
+        """SIGTERM each, then wait for each to end."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            process.wait(timeout=60)
+
+
 @pytest.fixture
-def two_assigners(small: Settings) -> Iterator[list[int]]:
-    """Two assigner processes; yields their metrics ports."""
+def two_assigners(small: Settings) -> Iterator[Assigners]:
+    """Two assigner processes, stopped at the end."""
     ports = [free_port(), free_port()]
-    processes = [start_assigner(small, port) for port in ports]
-    yield ports
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.wait(timeout=60)
+    assigners = Assigners([start_assigner(small, port) for port in ports], ports)
+    yield assigners
+    assigners.stop()
 
 
 def produce(settings: Settings, client: RedisClient, chunks: list[NumberChunk]) -> None:
@@ -367,14 +390,17 @@ def mismatches(server: Prometheus, truth: Truth) -> dict[str, tuple[Series, Seri
 
 
 def test_every_dashboard_query_equals_the_truth_with_two_assigners(
-    small: Settings, redis_client: RedisClient, two_assigners: list[int], tmp_path: Path
+    small: Settings, redis_client: RedisClient, two_assigners: Assigners, tmp_path: Path
 ) -> None:
     """Given two assigner processes, the reporter and a lease client on one namespace:
     chunks of three open regions (a duplicate, a do-not-call number, and a third chunk of
     region A left in Kafka by the full queue), live leases, an expired (parked) lease and
     two completed calls
     When a real Prometheus scrapes every process
-    Then each dashboard query's value equals the truth read from Redis and Kafka."""
+    Then each dashboard query's value equals the truth read from Redis and Kafka
+    And when every assigner is stopped and more chunks arrive, the lag still reads the
+    truth (from Kafka), the series the outage alerts watch are absent, and the shipped
+    rules' companions (assigners absent, service down) go pending."""
     settings = small
     a, b, c = open_regions_on_distinct_partitions(settings, 3)
     add_numbers(redis_client, settings.key_prefix, [9000000202], lambda _: b)
@@ -399,12 +425,13 @@ def test_every_dashboard_query_equals_the_truth_with_two_assigners(
     try:
         assert reporter.wait_ready(SETTLE_SECONDS)
         jobs = {
-            "phonebank-assigner": two_assigners,
+            "phonebank-assigner": two_assigners.ports,
             "phonebank-reporter": [int(reporter.url.rsplit(":", 1)[1])],
             "phonebank-gateway": [gateway.port],
         }
-        with running_prometheus(tmp_path, jobs) as server:
+        with running_prometheus(tmp_path, jobs, RULES) as server:
             check_figures(settings, redis_client, server, list(jobs))
+            check_assigners_outage(settings, redis_client, server, two_assigners, c)
     finally:
         reporter.stop()
         gateway.stop()
@@ -437,7 +464,44 @@ def check_figures(
         assert time.monotonic() < deadline, f"dashboard != truth: {wrong}"
     up = server.query('up{job=~"phonebank-.*"}')
     assert len(up) == 4 and set(up.values()) == {1.0}
+    # the healthy deployment: no outage alert of the shipped rules even pending
+    assert not alerting(server) & OUTAGE_ALERTS
     relay_age = server.query(
         "time() - max(phonebank_outcomes_relay_last_success_timestamp_seconds)"
     )
     assert 0 <= next(iter(relay_age.values())) < SETTLE_SECONDS
+
+
+def alerting(server: Prometheus) -> set[str]:
+    """Alerts of the shipped rules pending or firing now."""
+    return {dict(labels)["alertname"] for labels in server.query("ALERTS")}
+
+
+def check_assigners_outage(
+    settings: Settings,
+    client: RedisClient,
+    server: Prometheus,
+    assigners: Assigners,
+    region: str,
+) -> None:
+    """Every assigner stopped, two more chunks produced: the lag (read from Kafka by the
+    reporter) grows to the truth, the queue figures stay the truth, and the series the
+    outage companions watch are absent."""
+    assigners.stop()
+    produce(settings, client, [chunk(region, 1, [9000000303]), chunk(region, 2, [9000000304])])
+    lag = 'sum(phonebank_consumer_lag_records{group="assigner"})'
+    ready = 'sum by (region) (phonebank_queue_ready_numbers{region=~"$region"})'
+
+    def outage_seen() -> bool:
+        truth = read_truth(settings, client)
+        return (
+            truth.lag["assigner"] == 3
+            and server.query(lag) == total(truth.lag["assigner"])
+            and server.query(instant(ready)) == by_region(truth.ready)
+            and server.query('absent(up{job="phonebank-assigner"} == 1)') == total(1)
+            and server.query("absent(phonebank_outcomes_relay_last_success_timestamp_seconds)")
+            == total(1)
+            and alerting(server) >= {"PhonebankAssignersAbsent", "PhonebankServiceDown"}
+        )
+
+    wait_for(outage_seen, "the figures did not survive the assigners' outage")

@@ -27,9 +27,9 @@ from phonebank.infra.kafka import ensure_topics
 from phonebank.local import stack
 from phonebank.local.stack_settings import StackSettings
 from phonebank.settings import Settings
+from tests.integration.assigner_helpers import chunk, produce, ready
 from tests.integration.lease_helpers import FIRST, MOSCOW_ONLY, fill, lease_client, local_instant
 from tests.integration.outage_helpers import wait_until
-from tests.integration.assigner_helpers import chunk, produce, ready
 from tests.integration.test_housekeeping import call_one
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.registry import Collector
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -32,6 +33,7 @@ from phonebank.ops.redis_acl import TEMPLATE, USERS, render
 from phonebank.ops.volunteers import ban, unban
 from phonebank.reporter.aggregate import Aggregator
 from phonebank.reporter.checkpoint import Checkpoint, CheckpointStore
+from phonebank.reporter.redis_state import RedisStateCollector
 from phonebank.reporter.volunteers import ActiveVolunteers
 from phonebank.settings import Settings
 from tests.integration.gateway_helpers import running_gateway
@@ -185,6 +187,10 @@ def test_the_back_ends_work_with_their_users(settings: Settings, acl_redis: AclR
     loaded = store.load("outcomes")
     assert loaded is not None and loaded.offsets == {0: 7}
     store.clear()
+    on_reporter = acl_redis.settings_of(settings, "reporter")
+    state = generate_latest(registry_of(RedisStateCollector(reporter, on_reporter))).decode()
+    assert f'phonebank_queue_ready_numbers{{region="{MOSCOW}"}} 2.0' in state
+    assert "phonebank_outcomes_relay_pending_events" in state
 
     operator = acl_redis.client(settings, "operator")
     on_operator = acl_redis.settings_of(settings, "operator")
@@ -192,6 +198,13 @@ def test_the_back_ends_work_with_their_users(settings: Settings, acl_redis: AclR
     assert unban(on_operator, operator, ["mallory"]) == 1
     assert dnc.add_numbers(operator, settings.key_prefix, [FIRST + 9], lambda _: MOSCOW).added == 1
     assert queue_depths(operator, scheme, [MOSCOW], now_ms)[MOSCOW].ready == 2
+
+
+def registry_of(collector: Collector) -> CollectorRegistry:
+    """A registry holding ``collector`` only."""
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return registry
 
 
 def outcome_event(settings: Settings, now_ms: int) -> OutcomeEvent:
