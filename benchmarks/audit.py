@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
 
 from phonebank.assigner.worker import AssignerWorker
 from phonebank.domain import chunk_codec, clock
@@ -40,7 +39,7 @@ from phonebank.leases.relay import OutcomeRelay, RelayMetrics
 from phonebank.ops import kafka_state, redis_state
 from phonebank.ops.audit import audit, read_kafka, read_redis
 from phonebank.reporter.consumer import ReporterService
-from phonebank.settings import Settings, load_settings
+from phonebank.settings import Settings, load_settings, namespaced
 
 #: numbers per chunk, as ingest produces them
 CHUNK_NUMBERS = 1000
@@ -162,20 +161,14 @@ def cleanup(settings: Settings, client: RedisClient) -> None:
 
 def bench_settings(numbers: int) -> Settings:
     namespace = f"bench{uuid.uuid4().hex[:8]}"
-    return load_settings().model_copy(
-        update={
-            "key_prefix": namespace,
-            "numbers_topic": f"{namespace}.numbers",
-            "outcomes_topic": f"{namespace}.outcomes",
-            "dnc_topic": f"{namespace}.dnc",
-            "assigner_group": f"{namespace}-assigner",
-            "reporter_group": f"{namespace}-reporter",
-            "queue_high_watermark": numbers + 1,
-            "queue_low_watermark": 1,
-            "regions_include": BENCH_REGIONS,
-            # a throwaway secret for this run's volunteers (services refuse the default)
-            "volunteer_secret": SecretStr(secrets.token_urlsafe(32)),
-        }
+    return namespaced(
+        load_settings(),
+        namespace,
+        queue_high_watermark=numbers + 1,
+        queue_low_watermark=1,
+        regions_include=BENCH_REGIONS,
+        # a throwaway secret for this run's volunteers (services refuse the default)
+        volunteer_secret=secrets.token_urlsafe(32),
     )
 
 

@@ -43,7 +43,7 @@ from phonebank.leases.keys import KeyScheme, RegionKeys
 from phonebank.local import stack
 from phonebank.local.demo_services import phonebank
 from phonebank.local.stack_settings import load_stack_settings
-from phonebank.settings import Settings, child_env, load_settings
+from phonebank.settings import Settings, child_env, load_settings, namespaced
 
 REPO = Path(__file__).resolve().parents[1]
 #: the shared Rossvyaz registry (never committed)
@@ -88,19 +88,13 @@ def size_settings(base: Settings, count: int) -> Settings:
     """A fresh namespace for one size, with the shared registry."""
     namespace = f"scale{count // 1_000_000}m{uuid.uuid4().hex[:6]}"
     update: dict[str, Any] = {
-        "key_prefix": namespace,
-        "numbers_topic": f"{namespace}.numbers",
-        "outcomes_topic": f"{namespace}.outcomes",
-        "dnc_topic": f"{namespace}.dnc",
-        "assigner_group": f"{namespace}-assigner",
-        "reporter_group": f"{namespace}-reporter",
         "numbers_partitions": NUMBERS_PARTITIONS,
         "assigner_metrics_port": 0,
         "ingest_metrics_port": 0,
     }
     if SHARED_REGISTRY.exists():
         update["numbering_plan"] = [str(SHARED_REGISTRY)]
-    return Settings.model_validate({**base.model_dump(), **update})
+    return namespaced(base, namespace, **update)
 
 
 def filled(client: RedisClient, settings: Settings) -> bool:

@@ -25,7 +25,7 @@ from phonebank.local.demo import ANYTIME_WINDOW, DEMO_RATE_LIMIT, free_port, vol
 from phonebank.local.demo_services import phonebank, stop_process, wait_ready
 from phonebank.local.gateway_client import Answer, GatewayClient, GatewayUnavailableError
 from phonebank.local.simulated_volunteers import Tally, Volunteer
-from phonebank.settings import Settings, child_env
+from phonebank.settings import Settings, child_env, namespaced
 
 #: numbers each scenario generates from the shared registry and ingests
 SCENARIO_NUMBERS = 6_000
@@ -112,12 +112,6 @@ class CountingClient(GatewayClient):
 def scenario_settings(base: Settings, namespace: str) -> Settings:
     """A fresh namespace with small queues, short leases, every hour a calling hour."""
     update: dict[str, Any] = {
-        "key_prefix": namespace,
-        "numbers_topic": f"{namespace}.numbers",
-        "outcomes_topic": f"{namespace}.outcomes",
-        "dnc_topic": f"{namespace}.dnc",
-        "assigner_group": f"{namespace}-assigner",
-        "reporter_group": f"{namespace}-reporter",
         "numbers_partitions": SCENARIO_PARTITIONS,
         "queue_high_watermark": QUEUE_HIGH,
         "queue_low_watermark": QUEUE_LOW,
@@ -132,7 +126,7 @@ def scenario_settings(base: Settings, namespace: str) -> Settings:
         "calling_window_start": ANYTIME_WINDOW[0],
         "calling_window_end": ANYTIME_WINDOW[1],
     }
-    return Settings.model_validate({**base.model_dump(), **update})
+    return namespaced(base, namespace, **update)
 
 
 class Campaign:
