@@ -136,14 +136,20 @@ def make_admin(settings: Settings) -> KafkaAdminClient:
 
 
 def ensure_topic(
-    settings: Settings, name: str, partitions: int, config: dict[str, str] | None = None
+    settings: Settings,
+    name: str,
+    partitions: int,
+    config: dict[str, str] | None = None,
+    *,
+    retry_seconds: float = ADMIN_RETRY_SECONDS,
 ) -> bool:
     """Create ``name`` with ``partitions`` partitions unless it exists. True if created.
 
     An admin call that fails with a retriable error (a broker just died and is still in
-    the metadata: its connection is refused) is retried for ``ADMIN_RETRY_SECONDS``.
+    the metadata: its connection is refused) is retried for ``retry_seconds`` (0: not
+    retried, for a caller that must fail fast).
     """
-    deadline = time.monotonic() + ADMIN_RETRY_SECONDS
+    deadline = time.monotonic() + retry_seconds
     while True:
         try:
             return _ensure_topic_once(settings, name, partitions, config)
