@@ -141,13 +141,13 @@ def ensure_topic(
     partitions: int,
     config: dict[str, str] | None = None,
     *,
-    retry_seconds: float = ADMIN_RETRY_SECONDS,
+    retry_seconds: float = 0.0,
 ) -> bool:
     """Create ``name`` with ``partitions`` partitions unless it exists. True if created.
 
     An admin call that fails with a retriable error (a broker just died and is still in
-    the metadata: its connection is refused) is retried for ``retry_seconds`` (0: not
-    retried, for a caller that must fail fast).
+    the metadata: its connection is refused) is retried for ``retry_seconds`` (by
+    default not: callers that start a service pass ``ADMIN_RETRY_SECONDS``).
     """
     deadline = time.monotonic() + retry_seconds
     while True:
@@ -181,10 +181,16 @@ def _ensure_topic_once(
 
 
 def ensure_topics(settings: Settings) -> None:
-    """Create phonebank's topics if missing."""
-    ensure_topic(settings, settings.numbers_topic, settings.numbers_partitions)
-    ensure_topic(settings, settings.outcomes_topic, settings.outcomes_partitions)
-    ensure_topic(settings, settings.dnc_topic, DNC_PARTITIONS, DNC_TOPIC_CONFIG)
+    """Create phonebank's topics if missing (retrying while a broker that just died is
+    still in the metadata)."""
+    retry = ADMIN_RETRY_SECONDS
+    ensure_topic(settings, settings.numbers_topic, settings.numbers_partitions, retry_seconds=retry)
+    ensure_topic(
+        settings, settings.outcomes_topic, settings.outcomes_partitions, retry_seconds=retry
+    )
+    ensure_topic(
+        settings, settings.dnc_topic, DNC_PARTITIONS, DNC_TOPIC_CONFIG, retry_seconds=retry
+    )
 
 
 def read_topic(settings: Settings, topic: str) -> Iterator[ConsumerRecord]:
