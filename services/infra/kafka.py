@@ -9,16 +9,20 @@ one) unless the settings fix them.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from phonebank.domain.partitions import partition_for_region, partition_table
 from phonebank.settings import Settings
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ensure_topic",
@@ -49,6 +53,11 @@ READ_POLL_MS = 500
 HEARTBEATS_PER_SESSION = 3
 #: Topic config: keep records forever, Kafka is the system of record.
 RETAIN_FOREVER = {"retention.ms": "-1", "max.message.bytes": str(MAX_RECORD_BYTES)}
+#: seconds ensure_topic retries an admin call that failed on a broker that is down
+#: (longer than the controller takes to fence it: broker.session.timeout.ms, 9 s)
+ADMIN_RETRY_SECONDS = 30.0
+#: seconds between two attempts
+ADMIN_RETRY_INTERVAL_SECONDS = 0.5
 #: replicas of a topic when the cluster has this many brokers or more (and the setting is 0)
 CLUSTER_REPLICAS = 3
 #: min.insync.replicas of a topic with CLUSTER_REPLICAS replicas or more: one broker may
@@ -133,9 +142,34 @@ def ensure_topic(
     name: str,
     partitions: int,
     config: dict[str, str] | None = None,
+    *,
+    retry_seconds: float = 0.0,
     **admin_overrides: Any,
 ) -> bool:
-    """Create ``name`` with ``partitions`` partitions unless it exists. True if created."""
+    """Create ``name`` with ``partitions`` partitions unless it exists. True if created.
+
+    An admin call that fails with a retriable error (a broker just died and is still in
+    the metadata: its connection is refused) is retried for ``retry_seconds`` (by
+    default not: callers that start a service pass ``ADMIN_RETRY_SECONDS``).
+    """
+    deadline = time.monotonic() + retry_seconds
+    while True:
+        try:
+            return _ensure_topic_once(settings, name, partitions, config, admin_overrides)
+        except KafkaError as exc:
+            if not exc.retriable or time.monotonic() > deadline:
+                raise
+            log.warning("creating topic %s failed, retrying: %s", name, exc)
+            time.sleep(ADMIN_RETRY_INTERVAL_SECONDS)
+
+
+def _ensure_topic_once(
+    settings: Settings,
+    name: str,
+    partitions: int,
+    config: dict[str, str] | None,
+    admin_overrides: dict[str, Any],
+) -> bool:
     admin = make_admin(settings, **admin_overrides)
     try:
         if name in admin.list_topics():
@@ -154,10 +188,16 @@ def ensure_topic(
 
 
 def ensure_topics(settings: Settings) -> None:
-    """Create phonebank's topics if missing."""
-    ensure_topic(settings, settings.numbers_topic, settings.numbers_partitions)
-    ensure_topic(settings, settings.outcomes_topic, settings.outcomes_partitions)
-    ensure_topic(settings, settings.dnc_topic, DNC_PARTITIONS, DNC_TOPIC_CONFIG)
+    """Create phonebank's topics if missing (retrying while a broker that just died is
+    still in the metadata)."""
+    retry = ADMIN_RETRY_SECONDS
+    ensure_topic(settings, settings.numbers_topic, settings.numbers_partitions, retry_seconds=retry)
+    ensure_topic(
+        settings, settings.outcomes_topic, settings.outcomes_partitions, retry_seconds=retry
+    )
+    ensure_topic(
+        settings, settings.dnc_topic, DNC_PARTITIONS, DNC_TOPIC_CONFIG, retry_seconds=retry
+    )
 
 
 def read_topic(settings: Settings, topic: str) -> Iterator[ConsumerRecord]:

@@ -28,7 +28,12 @@ import numpy.typing as npt
 
 from phonebank.domain import chunk_codec
 from phonebank.domain.numbering import REGION_CODES
-from phonebank.infra.kafka import ensure_topic, make_producer, partition_for_region
+from phonebank.infra.kafka import (
+    ADMIN_RETRY_SECONDS,
+    ensure_topic,
+    make_producer,
+    partition_for_region,
+)
 from phonebank.infra.redis_client import connect
 from phonebank.leases.keys import KeyScheme
 from phonebank.settings import Settings
@@ -139,7 +144,9 @@ class KafkaSink:
         self.topic = settings.numbers_topic
         self.redis = connect(settings)
         self.ingested_key = KeyScheme(settings.key_prefix, settings.campaign).ingested
-        ensure_topic(settings, self.topic, settings.numbers_partitions)
+        ensure_topic(
+            settings, self.topic, settings.numbers_partitions, retry_seconds=ADMIN_RETRY_SECONDS
+        )
         self.producer = make_producer(
             settings, **{**INGEST_PRODUCER_OVERRIDES, **producer_overrides}
         )

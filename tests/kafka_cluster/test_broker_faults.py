@@ -30,7 +30,6 @@ from tests.helpers import iter_generated
 from tests.integration.assigner_helpers import produce
 from tests.integration.lease_helpers import (
     MOSCOW_ONLY,
-    fill,
     lease_client,
     local_instant,
     numbers_from,
@@ -39,8 +38,10 @@ from tests.integration.lease_helpers import (
 from tests.kafka_cluster.conftest import Brokers
 from tests.kafka_cluster.helpers import (
     OFFSETS_TOPIC,
+    audit_clean,
     exactly_once,
     fully_committed,
+    ingest_chunks,
     numbers_in_topic,
     offsets_partition,
     queued_numbers,
@@ -79,12 +80,13 @@ class KillingSink(KafkaSink):
 
 
 def test_a_broker_killed_during_ingest_loses_and_duplicates_nothing(
-    cluster_settings: Settings, brokers: Brokers, tmp_path: Path
+    cluster_settings: Settings, brokers: Brokers, redis_client: RedisClient, tmp_path: Path
 ) -> None:
     """Given a file of 60,000 allocated numbers,
     When it is ingested and the leader of the partition being written is killed with
     SIGKILL after the 80th chunk,
-    Then the ingest completes and the numbers topic holds every number exactly once."""
+    Then the ingest completes, the numbers topic holds every number exactly once, and
+    the auditor finds nothing wrong (the ingested counts match Kafka)."""
     settings = cluster_settings
     numbers = [n for _, n in iter_generated(NumberingPlan.default(), INGEST_NUMBERS, seed=7)]
     path = tmp_path / "numbers.txt"
@@ -110,6 +112,7 @@ def test_a_broker_killed_during_ingest_loses_and_duplicates_nothing(
     assert brokers.killed, "no broker was killed"
     assert summary["accepted"] == INGEST_NUMBERS
     exactly_once(numbers_in_topic(settings), numbers)
+    audit_clean(settings, redis_client)
 
 
 def assign_chunks() -> list[NumberChunk]:
@@ -133,13 +136,13 @@ def test_a_broker_killed_during_assignment_queues_everything_once(
     numbers,
     When the broker coordinating the assigner group (the leader of the group's offsets
     partition) is killed with SIGKILL and 20,000 more numbers are produced,
-    Then the assigner goes on: every number is queued once, and the group's committed
-    offsets reach the end of every partition."""
+    Then the assigner goes on: every number is queued once, the group's committed
+    offsets reach the end of every partition, and the auditor finds nothing wrong."""
     settings = cluster_settings.model_copy(update={"queue_high_watermark": 1_000_000})
     ensure_topics(settings)
     chunks = assign_chunks()
     first, second = chunks[: len(chunks) // 2], chunks[len(chunks) // 2 :]
-    produce(settings, first)
+    ingest_chunks(settings, first)
     worker = AssignerWorker(settings, redis_client)
     thread = threading.Thread(target=worker.run, name="assigner")
     thread.start()
@@ -148,7 +151,7 @@ def test_a_broker_killed_during_assignment_queues_everything_once(
         wait_for("the first half queued", lambda: queued_total(redis_client, settings) >= half)
         group_partition = offsets_partition(settings.assigner_group)
         brokers.kill(brokers.leader_of(OFFSETS_TOPIC, group_partition))
-        produce(settings, second)
+        ingest_chunks(settings, second)
         wait_for("offsets committed to the end", lambda: fully_committed(settings))
     finally:
         worker.stop.set()
@@ -156,11 +159,30 @@ def test_a_broker_killed_during_assignment_queues_everything_once(
     expected = [n for chunk in chunks for n in chunk.numbers]
     exactly_once(queued_numbers(redis_client, settings), expected)
     assert queued_total(redis_client, settings) == len(expected)
+    audit_clean(settings, redis_client)
 
 
 def call_all(settings: Settings, client: RedisClient, count: int) -> None:
-    """``count`` Moscow numbers queued, each leased and completed (an outcome each)."""
-    fill(settings, client, "RU-MOW", numbers_from(9_161_000_000, count))
+    """``count`` Moscow numbers ingested, queued by an assigner, each leased and
+    completed (an outcome each)."""
+    ingest_chunks(
+        settings,
+        [
+            NumberChunk(
+                campaign="default",
+                region="RU-MOW",
+                source="relay",
+                seq=seq,
+                numbers=numbers_from(9_161_000_000 + seq * BATCH_ENTRIES, BATCH_ENTRIES),
+            )
+            for seq in range(count // BATCH_ENTRIES)
+        ],
+    )
+    worker = AssignerWorker(settings, client)
+    try:
+        wait_for("the numbers queued", lambda: worker.step() >= 0 and fully_committed(settings))
+    finally:
+        worker.consumer.close(autocommit=False)
     leases = lease_client(settings, client, local_instant(12), MOSCOW_ONLY)
     for index in range(count):
         lease = leases.acquire(f"volunteer-{index}")
@@ -178,10 +200,12 @@ def relayed_all(relay: OutcomeRelay, client: RedisClient, stream: str) -> bool:
 def test_a_broker_killed_during_the_relay_delivers_every_outcome_once(
     cluster_settings: Settings, brokers: Brokers, redis_client: RedisClient
 ) -> None:
-    """Given 1,500 outcomes in Moscow's outcome stream (three relay batches),
+    """Given 1,500 Moscow numbers ingested, queued and called: 1,500 outcomes in the
+    region's outcome stream (three relay batches),
     When one batch is relayed, the leader of the partition it went to is killed with
     SIGKILL and the relay goes on,
-    Then the stream empties and the outcomes topic holds every event exactly once."""
+    Then the stream empties, the outcomes topic holds every event exactly once, and the
+    auditor finds nothing wrong."""
     settings = cluster_settings
     ensure_topics(settings)
     call_all(settings, redis_client, OUTCOMES)
@@ -201,3 +225,4 @@ def test_a_broker_killed_during_the_relay_delivers_every_outcome_once(
     )
     assert len(events) == OUTCOMES
     assert set(events.values()) == {1}
+    audit_clean(settings, redis_client)
