@@ -731,8 +731,14 @@ def test_the_clustered_overlay_patches_the_base_and_applies_nothing_else() -> No
     assert kustomization["resources"] == ["../k8s"]
     assert on_disk - patches - {"kustomization.yaml"} == CLUSTERED_NOT_APPLIED
     # And once rendered it holds exactly the base's objects (patches add none)
-    names = [(d["kind"], d["metadata"]["name"]) for d in clustered()]
+    rendered = clustered()
+    names = [(d["kind"], d["metadata"]["name"]) for d in rendered]
     assert names == [(d["kind"], d["metadata"]["name"]) for d in base_applied()]
+    # And the patched ConfigMap is still a valid one (unknown fields rejected)
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    (config,) = [d for d in rendered if d["kind"] == "ConfigMap"]
+    body = {key: value for key, value in config.items() if key != "_file"}
+    kubernetes_validate.validate(body, "1.31.0", strict=True)
 
 
 def test_the_clustered_overlay_sets_only_real_settings() -> None:
