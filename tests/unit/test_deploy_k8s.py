@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from phonebank.cli import build_parser
+from phonebank.infra.kafka import replication_for
 from phonebank.settings import Settings, SettingsError, env_name, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -615,3 +619,222 @@ def test_scrape_address_uses_the_annotated_port() -> None:
     # Then the target is the pod IP on the annotated port
     assert address == "10.1.2.3:9101"
     assert re.fullmatch(rule["regex"], "10.1.2.3;9102") is not None
+
+
+# --- the clustered overlay (deploy/k8s-clustered) ------------------------------------------
+
+CLUSTERED = REPO / "deploy" / "k8s-clustered"
+#: Files of the overlay that are examples or templates, never applied by it.
+CLUSTERED_NOT_APPLIED = {"secret.template.yaml", "strimzi-kafka.yaml"}
+
+
+def clustered_kustomization() -> Doc:
+    return load_docs(CLUSTERED / "kustomization.yaml")[0]
+
+
+def base_applied() -> list[Doc]:
+    """The base's objects that `kubectl apply -k deploy/k8s` applies."""
+    listed = set(load_docs(K8S / "kustomization.yaml")[0]["resources"])
+    return [doc for doc in resources() if doc["_file"] in listed]
+
+
+def json_pointer(path: str) -> list[str]:
+    return [part.replace("~1", "/").replace("~0", "~") for part in path.split("/")[1:]]
+
+
+def apply_json_patch(doc: Doc, ops: list[Doc]) -> None:
+    """RFC 6902 test/replace/add on maps and list indices: what the overlay uses."""
+    for op in ops:
+        *parents, last = json_pointer(op["path"])
+        node: Any = doc
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        key: int | str = int(last) if isinstance(node, list) else last
+        if op["op"] == "test":
+            assert node[key] == op["value"], op
+        else:
+            assert op["op"] in {"replace", "add"}, op
+            assert op["op"] == "add" or key in node or isinstance(node, list), op
+            node[key] = op["value"]
+
+
+def merge_patch(doc: Doc, patch: Doc) -> None:
+    """Strategic merge of maps (the overlay's ConfigMap patch has no lists)."""
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(doc.get(key), dict):
+            merge_patch(doc[key], value)
+        else:
+            doc[key] = value
+
+
+def patch_target(docs: list[Doc], entry: Doc, patch: Any) -> Doc:
+    selector = entry.get("target") or {"kind": patch["kind"], "name": patch["metadata"]["name"]}
+    (target,) = [
+        doc
+        for doc in docs
+        if doc["kind"] == selector["kind"] and doc["metadata"]["name"] == selector["name"]
+    ]
+    return target
+
+
+def clustered() -> list[Doc]:
+    """The overlay rendered as kustomize would: the base's objects with its patches."""
+    assert clustered_kustomization()["resources"] == ["../k8s"]
+    docs = base_applied()
+    for entry in clustered_kustomization()["patches"]:
+        patch = yaml.safe_load((CLUSTERED / entry["path"]).read_text())
+        target = patch_target(docs, entry, patch)
+        if isinstance(patch, list):
+            apply_json_patch(target, patch)
+        else:
+            merge_patch(target, {k: v for k, v in patch.items() if k != "metadata"})
+    return docs
+
+
+def clustered_one(kind: str, name: str) -> Doc:
+    (doc,) = [d for d in clustered() if d["kind"] == kind and d["metadata"]["name"] == name]
+    return doc
+
+
+def clustered_config() -> dict[str, str]:
+    data: dict[str, str] = clustered_one("ConfigMap", "phonebank-config")["data"]
+    return data
+
+
+def clustered_secret() -> dict[str, str]:
+    (secret,) = load_docs(CLUSTERED / "secret.template.yaml")
+    values: dict[str, str] = secret["stringData"]
+    return values
+
+
+def strimzi() -> dict[str, Doc]:
+    return {doc["kind"]: doc for doc in load_docs(CLUSTERED / "strimzi-kafka.yaml")}
+
+
+def clustered_env(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> Settings:
+    """Settings in a pod of the overlay: its ConfigMap plus one Redis DSN, filled in."""
+    for name in os.environ:
+        if name.startswith("PHONEBANK_"):
+            monkeypatch.delenv(name)
+    for name, value in clustered_config().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PHONEBANK_REDIS_URL", re.sub(r"<[a-z-]+>", "hunter2", redis_url))
+    return load_settings()
+
+
+def test_the_clustered_overlay_patches_the_base_and_applies_nothing_else() -> None:
+    # Given the overlay's kustomization and its files
+    kustomization = clustered_kustomization()
+    patches = {entry["path"] for entry in kustomization["patches"]}
+    on_disk = {p.name for p in CLUSTERED.glob("*.yaml")}
+    # Then it builds on the base alone, every patch exists, and the rest is deliberate
+    assert kustomization["resources"] == ["../k8s"]
+    assert on_disk - patches - {"kustomization.yaml"} == CLUSTERED_NOT_APPLIED
+    # And once rendered it holds exactly the base's objects (patches add none)
+    rendered = clustered()
+    names = [(d["kind"], d["metadata"]["name"]) for d in rendered]
+    assert names == [(d["kind"], d["metadata"]["name"]) for d in base_applied()]
+    # And the patched ConfigMap is still a valid one (unknown fields rejected)
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    (config,) = [d for d in rendered if d["kind"] == "ConfigMap"]
+    body = {key: value for key, value in config.items() if key != "_file"}
+    kubernetes_validate.validate(body, "1.31.0", strict=True)
+
+
+def test_the_clustered_overlay_sets_only_real_settings() -> None:
+    # Given the settings fields, When the overlay's ConfigMap and Secret keys are read
+    known = {env_name(field) for field in Settings.model_fields}
+    used = set(clustered_config()) | set(clustered_secret())
+    # Then every PHONEBANK_* name among them is a field, and nothing secret is in the map
+    assert {name for name in used if name.startswith("PHONEBANK_")} - known == set()
+    assert set(clustered_secret()) == set(named("Secret", "phonebank-secrets")["stringData"])
+    assert set(clustered_secret()) & set(clustered_config()) == set()
+
+
+@pytest.mark.parametrize("key", ["PHONEBANK_REDIS_URL", *(f"redis-url-{u}" for u in REDIS_USERS)])
+def test_each_service_logs_in_to_every_cluster_seed_as_its_own_user(
+    key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given one of the overlay's Redis DSNs, a seed list of placeholders only
+    dsn = clustered_secret()[key]
+    assert "hunter2" not in dsn and re.search(r"<[a-z]+-password>", dsn)
+    # When a pod of the overlay loads it with the ConfigMap
+    settings = clustered_env(monkeypatch, dsn)
+    # Then it is a Redis Cluster of three seeds, each with that service's user, db 0
+    assert settings.redis_cluster
+    seeds = [urlsplit(seed) for seed in settings.redis_url.split(",")]
+    user = key.removeprefix("redis-url-") if key.startswith("redis-url-") else "operator"
+    assert len(seeds) == 3 and {seed.username for seed in seeds} == {user}
+    assert len({seed.hostname for seed in seeds}) == 3
+    assert "hunter2" not in str(settings.masked())
+
+
+def test_the_keda_trigger_reads_the_lag_from_the_config_map_brokers() -> None:
+    # Given the overlay's ConfigMap and the assigner's ScaledObject, both rendered
+    config = clustered_config()
+    (trigger,) = clustered_one("ScaledObject", "phonebank-assigner")["spec"]["triggers"]
+    meta = trigger["metadata"]
+    # Then the trigger asks the same three brokers for the same group's lag on the topic
+    brokers = config["PHONEBANK_KAFKA_BOOTSTRAP_SERVERS"].split(",")
+    assert len(brokers) == 3
+    assert meta["bootstrapServers"].split(",") == brokers
+    assert meta["consumerGroup"] == config["PHONEBANK_ASSIGNER_GROUP"]
+    assert meta["topic"] == config["PHONEBANK_NUMBERS_TOPIC"]
+    # And the parked backlog still adds no replica
+    assert meta["excludePersistentLag"] == "true"
+    # And the base keeps its single bootstrap address
+    base = named("ScaledObject", "phonebank-assigner")["spec"]["triggers"][0]["metadata"]
+    assert base["bootstrapServers"] == config_map()["PHONEBANK_KAFKA_BOOTSTRAP_SERVERS"]
+
+
+def test_replication_fits_the_three_brokers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the overlay's settings and the Strimzi example they point at
+    settings = clustered_env(monkeypatch, clustered_secret()["redis-url-assigner"])
+    pool, kafka = strimzi()["KafkaNodePool"], strimzi()["Kafka"]
+    brokers = settings.bootstrap_servers
+    # When the replication of the topics phonebank creates is computed on that cluster
+    replicas, min_isr = replication_for(settings, len(brokers))
+    # Then it is three replicas, two in sync: one broker may go, writes go on
+    assert (replicas, min_isr) == (3, 2)
+    assert (settings.kafka_replication_factor, settings.kafka_min_insync_replicas) == (3, 2)
+    # And the brokers listed are the node pool's pods, on its plain listener
+    assert "broker" in pool["spec"]["roles"] and pool["spec"]["replicas"] == len(brokers)
+    cluster, namespace = kafka["metadata"]["name"], kafka["metadata"]["namespace"]
+    (listener,) = kafka["spec"]["kafka"]["listeners"]
+    pods = [f"{cluster}-{pool['metadata']['name']}-{i}" for i in range(len(brokers))]
+    service = f"{cluster}-kafka-brokers.{namespace}.svc:{listener['port']}"
+    assert brokers == [f"{pod}.{service}" for pod in pods]
+    assert pool["metadata"]["labels"]["strimzi.io/cluster"] == cluster
+    # And Kafka's own defaults agree, its offsets topic included
+    broker_config = kafka["spec"]["kafka"]["config"]
+    assert broker_config["default.replication.factor"] == replicas
+    assert broker_config["offsets.topic.replication.factor"] == replicas
+    assert broker_config["min.insync.replicas"] == min_isr
+    assert broker_config["unclean.leader.election.enable"] is False
+    assert kafka["metadata"]["annotations"]["strimzi.io/kraft"] == "enabled"
+
+
+def test_kustomize_renders_the_overlay_as_the_tests_do() -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl (with kustomize) is not installed")
+    # Given the overlay rendered by kustomize itself
+    result = subprocess.run(
+        [kubectl, "kustomize", str(CLUSTERED)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(result.stdout)}
+    # Then it has the objects, the ConfigMap and the trigger of the tests' rendering
+    ours = {(d["kind"], d["metadata"]["name"]): d for d in clustered()}
+    assert set(rendered) == set(ours)
+    key = ("ConfigMap", "phonebank-config")
+    assert rendered[key]["data"] == ours[key]["data"]
+    key = ("ScaledObject", "phonebank-assigner")
+    assert rendered[key]["spec"]["triggers"] == ours[key]["spec"]["triggers"]
+    assert {d["metadata"]["namespace"] for k, d in rendered.items() if k[0] != "Namespace"} == {
+        "phonebank"
+    }
