@@ -27,7 +27,6 @@ from phonebank.ingest.runner import IngestOptions, IngestRun
 from phonebank.leases.relay import BATCH_ENTRIES, OutcomeRelay, RelayMetrics
 from phonebank.settings import Settings
 from tests.helpers import iter_generated
-from tests.integration.assigner_helpers import produce
 from tests.integration.lease_helpers import (
     MOSCOW_ONLY,
     lease_client,
