@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import secrets
 import statistics
 import sys
 import threading
@@ -59,6 +60,8 @@ SECOND_MS = 1000
 WARM_UP_SECONDS = 1.0
 #: numbers per enqueue call while filling the queues
 QUEUE_BATCH = 5000
+#: bytes of the throwaway volunteer secret the run signs its tokens and receipts with
+THROWAWAY_SECRET_BYTES = 32
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -194,7 +197,12 @@ def main() -> None:
 
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     settings = namespaced(
-        load_settings(redis_url=args.redis_url), prefix, volunteer_max_per_hour=1000
+        load_settings(
+            redis_url=args.redis_url,
+            volunteer_secret=secrets.token_urlsafe(THROWAWAY_SECRET_BYTES),
+        ),
+        prefix,
+        volunteer_max_per_hour=1000,
     )
     client = redis.Redis.from_url(args.redis_url, max_connections=args.concurrency * 2 + 4)
     keys = KeyScheme(prefix, settings.campaign)
