@@ -486,8 +486,11 @@ class LeaseClient:
     def _listed(self, region: str, number: int, lease_id: str, *, seen: bool) -> bool:
         """Whether a granted number is on the do-not-call list (the one list, by number
         prefix, that no region script can read); if so its lease is ended (deleted when
-        it was never ``seen``)."""
-        if not self._client.sismember(dnc_list_key(self._settings.key_prefix, number), str(number)):
+        it was never ``seen``). The check is sent on the lease client's own transport (one
+        packed command on a pooled connection), not redis-py's command path."""
+        check = self._scripts.pipeline(self._client)
+        check.sismember(dnc_list_key(self._settings.key_prefix, number), str(number))
+        if not int(check.execute()[0]):
             return False
         batch = self._scripts.pipeline(self._client)
         dnc.queue_ban(batch, self._keys, region, number, lease_id, seen=seen)

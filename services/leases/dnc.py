@@ -15,7 +15,7 @@ the number before it pops it), so the list is enforced by ordering, not atomicit
    every region and ends each live lease holding one (``ban-7.lua``: its holder's next
    renew, release or complete answers ``DO_NOT_CALL``).
 2. The lease client checks every lease it is granted against the shard before it shows
-   the number (``LeaseClient._screened``); a listed number's lease is ended the same way
+   the number (``LeaseClient._listed``); a listed number's lease is ended the same way
    and never shown.
 
 A lease granted before step 1's shard write is found by its holder lookup; one granted

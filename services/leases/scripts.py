@@ -308,6 +308,10 @@ class ScriptPipeline:
         """Queue a SADD."""
         self._command("SADD", key, member)
 
+    def sismember(self, key: str, member: str) -> None:
+        """Queue a SISMEMBER (reply: 1 or 0)."""
+        self._command("SISMEMBER", key, member)
+
     def llen(self, key: str) -> None:
         """Queue an LLEN."""
         self._command("LLEN", key)
