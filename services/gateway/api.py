@@ -246,9 +246,11 @@ class LeaseApi:
 
     def _journal_do_not_call(self, lease_id: str, token: str, receipt: str | None) -> None:
         """Make a do_not_call answer durable in Kafka before the lease is completed: a
-        Redis loss before the relay runs must not call the person again. 503 (nothing
-        changed) when Kafka does not acknowledge; a lease that is not the caller's goes
-        on to the usual refusal."""
+        Redis loss before the relay runs must not call the person again. 503 when Kafka
+        does not acknowledge: the lease and its outcome are unchanged (the page retries),
+        but the number is held off the list of leasable numbers (``hold_off``), since the
+        unacknowledged record may still land in Kafka. A lease that is not the caller's
+        goes on to the usual refusal."""
         if self.dnc_journal is None:
             return
         number = _refusals(lambda: self._leases.number_of(lease_id, token, receipt))
@@ -257,6 +259,7 @@ class LeaseApi:
         try:
             self.dnc_journal.record(number, split_lease_id(lease_id)[0])
         except DncJournalUnavailableError:
+            self._leases.hold_off(number)
             raise journal_unavailable() from None
 
     def _preferences(self, volunteer: VolunteerToken, wanted: models.AcquireRequest) -> Preferences:

@@ -509,6 +509,12 @@ class LeaseClient:
             raise NotLeaseHolderError(f"lease {lease_id}: unknown region")
         return region, self._keys.region(region)
 
+    def hold_off(self, number: int) -> None:
+        """Put ``number`` on the do-not-call list without ending any lease: a do_not_call
+        answer whose journal write failed may still reach Kafka (a timed-out send can land
+        later), so no one else is given the number while its holder retries the answer."""
+        self._client.sadd(dnc_list_key(self._settings.key_prefix, number), str(number))
+
     def number_of(self, lease_id: str, token: str, receipt: str | None = None) -> int | None:
         """The number of the lease ``lease_id`` if ``token`` is its token (any state; or,
         once Redis lost the lease, as its ``receipt`` says), else None: what a

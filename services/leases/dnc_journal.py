@@ -6,8 +6,10 @@ would forget it, and for do-not-call that means calling the person again. So the
 gateway writes a :class:`~phonebank.domain.records.DncRecord` to ``phonebank.dnc`` (the
 compacted topic the operators' list lives in, which rebuild reads first) and waits for
 the broker's acknowledgement (``acks=all``) *before* it completes the lease and answers.
-If Kafka does not acknowledge within :data:`JOURNAL_TIMEOUT_MS`, nothing is changed and
-the answer is 503: the volunteer's page retries.
+If Kafka does not acknowledge within :data:`JOURNAL_TIMEOUT_MS`, the answer is 503 and
+the lease is left as it is (the volunteer's page retries), but the gateway lists the
+number at once: a send that timed out may still land in Kafka, and nobody else may be
+given the number meanwhile (the chaos suite's Kafka outage found that window).
 
 One producer serves every request thread (kafka-python's producer is thread-safe); it is
 made on first use and made again after a failure.
