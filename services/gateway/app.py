@@ -41,8 +41,11 @@ from phonebank.infra.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
-#: worker threads running API calls at once (more wait for a free one)
-WORKER_THREADS = 64
+#: worker threads running API calls at once (more wait for a free one). Measured with
+#: ``benchmarks/gateway.py`` (docs/gateway.md): 64 threads spent a third of the gateway's
+#: CPU in the kernel and on the Redis pool's and logging's locks; 8 gave 15-20 % more
+#: cycles/s, 4 no more than 8
+WORKER_THREADS = 8
 #: the page's folder
 STATIC_FOLDER = Path(__file__).resolve().parent / "static"
 JSON = "application/json"
