@@ -9,6 +9,7 @@ queue, lease, parked and expiry panels read double and the lag panel one replica
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import subprocess
@@ -284,6 +285,10 @@ def start_assigner(settings: Settings, port: int) -> subprocess.Popen[bytes]:
     )
 
 
+#: the calling window of the test's namespace: local opening and closing time
+ALL_DAY = (datetime.time(0, 0), datetime.time(23, 59))
+
+
 @pytest.fixture
 def small(settings: Settings) -> Settings:
     """Tiny queues; parked after one expiry."""
@@ -293,6 +298,10 @@ def small(settings: Settings) -> Settings:
             "queue_low_watermark": LOW_WATERMARK,
             "lease_ttl_seconds": LEASE_TTL_SECONDS,
             "lease_max_expiries": 1,
+            # every region open at any hour, so the test runs at night too (it skipped
+            # whenever fewer than three partitions had an open region)
+            "calling_window_start": ALL_DAY[0],
+            "calling_window_end": ALL_DAY[1],
         }
     )
     ensure_topics(tuned)
