@@ -9,7 +9,6 @@ queue, lease, parked and expiry panels read double and the lag panel one replica
 
 from __future__ import annotations
 
-import datetime
 import json
 import re
 import subprocess
@@ -37,6 +36,7 @@ from phonebank.leases.dnc import add_numbers
 from phonebank.leases.keys import KeyScheme, ReporterKeys
 from phonebank.leases.metrics import LeaseMetrics
 from phonebank.leases.queues import known_regions, queue_depths
+from phonebank.local.demo import ANYTIME_WINDOW
 from phonebank.reporter.app import Reporter
 from phonebank.reporter.volunteers import ActiveVolunteers
 from phonebank.settings import Settings, child_env
@@ -285,23 +285,19 @@ def start_assigner(settings: Settings, port: int) -> subprocess.Popen[bytes]:
     )
 
 
-#: the calling window of the test's namespace: local opening and closing time
-ALL_DAY = (datetime.time(0, 0), datetime.time(23, 59))
-
-
 @pytest.fixture
 def small(settings: Settings) -> Settings:
-    """Tiny queues; parked after one expiry."""
-    tuned = settings.model_copy(
-        update={
+    """Tiny queues; parked after one expiry; every region open at any hour (the demo's
+    window), so the test runs at night too instead of skipping."""
+    tuned = Settings.model_validate(
+        {
+            **settings.model_dump(),
             "queue_high_watermark": HIGH_WATERMARK,
             "queue_low_watermark": LOW_WATERMARK,
             "lease_ttl_seconds": LEASE_TTL_SECONDS,
             "lease_max_expiries": 1,
-            # every region open at any hour, so the test runs at night too (it skipped
-            # whenever fewer than three partitions had an open region)
-            "calling_window_start": ALL_DAY[0],
-            "calling_window_end": ALL_DAY[1],
+            "calling_window_start": ANYTIME_WINDOW[0],
+            "calling_window_end": ANYTIME_WINDOW[1],
         }
     )
     ensure_topics(tuned)
