@@ -28,6 +28,8 @@ DEFAULT_MARK = "default"
 INSECURE_DEFAULT = "change-me-in-production"
 #: bytes: the shortest volunteer secret a service accepts
 MIN_SECRET_BYTES = 32
+#: a rate limit's notation: COUNT/UNIT, e.g. ``120/minute`` (gateway rate-limit settings)
+RATE_NOTATION = r"^[1-9][0-9]{0,8}/(second|minute|hour|day)$"
 
 
 class SettingsError(ValueError):
@@ -210,15 +212,19 @@ class Settings(BaseSettings):
     )
     gateway_rate_per_token: str = Field(
         "120/minute",
-        description="Requests one volunteer token may make (limits notation, e.g. 120/minute).",
+        pattern=RATE_NOTATION,
+        description="Requests one volunteer token may make (COUNT/UNIT, a unit of second, "
+        "minute, hour or day; e.g. 120/minute).",
     )
     gateway_rate_per_address: str = Field(
         "1200/minute",
-        description="Requests one client address may make (limits notation).",
+        pattern=RATE_NOTATION,
+        description="Requests one client address may make (COUNT/UNIT).",
     )
     gateway_auth_failures_per_address: str = Field(
         "20/minute",
-        description="Failed authentications one client address may make (limits notation).",
+        pattern=RATE_NOTATION,
+        description="Failed authentications one client address may make (COUNT/UNIT).",
     )
     gateway_max_connections: int = Field(
         2048, ge=1, le=100_000, description="Open connections the gateway accepts (count)."

@@ -3,8 +3,8 @@
 :meth:`LeaseApi.handle` runs one ``/api/v1/`` operation (in a worker thread: the lease
 client is synchronous) and never raises: every refusal becomes an :class:`Answer`.
 Each call is admitted by :class:`~phonebank.gateway.guard.Guard` first (address rate
-limit, token, ban list, token rate limit). Calls on a lease also need the lease token
-(``X-Lease-Token`` header or ``lease_token`` in the body), and the lease token must have
+limit, token, ban list, token rate limit: one round trip). Calls on a lease also need the
+lease token (``X-Lease-Token`` header or ``lease_token`` in the body), and the lease token must have
 been made for the caller: it starts with the caller's volunteer hash, so another
 volunteer's lease answers 404 exactly like a lease that does not exist. No route lists
 anything; the only number ever answered is the caller's leased one.
@@ -144,8 +144,7 @@ class LeaseApi:
     def handle(self, request: ApiRequest) -> Answer:
         """The answer to one operation (never raises for a refusal or a Redis outage)."""
         try:
-            self.guard.admit_address(request.address)
-            volunteer = self.guard.volunteer(request.header("authorization"), request.address)
+            volunteer = self.guard.admit(request.header("authorization"), request.address)
             return self._operations[request.operation](volunteer, request)
         except ApiError as error:
             return refusal(error)
@@ -181,7 +180,7 @@ class LeaseApi:
         if lease is None:
             return Answer(HTTPStatus.NO_CONTENT)
         if not lease.existing:
-            log.info(
+            log.debug(
                 "lease %s granted (%s, attempt %d)",
                 lease.lease_id,
                 lease.masked_number,
@@ -217,7 +216,9 @@ class LeaseApi:
                 request.lease_id, token, Outcome(wanted.outcome), wanted.callback_at, receipt
             )
         )
-        log.info("lease %s completed: %s (%s)", request.lease_id, wanted.outcome, completion.status)
+        log.debug(
+            "lease %s completed: %s (%s)", request.lease_id, wanted.outcome, completion.status
+        )
         return Answer(HTTPStatus.OK, models.completion_view(request.lease_id, completion))
 
     def release(self, volunteer: VolunteerToken, request: ApiRequest) -> Answer:

@@ -76,14 +76,13 @@ def build_gateway(
         settings.volunteer_token_max_ttl_seconds,
         load_public_keys(settings.volunteer_token_public_keys),
     )
-    limits = RateLimits(
-        client,
-        settings.key_prefix,
+    limits = RateLimits.parse(
         settings.gateway_rate_per_token,
         settings.gateway_rate_per_address,
         settings.gateway_auth_failures_per_address,
     )
-    guard = Guard(verifier, limits, client, KeyScheme(settings.key_prefix, settings.campaign))
+    keys = KeyScheme(settings.key_prefix, settings.campaign)
+    guard = Guard(verifier, limits, client, keys)
     api = LeaseApi(
         guard, leases, load_guidelines(), render_guideline_html, dnc_journal=DncJournal(settings)
     )

@@ -1,34 +1,39 @@
 """Who may call: the volunteer token, the ban list and the rate limits, checked per request.
 
-Order: the client address's rate limit (every request, before anything else), the
-token (:mod:`phonebank.gateway.tokens`; a refusal counts against the address's
-failed-authentication limit and is logged at most once a minute per address), the ban
-list (``SISMEMBER`` of the volunteer hash in Redis, on every call), then the token's
-rate limit. Rate limits use the ``limits`` library's sliding-window counters in Redis,
-so they hold across gateway replicas; a refusal carries the seconds until the window
-frees a request. Every check raises :class:`~phonebank.gateway.errors.ApiError`.
+The token is verified first (:mod:`phonebank.gateway.tokens`; CPU only). Then ONE round
+trip carries every Redis check of the request: the client address's rate limit, the
+ban list (``SISMEMBER`` of the volunteer hash) and the token's rate limit; for a refused
+token, the address's limit and its failed-authentication limit. The answers are read in
+that order: the address's limit first (429), then the token (401, logged at most once a
+minute per address), the ban (403), the token's limit (429). Every limit is a
+sliding-window counter in Redis (``lua/ratelimit-1.lua``), so it holds across gateway
+replicas; a refusal carries the milliseconds until the window frees a request. Every
+check raises :class:`~phonebank.gateway.errors.ApiError`.
+
+Why a script of the project's and not the ``limits`` library (used until 2026-12-03):
+``limits`` makes one round trip per limit through redis-py's command path; with the ban
+check that was three round trips before any lease call, 0.4 ms of the gateway's CPU per
+request on the benchmark machine (docs/gateway.md, "Server choice and the benchmark").
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
+import re
 import threading
 import time
 from collections import OrderedDict
-
-import redis
-from limits import RateLimitItem, parse
-from limits.storage import RedisClusterStorage, RedisStorage
-from limits.strategies import SlidingWindowCounterRateLimiter
-from redis.cluster import RedisCluster
+from dataclasses import dataclass
+from typing import Any
 
 from phonebank.gateway.errors import ApiError, banned, rate_limited, unauthorized
 from phonebank.gateway.tokens import TokenError, TokenVerifier, VolunteerToken
-from phonebank.infra.redis_client import RedisClient, primary_nodes
+from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.limits import volunteer_hash
+from phonebank.leases.scripts import ReturnCode, ScriptPipeline, Scripts, refused_argument
+from phonebank.settings import RATE_NOTATION, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +43,10 @@ AUTH_LOG_INTERVAL_SECONDS = 60.0
 AUTH_LOG_ADDRESSES = 4096
 #: hex digits of the digest that stands for a token or an address in rate-limit keys
 LIMIT_KEY_HEX_DIGITS = 32
+#: milliseconds of each unit of the rate notation
+UNIT_MS = {"second": 1000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
 _BEARER = "bearer "
+_NOTATION = re.compile(RATE_NOTATION)
 
 
 def _digest(text: str) -> str:
@@ -46,56 +54,43 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:LIMIT_KEY_HEX_DIGITS]
 
 
-def _cluster_storage(client: RedisCluster, key_prefix: str) -> RedisClusterStorage:
-    """The limits' storage on the masters of ``client``, with its credentials and TLS
-    (``limits`` opens its own cluster client; an ACL user's password must reach it)."""
-    nodes = primary_nodes(client)
-    seeds = ",".join(f"{node.host}:{node.port}" for node in nodes)
-    pool = client.get_redis_connection(nodes[0]).connection_pool
-    user, password = pool.connection_kwargs.get("username"), pool.connection_kwargs.get("password")
-    tls = issubclass(pool.connection_class, redis.SSLConnection)
-    if password is None:
-        return RedisClusterStorage(f"redis+cluster://{seeds}", key_prefix=key_prefix, ssl=tls)
-    return RedisClusterStorage(
-        f"redis+cluster://{seeds}",
-        key_prefix=key_prefix,
-        ssl=tls,
-        username=user or "default",
-        password=password,
-    )
+@dataclass(frozen=True)
+class RateLimit:
+    """Requests allowed per window (``120/minute``: 120 per 60,000 ms)."""
 
+    #: the setting it was read from (named in errors)
+    variable: str
+    requests: int
+    #: milliseconds
+    window_ms: int
 
-class RateLimits:
-    """Sliding-window request counters per token, per address, and failed auths."""
-
-    def __init__(
-        self,
-        client: RedisClient,
-        prefix: str,
-        per_token: str,
-        per_address: str,
-        auth_failures: str,
-    ) -> None:
-        storage: RedisStorage
-        if isinstance(client, RedisCluster):
-            storage = _cluster_storage(client, f"{prefix}:limits")
-        else:
-            storage = RedisStorage(
-                "redis://", connection_pool=client.connection_pool, key_prefix=f"{prefix}:limits"
+    @classmethod
+    def parse(cls, variable: str, notation: str) -> RateLimit:
+        """``COUNT/UNIT``; :class:`SettingsError` naming ``variable`` otherwise."""
+        match = _NOTATION.match(notation)
+        if match is None:
+            raise SettingsError(
+                f"{variable}={notation!r}: write COUNT/UNIT, a unit of second, minute, "
+                "hour or day (e.g. 120/minute)"
             )
-        self._limiter = SlidingWindowCounterRateLimiter(storage)
-        self.per_token: RateLimitItem = parse(per_token)
-        self.per_address: RateLimitItem = parse(per_address)
-        self.auth_failures: RateLimitItem = parse(auth_failures)
+        return cls(variable, int(notation.split("/", maxsplit=1)[0]), UNIT_MS[match[1]])
 
-    def take(self, item: RateLimitItem, scope: str, who: str) -> None:
-        """Count one request; 429 when the window is full."""
-        if not self._limiter.hit(item, scope, _digest(who)):
-            raise rate_limited(self._retry_after_ms(item, scope, who))
 
-    def _retry_after_ms(self, item: RateLimitItem, scope: str, who: str) -> int:
-        reset_at = self._limiter.get_window_stats(item, scope, _digest(who)).reset_time
-        return max(1000, math.ceil((reset_at - time.time()) * 1000))
+@dataclass(frozen=True)
+class RateLimits:
+    """The gateway's three limits."""
+
+    per_token: RateLimit
+    per_address: RateLimit
+    auth_failures: RateLimit
+
+    @classmethod
+    def parse(cls, per_token: str, per_address: str, auth_failures: str) -> RateLimits:
+        return cls(
+            RateLimit.parse("PHONEBANK_GATEWAY_RATE_PER_TOKEN", per_token),
+            RateLimit.parse("PHONEBANK_GATEWAY_RATE_PER_ADDRESS", per_address),
+            RateLimit.parse("PHONEBANK_GATEWAY_AUTH_FAILURES_PER_ADDRESS", auth_failures),
+        )
 
 
 class Guard:
@@ -112,34 +107,47 @@ class Guard:
         self._limits = limits
         self._client = client
         self._keys = keys
+        self._scripts = Scripts(client)
+        #: test-only milliseconds added to Redis TIME in the rate-limit script
+        self.clock_offset_ms = 0
         self._logged: OrderedDict[str, float] = OrderedDict()
         self._logged_lock = threading.Lock()
 
-    def admit_address(self, address: str) -> None:
-        """The address's request limit (every request, token or not)."""
-        self._limits.take(self._limits.per_address, "address", address)
-
-    def volunteer(self, authorization: str | None, address: str) -> VolunteerToken:
+    def admit(self, authorization: str | None, address: str) -> VolunteerToken:
         """The caller of an ``Authorization: Bearer`` header, admitted; or 401/403/429."""
-        claims = self._verify(authorization, address)
-        if self._client.sismember(self._keys.banned, self.volunteer_hash(claims.volunteer_id)):
+        batch = self._scripts.pipeline(self._client)
+        self._count(batch, self._limits.per_address, "address", address)
+        try:
+            claims = self._verify(authorization)
+        except TokenError as refusal:
+            self._count(batch, self._limits.auth_failures, "auth-failure", address)
+            address_reply, failures_reply = batch.execute()
+            _check(address_reply)
+            self._log_failure(address, str(refusal))
+            _check(failures_reply)
+            raise unauthorized(str(refusal)) from None
+        batch.sismember(self._keys.banned, self.volunteer_hash(claims.volunteer_id))
+        self._count(batch, self._limits.per_token, "token", claims.volunteer_id)
+        address_reply, is_banned, token_reply = batch.execute()
+        _check(address_reply)
+        if int(is_banned):
             raise banned()
-        self._limits.take(self._limits.per_token, "token", claims.volunteer_id)
+        _check(token_reply)
         return claims
 
     def volunteer_hash(self, volunteer_id: str) -> str:
         """The keyed hash that stands for the volunteer in Redis."""
         return volunteer_hash(self._verifier.secret, volunteer_id)
 
-    def _verify(self, authorization: str | None, address: str) -> VolunteerToken:
-        try:
-            if not authorization or authorization[: len(_BEARER)].lower() != _BEARER:
-                raise TokenError("no bearer token")
-            return self._verifier.verify(authorization[len(_BEARER) :].strip())
-        except TokenError as refusal:
-            self._log_failure(address, str(refusal))
-            self._limits.take(self._limits.auth_failures, "auth-failure", address)
-            raise unauthorized(str(refusal)) from None
+    def _count(self, batch: ScriptPipeline, limit: RateLimit, scope: str, who: str) -> None:
+        key = self._keys.rate_window(scope, _digest(who))
+        args = [limit.requests, limit.window_ms, self.clock_offset_ms]
+        batch.script("ratelimit", {"window": key}, args)
+
+    def _verify(self, authorization: str | None) -> VolunteerToken:
+        if not authorization or authorization[: len(_BEARER)].lower() != _BEARER:
+            raise TokenError("no bearer token")
+        return self._verifier.verify(authorization[len(_BEARER) :].strip())
 
     def _log_failure(self, address: str, reason: str) -> None:
         now = time.monotonic()
@@ -154,4 +162,13 @@ class Guard:
         log.info("volunteer token refused from %s: %s", address, reason)
 
 
-__all__ = ["ApiError", "Guard", "RateLimits"]
+def _check(reply: Any) -> None:
+    """Nothing for a counted request; 429 with the wait for a refused one."""
+    if reply[0] == ReturnCode.OK:
+        return
+    if reply[0] == ReturnCode.RATE_LIMITED:
+        raise rate_limited(int(reply[1]))
+    raise RuntimeError(f"ratelimit refused its arguments: {refused_argument(reply)}")
+
+
+__all__ = ["ApiError", "Guard", "RateLimit", "RateLimits"]

@@ -36,6 +36,8 @@ MAX_LANGUAGES = 5
 MAX_TOKEN_CHARS = 2048
 #: seconds of clock skew tolerated on ``iat`` and ``exp``
 LEEWAY_SECONDS = 60
+#: verified tokens remembered per process (count; about 0.5 KB each)
+VERIFIED_TOKENS_KEPT = 16_384
 #: the algorithm of tokens signed with the shared secret
 SHARED_ALGORITHM = "HS256"
 #: public-key algorithms, by the key type they need
@@ -102,9 +104,29 @@ class TokenVerifier:
     audience: str
     max_ttl_seconds: int
     public_keys: Mapping[str, Any] = field(default_factory=dict)
+    #: tokens verified already → their claims: a token's claims depend on its text and
+    #: the keys alone, so a repeat only needs its expiry checked again (the ban list is
+    #: checked on every call anyway); emptied when full
+    _verified: dict[str, VolunteerToken] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def verify(self, token: str, now: float | None = None) -> VolunteerToken:
         """The volunteer a token names; :class:`TokenError` if it is refused."""
+        moment = time.time() if now is None else now
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at + LEEWAY_SECONDS <= moment:
+                self._verified.pop(token, None)
+                raise TokenError("token expired")
+            return known
+        claims = self._verify_signed(token, moment)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    def _verify_signed(self, token: str, now: float) -> VolunteerToken:
         if len(token) > MAX_TOKEN_CHARS:
             raise TokenError("token too long")
         try:
@@ -127,7 +149,7 @@ class TokenVerifier:
             raise TokenError("bad signature") from None
         except jwt.PyJWTError as exc:
             raise TokenError(f"invalid token ({type(exc).__name__})") from None
-        return self._claims(claims, time.time() if now is None else now)
+        return self._claims(claims, now)
 
     def _key_for(self, header: Mapping[str, Any]) -> tuple[str, Any]:
         algorithm = header.get("alg")

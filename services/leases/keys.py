@@ -201,6 +201,12 @@ class KeyScheme:
         """SET of banned volunteer hashes (all campaigns of the prefix)."""
         return f"{self.prefix}:banned"
 
+    def rate_window(self, scope: str, caller_digest: str) -> str:
+        """HASH of one caller's sliding-window request counter (``ratelimit-1.lua``): the
+        gateway's limits per token, per address and of failed authentications; the
+        caller is a digest, never the token or the address itself."""
+        return f"{self.prefix}:limits:{scope}:{caller_digest}"
+
     def seen(self, national_prefix: str) -> str:
         """BITMAP of numbers already accepted by the assigner, one bit per subscriber number."""
         return f"{self.prefix}:c:{self.campaign}:seen:{{p:{national_prefix}}}"

@@ -14,9 +14,9 @@ written once, in the script. Return codes shared by the scripts are mirrored in
 
 Scripts are called with ``EVALSHA``. A Redis user that may not ``SCRIPT LOAD`` (the
 gateway's, ``deploy/redis/users.acl``) relies on a trusted one having loaded them:
-:func:`load_all` loads every lease script and the rate limiter's scripts on every
-master; the assigner runs it at start, and any client allowed to load runs it again on
-the first ``NOSCRIPT`` (a Redis restart empties the script cache). A client not allowed
+:func:`load_all` loads every script on every master; the assigner runs it at start,
+and any client allowed to load runs it again on the first ``NOSCRIPT`` (a Redis restart
+empties the script cache). A client not allowed
 raises :class:`ScriptsNotLoadedError` (a ``RedisError``: the gateway answers 503).
 """
 
@@ -33,7 +33,6 @@ from typing import Any, cast
 
 import hiredis
 import redis
-from limits.storage import RedisStorage
 
 from phonebank.infra.redis_client import RedisClient, primaries
 from phonebank.leases.resp import Integers, pack_with_integers
@@ -80,6 +79,7 @@ class ReturnCode(IntEnum):
     BAD_ARGUMENT = -10
     NOT_DUE = -11
     DO_NOT_CALL = -12
+    RATE_LIMITED = -13
 
 
 #: the argument name acquire-9 answers with BAD_ARGUMENT for a lease id already used
@@ -102,17 +102,10 @@ class ScriptsNotLoadedError(redis.exceptions.RedisError):
     """A script is not in Redis's cache and this client's user may not load it."""
 
 
-def rate_limit_scripts() -> list[bytes]:
-    """The Lua scripts of the ``limits`` library's Redis storage (the gateway's limits)."""
-    names = [name for name in dir(RedisStorage) if name.startswith("SCRIPT_")]
-    scripts = [getattr(RedisStorage, name) for name in names]
-    return [script for script in scripts if isinstance(script, bytes)]
-
-
 def load_all(client: RedisClient) -> int:
-    """``SCRIPT LOAD`` every lease script and rate-limit script on every master; the
+    """``SCRIPT LOAD`` every script (the gateway's rate limit too) on every master; the
     number of scripts. Raises :class:`ScriptsNotLoadedError` if the user may not."""
-    texts = [source.text.encode() for source in render_all().values()] + rate_limit_scripts()
+    texts = [source.text.encode() for source in render_all().values()]
     try:
         for node in primaries(client):
             pipe = node.pipeline(transaction=False)

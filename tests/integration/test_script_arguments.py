@@ -330,6 +330,16 @@ def build_world(settings: Settings, client: RedisClient) -> World:
             [HEX32_OWNER],
             [text("owner", HEX32_OWNER, HEX32_OWNER.upper(), HEX32_OWNER[:-1], HEX32_OWNER + "0")],
         ),
+        "ratelimit": (
+            {"window": scheme(settings).rate_window("token", HEX32)},
+            None,
+            ["120", "60000", offset],
+            [
+                integer("limit", 1, 1_000_000_000),
+                integer("window length", 1000, 86_400_000),
+                OFFSET,
+            ],
+        ),
         "enqueue": (
             region,
             None,
@@ -393,6 +403,7 @@ OPERATIONS = [
     "unreserve",
     "ban",
     "unlock",
+    "ratelimit",
     "enqueue",
 ]
 

@@ -117,6 +117,33 @@ def _pem(private: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey, folder: Path, n
     return path
 
 
+
+def test_a_token_verified_before_is_refused_once_it_has_expired() -> None:
+    # Given a ten-minute token verified once (its claims are remembered)
+    verifier = TokenVerifier(SECRET, CAMPAIGN, WEEK_SECONDS)
+    token = jwt.encode(_claims(), SECRET, algorithm="HS256")
+    now = int(__import__("time").time())
+    assert verifier.verify(token, now).volunteer_id == "alice"
+    # When it comes again within its lifetime, and then after it (and the leeway)
+    again = verifier.verify(token, now + 300)
+    # Then the repeat is the same volunteer, and the late one is refused, every time
+    assert again.volunteer_id == "alice"
+    for _ in range(2):
+        with pytest.raises(TokenError, match="expired"):
+            verifier.verify(token, now + 600 + 61)
+
+
+def test_a_forged_token_is_refused_even_after_the_real_one_was_verified() -> None:
+    # Given alice's real token, verified
+    verifier = TokenVerifier(SECRET, CAMPAIGN, WEEK_SECONDS)
+    token = jwt.encode(_claims(), SECRET, algorithm="HS256")
+    verifier.verify(token)
+    # When the same claims come signed with another key
+    forged = jwt.encode(_claims(), "x" * 48, algorithm="HS256")
+    # Then it is refused: what is remembered is the exact token, not its claims
+    with pytest.raises(TokenError, match="signature"):
+        verifier.verify(forged)
+
 def test_an_identity_providers_eddsa_and_rs256_tokens_verify(tmp_path: Path) -> None:
     # Given the campaign site's Ed25519 and RSA public keys in the settings
     ed = ed25519.Ed25519PrivateKey.generate()

@@ -18,3 +18,4 @@ local HOURLY_LIMIT = -9
 local BAD_ARGUMENT = -10
 local NOT_DUE = -11
 local DO_NOT_CALL = -12
+local RATE_LIMITED = -13
