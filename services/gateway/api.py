@@ -1,7 +1,9 @@
 """The lease API apart from sockets: guard, lease calls, refusals → statuses.
 
-:meth:`LeaseApi.handle` runs one ``/api/v1/`` operation (in a worker thread: the lease
-client is synchronous) and never raises: every refusal becomes an :class:`Answer`.
+:meth:`LeaseApi.handle` runs one ``/api/v1/`` operation (on the event loop, through
+:mod:`phonebank.infra.loop_bridge`: the lease client is synchronous, its Redis round
+trips are awaited; Kafka's acknowledgement of a do-not-call waits in a worker thread) and
+never raises: every refusal becomes an :class:`Answer`.
 Each call is admitted by :class:`~phonebank.gateway.guard.Guard` first (address rate
 limit, token, ban list, token rate limit: one round trip). Calls on a lease also need the
 lease token (``X-Lease-Token`` header or ``lease_token`` in the body), and the lease token must have
@@ -48,6 +50,7 @@ from phonebank.gateway.errors import (
 )
 from phonebank.gateway.guard import Guard
 from phonebank.gateway.tokens import VolunteerToken
+from phonebank.infra.loop_bridge import blocking
 from phonebank.leases.client import LeaseClient
 from phonebank.leases.dnc_journal import DncJournal, DncJournalUnavailableError
 from phonebank.leases.limits import token_owner
@@ -116,7 +119,7 @@ def parse(model: type[Model], request: ApiRequest) -> Model:
 
 
 class LeaseApi:
-    """The ``/api/v1/`` operations; one instance serves every worker thread."""
+    """The ``/api/v1/`` operations; one instance serves every request."""
 
     def __init__(
         self,
@@ -258,7 +261,7 @@ class LeaseApi:
         if number is None:
             return
         try:
-            self.dnc_journal.record(number, split_lease_id(lease_id)[0])
+            blocking(self.dnc_journal.record, number, split_lease_id(lease_id)[0])
         except DncJournalUnavailableError:
             self._leases.hold_off(number)
             raise journal_unavailable() from None

@@ -1,8 +1,10 @@
 """The gateway's ASGI application (Starlette): routes, JSON answers, headers, page, probes.
 
 ``/api/v1/`` routes come from :data:`phonebank.gateway.openapi.ROUTES`; each runs
-:meth:`~phonebank.gateway.api.LeaseApi.handle` in a worker thread (the lease client and
-Redis calls are synchronous), at most :data:`WORKER_THREADS` at once. ``/`` and
+:meth:`~phonebank.gateway.api.LeaseApi.handle` on the event loop
+(:func:`~phonebank.infra.loop_bridge.run_on_loop`: the lease client is synchronous, its
+Redis round trips are awaited), shielded from cancellation so that a call the client
+hung up on still finishes as it would have (its lease is then found by ``/me``). ``/`` and
 ``/static/*`` serve whatever files ``gateway/static/`` holds (read once at start);
 ``/healthz``, ``/readyz``, ``/metrics`` and ``/openapi.json`` need no token. Every
 answer, the router's 404/405 included, is JSON (but the page and /metrics) and carries
@@ -37,15 +39,11 @@ from phonebank.gateway.api import Answer, ApiRequest, LeaseApi, refusal
 from phonebank.gateway.errors import ApiError, not_found
 from phonebank.infra import metrics as names
 from phonebank.infra.http import SecurityHeaders
+from phonebank.infra.loop_bridge import run_on_loop
 from phonebank.infra.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
-#: worker threads running API calls at once (more wait for a free one). Measured with
-#: ``benchmarks/gateway.py`` (docs/gateway.md): 64 threads spent a third of the gateway's
-#: CPU in the kernel and on the Redis pool's and logging's locks; 8 gave 15-20 % more
-#: cycles/s, 4 no more than 8
-WORKER_THREADS = 8
 #: the page's folder
 STATIC_FOLDER = Path(__file__).resolve().parent / "static"
 JSON = "application/json"
@@ -98,7 +96,6 @@ class Gateway:
         self._client = client
         self._trusted = frozenset(trusted_proxies)
         self._static = load_static()
-        self._limiter = anyio.CapacityLimiter(WORKER_THREADS)
         self._requests = Counter(
             names.GATEWAY_REQUESTS,
             "Gateway HTTP requests by route.",
@@ -131,7 +128,8 @@ class Gateway:
                 ref=request.path_params.get("ref", ""),
                 query=dict(request.query_params),
             )
-            answer = await anyio.to_thread.run_sync(self.api.handle, call, limiter=self._limiter)
+            with anyio.CancelScope(shield=True):
+                answer = await run_on_loop(self.api.handle, call)
             return json_answer(answer)
 
         return self._counted(operation, endpoint)
@@ -166,7 +164,7 @@ class Gateway:
     async def ready(self, request: Request) -> Response:
         """Readiness: Redis answers PING."""
         try:
-            await anyio.to_thread.run_sync(self._client.ping, limiter=self._limiter)
+            await anyio.to_thread.run_sync(self._client.ping)
         except redis.RedisError as exc:
             log.warning("readyz: Redis PING failed (%s)", type(exc).__name__)
             return json_answer(

@@ -15,7 +15,9 @@ import sys
 from typing import Any
 
 import redis
+import redis.asyncio
 from prometheus_client import CollectorRegistry
+from redis.cluster import RedisCluster
 
 from phonebank.domain.guidelines import load_guidelines
 from phonebank.gateway.api import LeaseApi
@@ -31,13 +33,14 @@ from phonebank.leases.dnc_journal import DncJournal
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.metrics import LeaseMetrics
 from phonebank.leases.scripts import ScriptsNotLoadedError, load_all
+from phonebank.leases.transport import LoopTransport, transport_for
 from phonebank.settings import Settings, SettingsError, load_settings, require_volunteer_secret
 
 log = logging.getLogger(__name__)
 
 #: seconds a Redis call may take before the gateway answers 503
 REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
-#: Redis connections the gateway's worker threads share (at most)
+#: Redis connections the gateway's requests share (at most; more wait for a free one)
 REDIS_MAX_CONNECTIONS = 128
 #: exit code for a bad volunteer id, lifetime or setting
 EXIT_USAGE = 2
@@ -54,6 +57,21 @@ def _load_scripts(client: RedisClient) -> None:
         log.warning("could not load the scripts at start: %s", exc)
 
 
+def loop_transport(settings: Settings, client: RedisClient) -> LoopTransport:
+    """How the gateway's requests reach Redis from its event loop: an asyncio pool on
+    one node; on a Cluster, the cluster transport in worker threads."""
+    if isinstance(client, RedisCluster):
+        return LoopTransport(transport_for(client), None)
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+    )
+    return LoopTransport(transport_for(client), pool)
+
+
 def build_gateway(
     settings: Settings, client: RedisClient | None = None, leases: LeaseClient | None = None
 ) -> Gateway:
@@ -67,7 +85,8 @@ def build_gateway(
     )
     _load_scripts(client)
     registry = CollectorRegistry()
-    leases = leases or LeaseClient(settings, client)
+    transport = loop_transport(settings, client)
+    leases = leases or LeaseClient(settings, client, transport=transport)
     if leases.metrics is None:
         leases.metrics = LeaseMetrics(registry)
     verifier = TokenVerifier(
@@ -82,7 +101,7 @@ def build_gateway(
         settings.gateway_auth_failures_per_address,
     )
     keys = KeyScheme(settings.key_prefix, settings.campaign)
-    guard = Guard(verifier, limits, client, keys)
+    guard = Guard(verifier, limits, client, keys, transport)
     api = LeaseApi(
         guard, leases, load_guidelines(), render_guideline_html, dnc_journal=DncJournal(settings)
     )

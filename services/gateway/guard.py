@@ -33,6 +33,7 @@ from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.keys import KeyScheme
 from phonebank.leases.limits import volunteer_hash
 from phonebank.leases.scripts import ReturnCode, ScriptPipeline, Scripts, refused_argument
+from phonebank.leases.transport import Transport
 from phonebank.settings import RATE_NOTATION, SettingsError
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class RateLimits:
 
 
 class Guard:
-    """Authenticates and admits one request (shared by every request thread)."""
+    """Authenticates and admits one request (one instance serves every request)."""
 
     def __init__(
         self,
@@ -102,12 +103,13 @@ class Guard:
         limits: RateLimits,
         client: RedisClient,
         keys: KeyScheme,
+        transport: Transport | None = None,
     ) -> None:
         self._verifier = verifier
         self._limits = limits
         self._client = client
         self._keys = keys
-        self._scripts = Scripts(client)
+        self._scripts = Scripts(client, transport)
         #: test-only milliseconds added to Redis TIME in the rate-limit script
         self.clock_offset_ms = 0
         self._logged: OrderedDict[str, float] = OrderedDict()

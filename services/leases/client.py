@@ -84,6 +84,7 @@ from phonebank.leases.scripts import (
     Scripts,
     refused_argument,
 )
+from phonebank.leases.transport import Transport
 from phonebank.settings import Settings, require_volunteer_secret
 
 #: seconds: the GIL switch interval a process serving volunteers from many threads sets
@@ -166,6 +167,7 @@ class LeaseClient:
         clock_offset_ms: int = 0,
         rng: random.Random | None = None,
         metrics: LeaseMetrics | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self._client = client
         self._settings = settings
@@ -185,7 +187,8 @@ class LeaseClient:
         self._open_cache: (
             tuple[Mapping[str, Interval], Mapping[str, Guideline], Mapping[str, Interval]] | None
         ) = None
-        self._scripts = Scripts(client)
+        #: every call goes through it (the gateway's: awaited on its event loop)
+        self._scripts = Scripts(client, transport)
         self._secret = require_volunteer_secret(settings)
         self._ttl_ms = settings.lease_ttl_seconds * SECOND_MS
         #: the volunteers' records of leases that may be open (lost answers are found)
@@ -513,14 +516,18 @@ class LeaseClient:
         """Put ``number`` on the do-not-call list without ending any lease: a do_not_call
         answer whose journal write failed may still reach Kafka (a timed-out send can land
         later), so no one else is given the number while its holder retries the answer."""
-        self._client.sadd(dnc_list_key(self._settings.key_prefix, number), str(number))
+        batch = self._scripts.pipeline(self._client)
+        batch.sadd(dnc_list_key(self._settings.key_prefix, number), str(number))
+        batch.execute()
 
     def number_of(self, lease_id: str, token: str, receipt: str | None = None) -> int | None:
         """The number of the lease ``lease_id`` if ``token`` is its token (any state; or,
         once Redis lost the lease, as its ``receipt`` says), else None: what a
         do_not_call answer must make durable before the lease is completed."""
         _, keys = self._region_keys(lease_id, token)
-        held, number = self._client.hmget(keys.lease(lease_id), ["token", "number"])
+        batch = self._scripts.pipeline(self._client)
+        batch.hmget(keys.lease(lease_id), "token", "number")
+        held, number = batch.execute()[0]
         if held is None and receipt is not None:
             return int(self._recovered(lease_id, token, receipt)[0])
         if held is None or number is None or reply_text(held) != token:

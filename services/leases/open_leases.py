@@ -10,7 +10,7 @@ dropping the stale entries.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +72,9 @@ class OpenLeases:
     ) -> list[OpenLease]:
         """The volunteer's live leases, most recently granted first; stale entries go."""
         key = self._keys.volunteer(person).open
-        entries = _pairs(self._client.hgetall(key))[:MAX_OPEN_ENTRIES]
+        listing = self._scripts.pipeline(self._client)
+        listing.hgetall(key)
+        entries = _pairs(listing.execute()[0])[:MAX_OPEN_ENTRIES]
         named: list[tuple[str, str, str]] = []
         stale: list[str] = []
         for token, lease_id in entries:
@@ -93,13 +95,22 @@ class OpenLeases:
             else:
                 found.append(lease)
         if stale:
-            self._client.hdel(key, *stale)
+            forget = self._scripts.pipeline(self._client)
+            for token in stale:
+                forget.hdel(key, token)
+            forget.execute()
         return sorted(found, key=lambda lease: lease.leased_at_ms, reverse=True)
 
 
 def _pairs(reply: Any) -> list[tuple[str, str]]:
-    items = reply.items() if isinstance(reply, dict) else []
-    return [(reply_text(token), reply_text(lease_id)) for token, lease_id in items]
+    """The (token, lease id) entries of a raw HGETALL reply: RESP3's map, or RESP2's
+    flat list (the protocol the connection negotiated)."""
+    if isinstance(reply, dict):
+        pairs: Iterable[tuple[Any, Any]] = reply.items()
+    else:
+        flat = list(reply) if isinstance(reply, list) else []
+        pairs = zip(flat[::2], flat[1::2], strict=True)
+    return [(reply_text(token), reply_text(lease_id)) for token, lease_id in pairs]
 
 
 def _region(lease_id: str, known_region: Callable[[str], bool]) -> str | None:

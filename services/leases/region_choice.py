@@ -113,12 +113,14 @@ class RegionChooser:
 
     def _current(self, now_ms: int) -> _Snapshot:
         snapshot = self._snapshot
-        if snapshot is None:
-            self._refreshing.acquire()  # nothing to draw from yet: wait for the reader
-        elif 0 <= now_ms - snapshot.taken_ms < STATS_TTL_MS:
+        if snapshot is not None and 0 <= now_ms - snapshot.taken_ms < STATS_TTL_MS:
             return snapshot
-        elif not self._refreshing.acquire(blocking=False):
-            return snapshot  # another caller is reading the queues
+        # never wait for another reader: a caller waiting on a lock would block the
+        # gateway's event loop, whose requests share one thread (infra/loop_bridge.py)
+        if not self._refreshing.acquire(blocking=False):
+            if snapshot is not None:
+                return snapshot  # another caller is reading the queues
+            return _Snapshot(now_ms, self._read_weights(now_ms))  # nothing to draw from yet
         try:
             fresh = _Snapshot(now_ms, self._read_weights(now_ms))
             with self._lock:

@@ -36,7 +36,7 @@ import redis
 
 from phonebank.infra.redis_client import RedisClient, primaries
 from phonebank.leases.resp import Integers, pack_with_integers
-from phonebank.leases.transport import transport_for
+from phonebank.leases.transport import Transport, transport_for
 
 #: Folder of the scripts shipped with the package.
 LUA_FOLDER = Path(__file__).with_name("lua")
@@ -198,8 +198,10 @@ def render_all(folder: Path = LUA_FOLDER) -> dict[str, ScriptSource]:
 class Scripts:
     """The scripts registered with one redis-py client (EVALSHA, EVAL on NOSCRIPT)."""
 
-    def __init__(self, client: RedisClient) -> None:
+    def __init__(self, client: RedisClient, transport: Transport | None = None) -> None:
         self._client = client
+        #: how batches on ``client`` reach Redis (default: :func:`transport_for` it)
+        self.transport = transport or transport_for(client)
         self._sources = render_all()
         self._registered = {
             name: client.register_script(source.text) for name, source in self._sources.items()
@@ -214,8 +216,9 @@ class Scripts:
         return str(self._registered[operation].sha)
 
     def pipeline(self, client: RedisClient) -> ScriptPipeline:
-        """A one-round-trip batch of script calls and commands."""
-        return ScriptPipeline(self, client)
+        """A one-round-trip batch of script calls and commands on ``client``."""
+        transport = self.transport if client is self._client else transport_for(client)
+        return ScriptPipeline(self, transport)
 
     def run(
         self,
@@ -256,9 +259,9 @@ class ScriptPipeline:
     raised, never retried: a script that may have run once must not run twice unasked.
     """
 
-    def __init__(self, scripts: Scripts, client: RedisClient) -> None:
+    def __init__(self, scripts: Scripts, transport: Transport) -> None:
         self._scripts = scripts
-        self._transport = transport_for(client)
+        self._transport = transport
         self._packed: list[bytes] = []
         #: per command, the key that routes it to its Cluster slot (None: any node)
         self._routes: list[str | None] = []

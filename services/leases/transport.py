@@ -10,6 +10,10 @@ map is read again and the command sent to the slot's new master; ``ASK`` sends i
 once to the importing node behind ``ASKING``; ``TRYAGAIN`` (keys of a slot half
 migrated) waits a moment and sends it again — each at most :data:`MAX_REDIRECTS` times.
 
+From the gateway, whose request code runs on the event loop, :class:`LoopTransport`
+sends the batch on an asyncio connection instead, so that the loop serves other
+requests during the round trip.
+
 A connection error is raised, never retried: the commands on that connection may have
 run. The slot map is refreshed first, so the next batch finds the new master after a
 failover. Other error replies are returned as exceptions, in place, for the caller.
@@ -18,14 +22,16 @@ failover. Other error replies are returned as exceptions, in place, for the call
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, cast
 
 import redis
+import redis.asyncio
 from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import AskError, MovedError, TryAgainError
 
+from phonebank.infra.loop_bridge import await_on_loop, blocking, in_bridge
 from phonebank.infra.redis_client import RedisClient, default_node
 
 #: times one command may be redirected (MOVED, ASK, TRYAGAIN) before the batch fails
@@ -224,3 +230,42 @@ class ClusterTransport:
     def _release(group: _Group) -> None:
         if group.pool is not None and group.connection is not None:
             group.pool.release(group.connection)  # type: ignore[arg-type]
+
+
+class LoopTransport:
+    """A batch sent from synchronous code that runs on the event loop
+    (:func:`~phonebank.infra.loop_bridge.run_on_loop`, the gateway): on one node, written
+    and read on an asyncio connection while the loop serves other requests; on a
+    Cluster, ``fallback`` (the :class:`ClusterTransport`) in a worker thread. Outside the
+    bridge it is ``fallback`` itself, so the same lease client works anywhere."""
+
+    def __init__(self, fallback: Transport, pool: redis.asyncio.ConnectionPool | None) -> None:
+        self._fallback = fallback
+        self._pool = pool
+
+    def round_trip(self, packed: Sequence[bytes], routes: Sequence[str | None]) -> list[Any]:
+        """Write the batch, read one reply per command (awaited when on the loop)."""
+        if not in_bridge():
+            return self._fallback.round_trip(packed, routes)
+        if self._pool is None:
+            return blocking(self._fallback.round_trip, packed, routes)
+        return await_on_loop(self._exchange(self._pool, packed))
+
+    @staticmethod
+    async def _exchange(pool: redis.asyncio.ConnectionPool, packed: Sequence[bytes]) -> list[Any]:
+        checkout = cast(Callable[[], Awaitable[redis.asyncio.Connection]], pool.get_connection)
+        connection = await checkout()
+        try:
+            await connection.send_packed_command(b"".join(packed))
+            replies: list[Any] = []
+            for _ in packed:
+                try:
+                    replies.append(await connection.read_response())
+                except redis.exceptions.ResponseError as error:
+                    replies.append(error)
+            return replies
+        except BaseException:
+            await connection.disconnect()  # replies may be left unread: never reuse it as is
+            raise
+        finally:
+            await pool.release(connection)

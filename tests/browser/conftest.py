@@ -23,7 +23,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from phonebank.gateway.cli import build_gateway, serve
+from phonebank.gateway.cli import build_gateway, loop_transport, serve
 from phonebank.gateway.tokens import mint
 from phonebank.leases.client import LeaseClient
 from phonebank.settings import Settings
@@ -125,7 +125,8 @@ def page_gateway(settings: Settings, redis_client: redis.Redis) -> Iterator[Page
     )
     fill(allday, redis_client, "RU-MOW", QUEUED)
     zone = _region_zone()
-    leases = LeaseClient(allday, redis_client, {"RU-MOW": (zone,)})
+    transport = loop_transport(allday, redis_client)
+    leases = LeaseClient(allday, redis_client, {"RU-MOW": (zone,)}, transport=transport)
     gateway = build_gateway(allday, client=redis_client, leases=leases)
     server = serve(gateway, allday, "127.0.0.1", 0)
     try:

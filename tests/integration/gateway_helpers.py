@@ -13,7 +13,7 @@ from typing import Any
 import redis
 
 from phonebank.gateway.app import Gateway
-from phonebank.gateway.cli import build_gateway, serve
+from phonebank.gateway.cli import build_gateway, loop_transport, serve
 from phonebank.gateway.tokens import mint
 from phonebank.infra.http import HttpLimits, RunningServer
 from phonebank.leases.client import LeaseClient
@@ -128,7 +128,7 @@ def running_gateway(
     settings: Settings, client: redis.Redis, at: dt.datetime, limits: HttpLimits | None = None
 ) -> Iterator[Running]:
     """A gateway whose lease clock reads ``at`` (Moscow only), on an ephemeral port."""
-    leases = lease_client(settings, client, at, MOSCOW_ONLY)
+    leases = lease_client(settings, client, at, MOSCOW_ONLY, loop_transport(settings, client))
     gateway = build_gateway(settings, client=client, leases=leases)
     server = serve(gateway, settings, "127.0.0.1", 0, limits)
     try:

@@ -18,6 +18,7 @@ from phonebank.leases.client import LeaseClient
 from phonebank.leases.keys import KeyScheme, RegionKeys
 from phonebank.leases.queues import enqueue_chunk, queue_depths
 from phonebank.leases.reaper import Reaper
+from phonebank.leases.transport import Transport
 from phonebank.settings import Settings
 
 MOSCOW = "Europe/Moscow"
@@ -54,10 +55,15 @@ def lease_client(
     client: RedisClient,
     at: dt.datetime,
     region_zones: Mapping[str, Sequence[str]] | None = None,
+    transport: Transport | None = None,
 ) -> LeaseClient:
-    """A lease client whose clock reads ``at`` now."""
+    """A lease client whose clock reads ``at`` now (on ``transport``: the gateway's)."""
     return LeaseClient(
-        settings, client, region_zones or REGION_ZONES, clock_offset_ms=offset_to(at)
+        settings,
+        client,
+        region_zones or REGION_ZONES,
+        clock_offset_ms=offset_to(at),
+        transport=transport,
     )
 
 

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from phonebank.gateway.app import load_static
-from phonebank.gateway.cli import build_gateway, serve
+from phonebank.gateway.cli import build_gateway, loop_transport, serve
 from phonebank.gateway.tokens import mint
 from phonebank.infra.metrics import CATALOGUE
 from phonebank.settings import Settings, child_env
@@ -145,7 +145,8 @@ def test_readyz_fails_when_redis_is_unreachable(settings: Settings) -> None:
     # Given a gateway whose Redis does not answer
     unreachable = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{CLOSED_PORT}/0"})
     client = redis.Redis.from_url(unreachable.redis_url)
-    leases = lease_client(unreachable, client, local_instant(12), MOSCOW_ONLY)
+    transport = loop_transport(unreachable, client)
+    leases = lease_client(unreachable, client, local_instant(12), MOSCOW_ONLY, transport)
     gateway = build_gateway(unreachable, client, leases)
     server = serve(gateway, unreachable, "127.0.0.1", 0)
     try:

@@ -37,9 +37,7 @@ class Window:
     def hit(self, at_ms: int) -> tuple[int, int]:
         """One request at ``at_ms`` after the origin: (code, left or wait in ms)."""
         offset = self.origin + at_ms - clock.now_ms()
-        reply = self.scripts.run(
-            "ratelimit", {"window": self.key}, [self.limit, WINDOW_MS, offset]
-        )
+        reply = self.scripts.run("ratelimit", {"window": self.key}, [self.limit, WINDOW_MS, offset])
         return int(reply[0]), int(reply[1])
 
 

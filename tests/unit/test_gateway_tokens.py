@@ -117,7 +117,6 @@ def _pem(private: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey, folder: Path, n
     return path
 
 
-
 def test_a_token_verified_before_is_refused_once_it_has_expired() -> None:
     # Given a ten-minute token verified once (its claims are remembered)
     verifier = TokenVerifier(SECRET, CAMPAIGN, WEEK_SECONDS)
@@ -143,6 +142,7 @@ def test_a_forged_token_is_refused_even_after_the_real_one_was_verified() -> Non
     # Then it is refused: what is remembered is the exact token, not its claims
     with pytest.raises(TokenError, match="signature"):
         verifier.verify(forged)
+
 
 def test_an_identity_providers_eddsa_and_rs256_tokens_verify(tmp_path: Path) -> None:
     # Given the campaign site's Ed25519 and RSA public keys in the settings
