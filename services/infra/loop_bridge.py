@@ -59,9 +59,9 @@ def await_on_loop(awaitable: Awaitable[Result]) -> Result:
     return cast(Result, current.parent.switch(awaitable))
 
 
-def blocking(function: Callable[..., Result], *args: Any) -> Result:
-    """Call ``function(*args)``, which blocks: in a worker thread when inside the bridge
-    (the loop serves other requests meanwhile), directly otherwise."""
+def blocking(function: Callable[..., Result], *args: Any, **keywords: Any) -> Result:
+    """Call ``function(*args, **keywords)``, which blocks: in a worker thread when inside
+    the bridge (the loop serves other requests meanwhile), directly otherwise."""
     if not in_bridge():
-        return function(*args)
-    return await_on_loop(anyio.to_thread.run_sync(partial(function, *args)))
+        return function(*args, **keywords)
+    return await_on_loop(anyio.to_thread.run_sync(partial(function, *args, **keywords)))

@@ -62,6 +62,7 @@ from phonebank.domain.lease_types import (
 from phonebank.domain.records import Outcome
 from phonebank.domain.regions import REGIONS, select_regions
 from phonebank.domain.retry_policy import Disposition, RetryPolicy
+from phonebank.infra.loop_bridge import blocking
 from phonebank.infra.redis_client import RedisClient
 from phonebank.infra.replies import reply_text
 from phonebank.leases import dnc
@@ -597,8 +598,10 @@ class LeaseClient:
         self.open_leases.forget(batch, token)
         reply = batch.execute()[0]
         if rule.disposition is Disposition.DO_NOT_CALL and len(reply) > 4:
-            # the one list (by prefix), and any other lease of the number ends
-            dnc.add_numbers(
+            # the one list (by prefix), and any other lease of the number ends (redis-py
+            # commands: in a worker thread when on the gateway's loop)
+            blocking(
+                dnc.add_numbers,
                 self._client,
                 self._settings.key_prefix,
                 [int(reply[4])],

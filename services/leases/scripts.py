@@ -34,6 +34,7 @@ from typing import Any, cast
 import hiredis
 import redis
 
+from phonebank.infra.loop_bridge import blocking
 from phonebank.infra.redis_client import RedisClient, primaries
 from phonebank.leases.resp import Integers, pack_with_integers
 from phonebank.leases.transport import Transport, transport_for
@@ -362,7 +363,8 @@ class ScriptPipeline:
         replies = self._round_trip()
         for index, (reply, call) in enumerate(zip(replies, self._calls, strict=True)):
             if isinstance(reply, redis.exceptions.NoScriptError) and call is not None:
-                replies[index] = self._scripts._run_resolved(*call)
+                # replayed alone with redis-py (which loads it): off the loop if on it
+                replies[index] = blocking(self._scripts._run_resolved, *call)
             elif isinstance(reply, Exception):
                 raise reply
         return replies

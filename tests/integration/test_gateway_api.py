@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -321,3 +322,23 @@ def test_an_answer_after_redis_lost_the_lease_is_recorded_from_its_receipt(
     assert dnc.is_listed(redis_client, settings.key_prefix, number)
     forged = {**body, "lease_receipt": lease["lease_receipt"][:-2] + "00"}
     assert gateway.on_lease("complete", "alice", lease, forged).status == 404
+
+
+def test_volunteers_arriving_at_once_on_a_fresh_gateway_all_get_a_number(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Requests share the event loop's thread: none may wait on a lock another holds
+    across a Redis round trip (the region chooser's first read did, and a second request
+    at that moment hung the whole gateway)."""
+    # Given a gateway that has served nobody yet, and 20 numbers queued
+    crowd = 20
+    fill(settings, redis_client, MOSCOW, list(range(FIRST, FIRST + crowd)))
+    # When 20 volunteers ask for a number at the same moment
+    with (
+        running_gateway(settings, redis_client, local_instant(12)) as gateway,
+        ThreadPoolExecutor(crowd) as pool,
+    ):
+        answers = list(pool.map(gateway.acquire, [f"v{index}" for index in range(crowd)]))
+    # Then every one gets her own number
+    assert [answer.status for answer in answers] == [201] * crowd
+    assert len({answer.json()["number"] for answer in answers}) == crowd
