@@ -334,6 +334,10 @@ def start(
         loop="uvloop",
         http=_protocol_with(chosen),
         lifespan="off",
+        # the client address is the socket's peer; X-Forwarded-For is read by the app
+        # from the proxies it trusts (PHONEBANK_GATEWAY_TRUSTED_PROXIES), not by uvicorn,
+        # which would trust any loopback peer's claim
+        proxy_headers=False,
         log_config=None,
         access_log=False,
         server_header=False,

@@ -14,7 +14,7 @@ from phonebank.cli import main
 from phonebank.ops.volunteers import ban, unban
 from phonebank.settings import Settings, child_env
 from tests.conftest import use_settings
-from tests.integration.gateway_helpers import running_gateway
+from tests.integration.gateway_helpers import Running, running_gateway
 from tests.integration.lease_helpers import FIRST, fill, local_instant
 
 pytestmark = pytest.mark.integration
@@ -56,6 +56,40 @@ def test_one_address_is_limited_across_tokens_and_probes(
     # Then the fifth and the anonymous one are refused
     assert statuses == [204, 204, 204, 204, 429]
     assert anonymous.status == 429
+
+
+def _from(gateway: Running, volunteer: str, forwarded_for: str) -> int:
+    """An acquire whose X-Forwarded-For names ``forwarded_for``; its status."""
+    headers = {"X-Forwarded-For": forwarded_for}
+    return gateway.request(
+        "POST", "/api/v1/leases", {}, volunteer=volunteer, headers=headers
+    ).status
+
+
+def test_x_forwarded_for_from_an_untrusted_peer_does_not_escape_the_address_limit(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    # Given a limit of 2 requests a minute per address and no trusted proxy
+    limited = settings.model_copy(update={"gateway_rate_per_address": "2/minute"})
+    with running_gateway(limited, redis_client, local_instant(12)) as gateway:
+        # When one peer sends 4 requests, each claiming another client address
+        statuses = [_from(gateway, f"v{n}", f"203.0.113.{n}") for n in range(4)]
+    # Then they all count against the peer: the claim is ignored
+    assert statuses == [204, 204, 429, 429]
+
+
+def test_a_trusted_proxys_x_forwarded_for_names_the_client(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    # Given a limit of 2 requests a minute per address, behind a trusted proxy on loopback
+    limited = settings.model_copy(
+        update={"gateway_rate_per_address": "2/minute", "gateway_trusted_proxies": ["127.0.0.1"]}
+    )
+    with running_gateway(limited, redis_client, local_instant(12)) as gateway:
+        # When two clients behind it ask twice each, and the first a third time
+        statuses = [_from(gateway, f"v{n}", f"203.0.113.{n % 2}") for n in range(5)]
+    # Then each client has its own budget
+    assert statuses == [204, 204, 204, 204, 429]
 
 
 def test_failed_auths_are_limited_and_logged_once_a_minute(
