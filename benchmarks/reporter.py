@@ -176,7 +176,9 @@ def main() -> int:
     started = time.perf_counter()
     aggregator.numbers.mark_all_dirty()
     stored = encode(
-        Checkpoint("bench", aggregator, {0: len(events)}), aggregator.numbers.take_dirty()
+        Checkpoint("bench", aggregator, {0: len(events)}),
+        aggregator.numbers.take_dirty(),
+        generation=1,
     )
     blob_bytes = len(stored.document) + sum(len(b) for b in stored.segments.values())
     checkpoint_ms = (time.perf_counter() - started) * 1000

@@ -1,20 +1,29 @@
 """Checkpoints: the aggregate state, its per-number states and the Kafka offsets they
 reflect, written together in one Redis transaction, incrementally.
 
-Two keys in one hash slot: :attr:`ReporterKeys.checkpoint` holds the small part (the
-counters, per-hour and per-guideline counts, recent event ids, the offsets; zlib JSON)
-and :attr:`ReporterKeys.checkpoint_numbers` the per-number states, one field per segment
-of the key space (:mod:`phonebank.reporter.number_states`). A checkpoint rewrites only
-the segments changed since the previous one, and the small part, in one ``MULTI``/
-``EXEC``: atomic, so after a crash the reporter reloads a state and resumes from exactly
-the offsets that state had consumed — nothing counted twice, nothing skipped. The first
-checkpoint of a process that did not load one also deletes the segments hash (stale
-segments of a checkpoint it did not use). Kafka's committed offsets for the reporter
-group are written afterwards for lag monitoring only; the checkpoint is the authority.
-``--rebuild`` ignores (and later overwrites) the checkpoint and reads the topic from the
-start. A checkpoint of another version (version 1 kept every number in the one JSON
-value, version 2 stored segments of 2**20 keys) is not read: the reporter recounts
-from the start of the topic, which is correct.
+Keys in one hash slot: :attr:`ReporterKeys.checkpoint` holds the small part (the
+counters, per-hour and per-guideline counts, recent event ids, the offsets, and the
+*generation* of the segments; zlib JSON) and a segments hash per generation
+(:attr:`ReporterKeys.checkpoint_numbers`, then ``…:numbers:2``, ``…:3``) the per-number
+states, one field per segment of the key space (:mod:`phonebank.reporter.number_states`).
+A checkpoint rewrites only the segments changed since the previous one, and the small
+part, in one ``MULTI``/``EXEC``: atomic, so after a crash the reporter reloads a state
+and resumes from exactly the offsets that state had consumed — nothing counted twice,
+nothing skipped.
+
+A process that did not load a checkpoint (the first start, ``--rebuild``, a checkpoint
+of another version) owns no segments yet: it writes every segment into the next
+generation's hash, at most :data:`REWRITE_SEGMENTS_PER_ROUND` per periodic checkpoint
+(each round ≤ 1 s at 10 M numbers; ``benchmarks/reporter_scale.py``), segments changed
+meanwhile written again; the round that writes the last one also writes the small part
+naming the new generation and deletes the old generation's hash. Until then the stored
+checkpoint is the previous one, whole. A forced checkpoint (shutdown) writes everything
+left at once. Kafka's committed offsets for the reporter group are written afterwards
+for lag monitoring only; the checkpoint is the authority. ``--rebuild`` ignores (and
+later replaces) the checkpoint and reads the topic from the start. A checkpoint of
+another version (version 1 kept every number in the one JSON value, version 2 stored
+segments of 2**20 keys) is not read: the reporter recounts from the start of the topic,
+which is correct; version 3 is version 4 at generation 1.
 """
 
 from __future__ import annotations
@@ -23,19 +32,25 @@ import json
 import logging
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import zstandard
 
 from phonebank.infra.redis_client import RedisClient
 from phonebank.leases.keys import ReporterKeys
 from phonebank.reporter.aggregate import Aggregator
-from phonebank.reporter.number_states import ZSTD_LEVEL
+from phonebank.reporter.number_states import ZSTD_LEVEL, NumberStates
 
 log = logging.getLogger(__name__)
 
 #: format version of the checkpoint document; a different one is ignored (rebuild)
-CHECKPOINT_VERSION = 3
+CHECKPOINT_VERSION = 4
+#: the previous version: the same, its segments always in generation 1's hash
+GENERATIONLESS_VERSION = 3
+#: segments one periodic checkpoint writes at most while it rewrites every segment into
+#: a new generation (count; ~60 ms of encoding and writing per 1,000 at 10 M numbers
+#: called, which spread 10 M numbers over ~14,000 segments)
+REWRITE_SEGMENTS_PER_ROUND = 4000
 #: zlib level: fast, the blob is rewritten every few seconds
 COMPRESSION_LEVEL = 1
 #: segments per HSET inside the checkpoint's MULTI: each command is packed by one C call
@@ -65,8 +80,9 @@ class EncodedCheckpoint:
     segments: dict[int, bytes]
 
 
-def encode(checkpoint: Checkpoint, segments: list[int]) -> EncodedCheckpoint:
-    """The stored form of ``checkpoint``, with the per-number ``segments`` named.
+def encode(checkpoint: Checkpoint, segments: list[int], generation: int) -> EncodedCheckpoint:
+    """The stored form of ``checkpoint``, with the per-number ``segments`` named, its
+    segments in ``generation``'s hash.
 
     Reads the aggregator without its lock: call it from the one thread that mutates it,
     after :meth:`Aggregator.prune` under the lock (readers never mutate)."""
@@ -75,6 +91,7 @@ def encode(checkpoint: Checkpoint, segments: list[int]) -> EncodedCheckpoint:
     blobs = numbers.encode_segments(segments, compressor)
     document = {
         "version": CHECKPOINT_VERSION,
+        "generation": generation,
         "topic": checkpoint.topic,
         "offsets": {str(p): o for p, o in checkpoint.offsets.items()},
         "numbers": len(numbers),
@@ -84,10 +101,17 @@ def encode(checkpoint: Checkpoint, segments: list[int]) -> EncodedCheckpoint:
     return EncodedCheckpoint(zlib.compress(text, COMPRESSION_LEVEL), blobs)
 
 
-def decode(blob: bytes, segments: dict[int, bytes], topic: str) -> Checkpoint | None:
-    """The checkpoint in ``blob`` + ``segments``, or None if of another version or topic;
-    raises :class:`CheckpointFormatError` if the segments do not match the document."""
+def read_document(blob: bytes) -> dict[str, Any]:
+    """The stored document (zlib JSON); ``generation`` filled in for version 3."""
     document: dict[str, Any] = json.loads(zlib.decompress(blob))
+    if document.get("version") == GENERATIONLESS_VERSION:
+        document["version"], document["generation"] = CHECKPOINT_VERSION, 1
+    return document
+
+
+def decode(document: dict[str, Any], segments: dict[int, bytes], topic: str) -> Checkpoint | None:
+    """The checkpoint in ``document`` + ``segments``, or None if of another version or
+    topic; raises :class:`CheckpointFormatError` if the segments do not match it."""
     if document.get("version") != CHECKPOINT_VERSION or document.get("topic") != topic:
         return None
     aggregator = Aggregator.from_state(document["state"])
@@ -110,52 +134,97 @@ class CheckpointStore:
     def __init__(self, client: RedisClient, keys: ReporterKeys) -> None:
         self.redis = client
         self.key = keys.checkpoint
-        self.numbers_key = keys.checkpoint_numbers
-        #: whether the segments hash holds this process's state (loaded or written once)
-        self._owned = False
+        self._numbers_key = keys.checkpoint_numbers
+        #: segments a periodic round of a full rewrite writes at most (tests lower it)
+        self.segments_per_round = REWRITE_SEGMENTS_PER_ROUND
+        #: the generation whose segments hold this process's state (loaded, or written
+        #: whole once); None until then
+        self._owned: int | None = None
+        #: while rewriting every segment: (the stored generation, the one being written)
+        self._rewrite: tuple[int, int] | None = None
+
+    def numbers_key(self, generation: int) -> str:
+        """The segments hash of ``generation`` (generation 1: the version-3 key)."""
+        return self._numbers_key if generation <= 1 else f"{self._numbers_key}:{generation}"
+
+    @property
+    def rewriting(self) -> bool:
+        """Whether a full rewrite is under way (the stored checkpoint is the previous one)."""
+        return self._rewrite is not None
 
     def load(self, topic: str) -> Checkpoint | None:
         """The saved checkpoint for ``topic``, or None if there is none (or not usable)."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.get(self.key)
-        pipe.hgetall(self.numbers_key)
-        blob, fields = pipe.execute()
-        if not isinstance(blob, bytes):
-            return None
-        segments = {int(name): value for name, value in fields.items()}
         try:
-            checkpoint = decode(blob, segments, topic)
-        except (ValueError, KeyError, zlib.error) as exc:  # CheckpointFormatError too
+            document = self._stored_document()
+            if document is None:
+                return None
+            generation = int(document.get("generation", 0))
+            fields = self.redis.hgetall(self.numbers_key(generation))
+            segments = {int(name): cast(bytes, value) for name, value in fields.items()}
+            checkpoint = decode(document, segments, topic)
+        except (ValueError, KeyError, TypeError, zlib.error) as exc:  # CheckpointFormatError too
             log.error("checkpoint not usable, recounting from the start: %s", exc)
             return None
-        self._owned = checkpoint is not None
+        self._owned = generation if checkpoint is not None else None
         return checkpoint
 
-    def save(self, checkpoint: Checkpoint) -> int:
-        """Write the small document and the changed segments in one transaction; return
-        the bytes written. The first save of a state not loaded rewrites every segment."""
+    def save(self, checkpoint: Checkpoint, *, whole: bool = False) -> bool:
+        """Write the changed segments and the small document in one transaction; True
+        once the document is written. Without owned segments, a round of the full
+        rewrite (:data:`REWRITE_SEGMENTS_PER_ROUND` segments; everything left when
+        ``whole``), False until its last round."""
         numbers = checkpoint.aggregator.numbers
-        if not self._owned:
-            numbers.mark_all_dirty()
-        dirty = numbers.take_dirty()
+        if self._owned is None and self._rewrite is None:
+            self._start_rewrite(numbers)
+        limit = None if whole or self._rewrite is None else self.segments_per_round
+        dirty = numbers.take_dirty(limit)
+        complete = self._rewrite is None or numbers.dirty_segments == 0
+        generation = self._owned if self._rewrite is None else self._rewrite[1]
+        assert generation is not None
         try:
-            encoded = encode(checkpoint, dirty)
-            pipe = self.redis.pipeline(transaction=True)
-            if not self._owned:
-                pipe.unlink(self.numbers_key)  # freed in the background
-            fields = list(encoded.segments.items())
-            for start in range(0, len(fields), HSET_FIELDS):  # short commands: see HSET_FIELDS
-                chunk = dict(fields[start : start + HSET_FIELDS])
-                pipe.hset(self.numbers_key, mapping=chunk)  # type: ignore[arg-type]
-            pipe.set(self.key, encoded.document)
-            pipe.execute()
+            self._write(checkpoint, dirty, generation, complete)
         except BaseException:
             numbers.restore_dirty(dirty)  # written next time
             raise
-        self._owned = True
-        return len(encoded.document) + sum(len(b) for b in encoded.segments.values())
+        if complete:
+            self._owned, self._rewrite = generation, None
+        return complete
+
+    def _start_rewrite(self, numbers: NumberStates) -> None:
+        """Every segment into the generation after the stored one (its hash emptied)."""
+        stored = self._stored_document()
+        old = int(stored.get("generation", 0)) if stored else 0
+        self.redis.unlink(self.numbers_key(old + 1))
+        self._rewrite = (old, old + 1)
+        numbers.mark_all_dirty()
+
+    def _write(self, checkpoint: Checkpoint, dirty: list[int], generation: int, done: bool) -> None:
+        encoded = encode(checkpoint, dirty, generation)
+        target = self.numbers_key(generation)
+        pipe = self.redis.pipeline(transaction=True)
+        fields = list(encoded.segments.items())
+        for start in range(0, len(fields), HSET_FIELDS):  # short commands: see HSET_FIELDS
+            pipe.hset(target, mapping=dict(fields[start : start + HSET_FIELDS]))
+        if done:
+            pipe.set(self.key, encoded.document)
+            replaced = self.numbers_key(self._rewrite[0]) if self._rewrite else target
+            if replaced != target:
+                pipe.unlink(replaced)  # the previous generation, freed in the background
+        pipe.execute()
+
+    def stored_numbers_key(self) -> str:
+        """The segments hash the stored checkpoint names (generation 1's without one)."""
+        document = self._stored_document()
+        return self.numbers_key(int(document.get("generation", 1)) if document else 1)
+
+    def _stored_document(self) -> dict[str, Any] | None:
+        blob = self.redis.get(self.key)
+        return read_document(blob) if isinstance(blob, bytes) else None
 
     def clear(self) -> None:
         """Forget the checkpoint (for a rebuild)."""
-        self.redis.delete(self.key, self.numbers_key)
-        self._owned = False
+        document = self._stored_document()
+        generations = {int(document.get("generation", 0)) if document else 0}
+        generations |= set(self._rewrite or ())
+        self.redis.delete(self.key, *{self.numbers_key(g) for g in generations})
+        self._owned, self._rewrite = None, None

@@ -201,19 +201,22 @@ class ReporterService:
             status.changed.notify_all()
 
     def checkpoint(self, consumer: KafkaConsumer, *, force: bool = False) -> bool:
-        """Save state + offsets if changed and due (or ``force``); True if saved.
+        """Save state + offsets if changed and due (or ``force``: now, and whole); True
+        if saved. A round of a full rewrite (:class:`CheckpointStore`) is due at once
+        after the previous one, and answers False until the last.
 
         Readers are held only while old per-hour counts are pruned: the encoding and the
         write read the aggregator unlocked, which is safe because only this thread
         mutates it."""
         due = time.monotonic() - self._last_checkpoint >= CHECKPOINT_INTERVAL_SECONDS
-        if not self._dirty or not (due or force):
+        if not self._dirty or not (due or force or self.store.rewriting):
             return False
         with self.status.lock:
             self.status.aggregator.prune()
         snapshot = Checkpoint(self.topic, self.status.aggregator, dict(self.offsets))
         try:
-            self.store.save(snapshot)
+            if not self.store.save(snapshot, whole=force):
+                return False
         except redis.RedisError as exc:
             self.status.checkpoints_failed += 1
             log.warning("checkpoint failed, will retry: %s", exc)

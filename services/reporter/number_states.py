@@ -153,19 +153,25 @@ class NumberStates:
             self._merge_block(touched[block], keys[low:high], states[low:high])
 
     def _merge_block(self, touched: Keys, keys: Keys, states: States) -> None:
-        """Whole-array passes: the touched segments' old entries and the new ones sorted
-        together (two sorted runs), a new state winning over an old one of the same key,
-        the result cut back into one copy per segment."""
+        """Whole-array passes: the new (sorted, distinct) keys located in the touched
+        segments' old entries (sorted too) by binary search; a new state replaces the old
+        one of the same key, the other new entries are inserted in place (linear, where
+        sorting old and new together cost ``n log n`` over every old entry); the result
+        cut back into one copy per segment."""
         olds = [self._segments.get(segment, _EMPTY) for segment in touched.tolist()]
         sizes = np.fromiter((len(o) for o, _ in olds), dtype=np.int64, count=len(olds))
         bases = np.repeat(touched << SEGMENT_SHIFT, sizes)
         old_keys = np.concatenate([o for o, _ in olds]).astype(np.int64) + bases
-        every = np.concatenate([old_keys, keys])
-        order = np.argsort(every, kind="stable")  # an old entry sorts before a new one
-        every = every[order]
-        merged = np.concatenate([*(v for _, v in olds), states])[order]
-        last = np.append(every[1:] != every[:-1], True)  # of equal keys, keep the new one
-        every, merged = every[last], merged[last]
+        old_states = np.concatenate([v for _, v in olds])
+        places = np.searchsorted(old_keys, keys)
+        if len(old_keys):
+            known = old_keys[np.minimum(places, len(old_keys) - 1)] == keys
+        else:
+            known = np.zeros(len(keys), dtype=bool)
+        old_states[places[known]] = states[known]
+        fresh = ~known
+        every = np.insert(old_keys, places[fresh], keys[fresh])
+        merged = np.insert(old_states, places[fresh], states[fresh])
         offsets = (every & SEGMENT_MASK).astype(np.uint16)
         bounds = np.searchsorted(every >> SEGMENT_SHIFT, touched, side="right").tolist()
         start = 0
@@ -174,13 +180,22 @@ class NumberStates:
             start = end
         self._count += len(every) - int(sizes.sum())
 
-    def take_dirty(self) -> list[int]:
-        """The segments changed since the last call, sorted; forgets them (merges first,
-        so that they can be encoded)."""
+    def take_dirty(self, limit: int | None = None) -> list[int]:
+        """The segments changed since the last call, sorted (the first ``limit`` of them,
+        if given); forgets them (merges first, so that they can be encoded)."""
         self.merge()
         dirty = sorted(self._dirty)
-        self._dirty = set()
+        if limit is not None and len(dirty) > limit:
+            dirty = dirty[:limit]
+            self._dirty.difference_update(dirty)
+        else:
+            self._dirty = set()
         return dirty
+
+    @property
+    def dirty_segments(self) -> int:
+        """Segments changed and not yet taken (count)."""
+        return len(self._dirty)
 
     def restore_dirty(self, segments: list[int]) -> None:
         """Count ``segments`` as changed again (their write failed)."""

@@ -37,9 +37,9 @@ def test_a_checkpoint_rewrites_only_changed_segments_and_resumes_exactly(
     saves: list[bool] = []
     real_save = service.store.save
 
-    def spy(checkpoint: object) -> int:
+    def spy(checkpoint: Checkpoint, *, whole: bool = False) -> bool:
         saves.append(service.status.lock.locked())
-        return real_save(checkpoint)  # type: ignore[arg-type]
+        return real_save(checkpoint, whole=whole)
 
     service.store.save = spy  # type: ignore[method-assign]
     numbers_key = ReporterKeys(settings.key_prefix, settings.campaign).checkpoint_numbers
@@ -100,7 +100,8 @@ def test_an_unusable_checkpoint_is_recounted_from_the_start(
     finally:
         consumer.close()
     assert restarted.status.aggregator.regions["RU-MOW"].attempted == 2
-    assert len(redis_client.hgetall(numbers_key)) == 2
+    assert len(redis_client.hgetall(restarted.store.stored_numbers_key())) == 2
+    assert not redis_client.exists(numbers_key)  # the damaged generation is gone
 
 
 def test_a_checkpoint_written_in_many_hsets_loads_whole(
@@ -117,5 +118,42 @@ def test_a_checkpoint_written_in_many_hsets_loads_whole(
     loaded = store.load(settings.outcomes_topic)
     assert loaded is not None and loaded.offsets == {0: 5}
     assert dict(loaded.aggregator.numbers.items()) == dict(aggregator.numbers.items())
-    numbers_key = ReporterKeys(settings.key_prefix, settings.campaign).checkpoint_numbers
-    assert redis_client.hlen(numbers_key) == 5
+    assert redis_client.hlen(store.stored_numbers_key()) == 5
+
+
+def test_a_full_rewrite_goes_in_rounds_and_replaces_the_stored_checkpoint_at_once(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Given a stored checkpoint of five segments, and a new process (nothing loaded)
+    holding six segments, two written per round
+    When it checkpoints round after round, a number of an already written segment
+    changing between two rounds
+    Then until the last round a reader loads the previous checkpoint whole; the last
+    round switches to the new one (the changed number included) and drops the old hash."""
+    keys = ReporterKeys(settings.key_prefix, settings.campaign)
+    topic = settings.outcomes_topic
+    old = Aggregator()
+    old.apply_all(outcome(NEAR + (k << SEGMENT_SHIFT), Outcome.NO_ANSWER) for k in range(5))
+    CheckpointStore(redis_client, keys).save(Checkpoint(topic, old, {0: 5}))
+    previous_key = CheckpointStore(redis_client, keys).stored_numbers_key()
+    new = Aggregator()
+    new.apply_all(outcome(NEAR + (k << SEGMENT_SHIFT), Outcome.REFUSED) for k in range(6))
+    writer = CheckpointStore(redis_client, keys)
+    writer.segments_per_round = 2
+    rounds = []
+    for round_number in range(10):
+        done = writer.save(Checkpoint(topic, new, {0: 6 + round_number}))
+        rounds.append(done)
+        if done:
+            break
+        loaded = CheckpointStore(redis_client, keys).load(topic)
+        assert loaded is not None and loaded.offsets == {0: 5}
+        assert dict(loaded.aggregator.numbers.items()) == dict(old.numbers.items())
+        if round_number == 1:  # the first segment was written in round 0: it changes
+            new.apply_all([outcome(NEAR, Outcome.CONVERSATION)])
+    assert rounds == [False, False, False, True]  # 6 segments, then the changed one again
+    loaded = CheckpointStore(redis_client, keys).load(topic)
+    assert loaded is not None and loaded.offsets == {0: 9}
+    assert dict(loaded.aggregator.numbers.items()) == dict(new.numbers.items())
+    assert CheckpointStore(redis_client, keys).stored_numbers_key() != previous_key
+    assert not redis_client.exists(previous_key)

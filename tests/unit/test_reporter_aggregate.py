@@ -163,8 +163,9 @@ def round_trip(aggregator: Aggregator) -> Aggregator:
     aggregator.prune()
     aggregator.numbers.mark_all_dirty()
     saved = checkpoint.Checkpoint("t", aggregator, {0: 1})
-    encoded = checkpoint.encode(saved, aggregator.numbers.take_dirty())
-    loaded = checkpoint.decode(encoded.document, encoded.segments, "t")
+    encoded = checkpoint.encode(saved, aggregator.numbers.take_dirty(), generation=1)
+    document = checkpoint.read_document(encoded.document)
+    loaded = checkpoint.decode(document, encoded.segments, "t")
     assert loaded is not None and loaded.offsets == {0: 1}
     return loaded.aggregator
 
