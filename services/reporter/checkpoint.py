@@ -15,7 +15,8 @@ A process that did not load a checkpoint (the first start, ``--rebuild``, a chec
 of another version) owns no segments yet: it writes every segment into the next
 generation's hash, at most :data:`REWRITE_SEGMENTS_PER_ROUND` per periodic checkpoint
 (each round ≤ 1 s at 10 M numbers; ``benchmarks/reporter_scale.py``), segments changed
-meanwhile written again; the round that writes the last one also writes the small part
+meanwhile written again (after twice the rounds needed, the next writes all that is
+left); the round that writes the last one also writes the small part
 naming the new generation and deletes the old generation's hash. Until then the stored
 checkpoint is the previous one, whole. A forced checkpoint (shutdown) writes everything
 left at once. Kafka's committed offsets for the reporter group are written afterwards
@@ -51,6 +52,9 @@ GENERATIONLESS_VERSION = 3
 #: a new generation (count; ~60 ms of encoding and writing per 1,000 at 10 M numbers
 #: called, which spread 10 M numbers over ~14,000 segments)
 REWRITE_SEGMENTS_PER_ROUND = 4000
+#: a full rewrite takes at most this many times the rounds its segments need; the round
+#: after writes everything left (a rewrite racing a backlog still ends)
+REWRITE_ROUNDS_FACTOR = 2
 #: zlib level: fast, the blob is rewritten every few seconds
 COMPRESSION_LEVEL = 1
 #: segments per HSET inside the checkpoint's MULTI: each command is packed by one C call
@@ -142,6 +146,8 @@ class CheckpointStore:
         self._owned: int | None = None
         #: while rewriting every segment: (the stored generation, the one being written)
         self._rewrite: tuple[int, int] | None = None
+        #: rounds the rewrite may still take before its next round writes everything left
+        self._rounds_left = 0
 
     def numbers_key(self, generation: int) -> str:
         """The segments hash of ``generation`` (generation 1: the version-3 key)."""
@@ -177,6 +183,9 @@ class CheckpointStore:
         if self._owned is None and self._rewrite is None:
             self._start_rewrite(numbers)
         limit = None if whole or self._rewrite is None else self.segments_per_round
+        if self._rewrite is not None and self._rounds_left == 0:
+            limit = None  # not converging: segments change as fast as rounds write them
+        self._rounds_left = max(0, self._rounds_left - 1)
         dirty = numbers.take_dirty(limit)
         complete = self._rewrite is None or numbers.dirty_segments == 0
         generation = self._owned if self._rewrite is None else self._rewrite[1]
@@ -197,6 +206,8 @@ class CheckpointStore:
         self.redis.unlink(self.numbers_key(old + 1))
         self._rewrite = (old, old + 1)
         numbers.mark_all_dirty()
+        rounds = -(-numbers.dirty_segments // self.segments_per_round)
+        self._rounds_left = REWRITE_ROUNDS_FACTOR * rounds
 
     def _write(self, checkpoint: Checkpoint, dirty: list[int], generation: int, done: bool) -> None:
         encoded = encode(checkpoint, dirty, generation)

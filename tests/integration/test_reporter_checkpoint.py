@@ -157,3 +157,29 @@ def test_a_full_rewrite_goes_in_rounds_and_replaces_the_stored_checkpoint_at_onc
     assert dict(loaded.aggregator.numbers.items()) == dict(new.numbers.items())
     assert CheckpointStore(redis_client, keys).stored_numbers_key() != previous_key
     assert not redis_client.exists(previous_key)
+
+
+def test_a_full_rewrite_racing_changes_ends_after_twice_its_rounds(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Given a new process with four segments, one written per round
+    When every segment changes again between every two rounds (a backlog)
+    Then after twice the four rounds needed, the next round writes all that is left and
+    the stored checkpoint is the new state."""
+    keys = ReporterKeys(settings.key_prefix, settings.campaign)
+    topic = settings.outcomes_topic
+    state = Aggregator()
+    segments = [NEAR + (k << SEGMENT_SHIFT) for k in range(4)]
+    state.apply_all(outcome(number, Outcome.NO_ANSWER) for number in segments)
+    writer = CheckpointStore(redis_client, keys)
+    writer.segments_per_round = 1
+    rounds = []
+    for _ in range(20):
+        rounds.append(writer.save(Checkpoint(topic, state, {0: len(rounds)})))
+        if rounds[-1]:
+            break
+        state.apply_all(outcome(number, Outcome.BUSY) for number in segments)
+    assert rounds == [False] * 8 + [True]
+    loaded = CheckpointStore(redis_client, keys).load(topic)
+    assert loaded is not None
+    assert dict(loaded.aggregator.numbers.items()) == dict(state.numbers.items())
