@@ -18,12 +18,10 @@ Also the fault tests' handles: :func:`kill_broker` (SIGKILL, no clean shutdown),
 
 from __future__ import annotations
 
-import base64
 import os
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,8 +36,10 @@ from phonebank.local.stack import (
     Paths,
     StackError,
     check_port_free,
+    cluster_id_argument,
     fetch_jars,
     java_command,
+    new_cluster_id,
     port_open,
     read_pid,
     require_tool,
@@ -120,7 +120,7 @@ def cluster_id(paths: Paths) -> str:
     stored = paths.root / "kafka-cluster" / "cluster.id"
     if not stored.exists():
         stored.parent.mkdir(parents=True, exist_ok=True)
-        stored.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+        stored.write_text(new_cluster_id())
     return stored.read_text().strip()
 
 
@@ -133,8 +133,7 @@ def format_node(settings: StackSettings, paths: Paths, node: int, config: Path) 
         paths,
         "kafka.tools.StorageTool",
         "format",
-        "-t",
-        cluster_id(paths),
+        cluster_id_argument(cluster_id(paths)),
         "-c",
         str(config),
         heap_mb=settings.stack_kafka_cluster_heap_mb,

@@ -233,19 +233,28 @@ def java_command(
     ]
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 (it may begin with ``-``)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def cluster_id_argument(cluster_id: str) -> str:
+    """StorageTool's cluster-id option in one word: an id that begins with ``-`` passed
+    as a separate word is read as an option and the format fails (1 id in 64)."""
+    return f"--cluster-id={cluster_id}"
+
+
 def format_storage(settings: StackSettings, paths: Paths, config: Path) -> None:
     """Format the KRaft storage once (``StorageTool format --standalone``)."""
     if (paths.kafka_data / "meta.properties").exists():
         return
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     command = java_command(
         settings,
         paths,
         "kafka.tools.StorageTool",
         "format",
         "--standalone",
-        "-t",
-        cluster_id,
+        cluster_id_argument(new_cluster_id()),
         "-c",
         str(config),
     )

@@ -140,7 +140,7 @@ def test_a_full_rewrite_goes_in_rounds_and_replaces_the_stored_checkpoint_at_onc
     new.apply_all(outcome(NEAR + (k << SEGMENT_SHIFT), Outcome.REFUSED) for k in range(6))
     writer = CheckpointStore(redis_client, keys)
     writer.segments_per_round = 2
-    rounds = []
+    rounds: list[bool] = []
     for round_number in range(10):
         done = writer.save(Checkpoint(topic, new, {0: 6 + round_number}))
         rounds.append(done)
@@ -173,7 +173,7 @@ def test_a_full_rewrite_racing_changes_ends_after_twice_its_rounds(
     state.apply_all(outcome(number, Outcome.NO_ANSWER) for number in segments)
     writer = CheckpointStore(redis_client, keys)
     writer.segments_per_round = 1
-    rounds = []
+    rounds: list[bool] = []
     for _ in range(20):
         rounds.append(writer.save(Checkpoint(topic, state, {0: len(rounds)})))
         if rounds[-1]:

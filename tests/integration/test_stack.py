@@ -90,3 +90,19 @@ def test_missing_tool_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> N
     # When it is required, Then the error says which package to install
     with pytest.raises(stack.StackError, match="apt-get install redis-server"):
         stack.require_tool("redis-server")
+
+
+def test_a_cluster_id_beginning_with_a_dash_formats(
+    private_settings: StackSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a random cluster id that begins with "-" (1 in 64 of them: URL-safe base64)
+    dashed = "-" + "A" * 21
+    monkeypatch.setattr(stack, "new_cluster_id", lambda: dashed)
+    paths = stack.stack_paths(private_settings)
+    paths.kafka_data.mkdir(parents=True, exist_ok=True)
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    config = stack.render_server_properties(private_settings, paths)
+    # When the storage is formatted with it
+    stack.format_storage(private_settings, paths, config)
+    # Then Kafka's tool took it as the id, not as an unknown option
+    assert f"cluster.id={dashed}" in (paths.kafka_data / "meta.properties").read_text()
