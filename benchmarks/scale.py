@@ -74,6 +74,8 @@ RSS_UNIT_BYTES = 1024
 FILL_PROBE_SECONDS = 0.5
 #: seconds the assigner may take to fill every region
 FILL_TIMEOUT_SECONDS = 1800.0
+#: seconds the broker may take to delete a size's topics before the next size starts
+TOPIC_DELETION_TIMEOUT_SECONDS = 120.0
 #: keys per SCAN batch when a size's namespace is dropped
 CLEANUP_SCAN_COUNT = 1000
 #: bytes of the run's throwaway volunteer secret (the services refuse the default)
@@ -220,6 +222,11 @@ def cleanup(settings: Settings) -> None:
     admin = make_admin(settings)
     topics = [settings.numbers_topic, settings.outcomes_topic, settings.dnc_topic]
     admin.delete_topics([t for t in topics if t in set(admin.list_topics())])
+    # the next size starts once the broker has let go of these topics: a deletion still
+    # under way slowed the next ingest's topic creation and first sends by 1-2 s
+    deadline = time.monotonic() + TOPIC_DELETION_TIMEOUT_SECONDS
+    while set(topics) & set(admin.list_topics()) and time.monotonic() < deadline:
+        time.sleep(FILL_PROBE_SECONDS)
     admin.close()
 
 
@@ -275,7 +282,7 @@ def add_ratios(result: dict[str, Any], baseline: dict[str, Any]) -> None:
 def linearity(results: list[dict[str, Any]], fixed: dict[str, Any]) -> dict[str, Any]:
     """Per linear stage: ``seconds = fixed + N / rate`` fitted to the sizes, the largest
     deviation from it and whether it is within :data:`LINEARITY_TOLERANCE`."""
-    summary: dict[str, Any] = {"linearity": True, "sizes": [r["numbers"] for r in results]}
+    summary: dict[str, Any] = {"summary": "linearity", "sizes": [r["numbers"] for r in results]}
     for stage in LINEAR_STAGES:
         key = f"{stage}_seconds"
         points = [(r["numbers"], r[key]) for r in results if key in r]
