@@ -201,8 +201,12 @@ class CheckpointStore:
 
     def _start_rewrite(self, numbers: NumberStates) -> None:
         """Every segment into the generation after the stored one (its hash emptied)."""
-        stored = self._stored_document()
-        old = int(stored.get("generation", 0)) if stored else 0
+        try:
+            stored = self._stored_document()
+            old = int(stored.get("generation", 0)) if stored else 0
+        except (ValueError, TypeError, zlib.error):
+            log.warning("the stored checkpoint is unreadable: it is replaced")
+            old = 1
         self.redis.unlink(self.numbers_key(old + 1))
         self._rewrite = (old, old + 1)
         numbers.mark_all_dirty()

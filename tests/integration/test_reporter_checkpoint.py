@@ -183,3 +183,20 @@ def test_a_full_rewrite_racing_changes_ends_after_twice_its_rounds(
     loaded = CheckpointStore(redis_client, keys).load(topic)
     assert loaded is not None
     assert dict(loaded.aggregator.numbers.items()) == dict(state.numbers.items())
+
+
+def test_an_unreadable_stored_document_is_replaced(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Given a stored checkpoint document that is not zlib JSON
+    When a new process checkpoints
+    Then it writes a checkpoint that loads, instead of failing on the old one."""
+    keys = ReporterKeys(settings.key_prefix, settings.campaign)
+    redis_client.set(keys.checkpoint, b"not a checkpoint")
+    state = Aggregator()
+    state.apply_all([outcome(NEAR, Outcome.NO_ANSWER)])
+    assert CheckpointStore(redis_client, keys).save(
+        Checkpoint(settings.outcomes_topic, state, {0: 1})
+    )
+    loaded = CheckpointStore(redis_client, keys).load(settings.outcomes_topic)
+    assert loaded is not None and loaded.offsets == {0: 1}
