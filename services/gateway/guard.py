@@ -46,6 +46,9 @@ AUTH_LOG_ADDRESSES = 4096
 LIMIT_KEY_HEX_DIGITS = 32
 #: milliseconds of each unit of the rate notation
 UNIT_MS = {"second": 1000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
+#: the rate-limit script's clock offset (ms): Redis TIME as it is (the script's tests move
+#: it; the gateway never does)
+REDIS_CLOCK = 0
 _BEARER = "bearer "
 _NOTATION = re.compile(RATE_NOTATION)
 
@@ -110,8 +113,6 @@ class Guard:
         self._client = client
         self._keys = keys
         self._scripts = Scripts(client, transport)
-        #: test-only milliseconds added to Redis TIME in the rate-limit script
-        self.clock_offset_ms = 0
         self._logged: OrderedDict[str, float] = OrderedDict()
         self._logged_lock = threading.Lock()
 
@@ -143,7 +144,7 @@ class Guard:
 
     def _count(self, batch: ScriptPipeline, limit: RateLimit, scope: str, who: str) -> None:
         key = self._keys.rate_window(scope, _digest(who))
-        args = [limit.requests, limit.window_ms, self.clock_offset_ms]
+        args = [limit.requests, limit.window_ms, REDIS_CLOCK]
         batch.script("ratelimit", {"window": key}, args)
 
     def _verify(self, authorization: str | None) -> VolunteerToken:

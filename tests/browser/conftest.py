@@ -26,6 +26,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from phonebank.gateway.cli import build_gateway, loop_transport, serve
 from phonebank.gateway.tokens import mint
 from phonebank.leases.client import LeaseClient
+from phonebank.local.demo import ANYTIME_WINDOW
 from phonebank.settings import Settings
 from tests.integration.lease_helpers import fill
 
@@ -121,7 +122,10 @@ def _region_zone() -> str:
 def page_gateway(settings: Settings, redis_client: redis.Redis) -> Iterator[PageGateway]:
     """A gateway on the real clock, calling allowed all day, three Moscow numbers queued."""
     allday = settings.model_copy(
-        update={"calling_window_start": dt.time(0, 0), "calling_window_end": dt.time(23, 59)}
+        update={
+            "calling_window_start": dt.time.fromisoformat(ANYTIME_WINDOW[0]),
+            "calling_window_end": dt.time.fromisoformat(ANYTIME_WINDOW[1]),
+        }
     )
     fill(allday, redis_client, "RU-MOW", QUEUED)
     zone = _region_zone()
