@@ -90,19 +90,29 @@ def encode(checkpoint: Checkpoint, segments: list[int], generation: int) -> Enco
 
     Reads the aggregator without its lock: call it from the one thread that mutates it,
     after :meth:`Aggregator.prune` under the lock (readers never mutate)."""
-    numbers = checkpoint.aggregator.numbers
+    return EncodedCheckpoint(
+        encode_document(checkpoint, generation), encode_segments(checkpoint, segments)
+    )
+
+
+def encode_segments(checkpoint: Checkpoint, segments: list[int]) -> dict[int, bytes]:
+    """The stored form of the per-number ``segments`` (see :func:`encode`)."""
     compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    blobs = numbers.encode_segments(segments, compressor)
+    return checkpoint.aggregator.numbers.encode_segments(segments, compressor)
+
+
+def encode_document(checkpoint: Checkpoint, generation: int) -> bytes:
+    """The small part: zlib JSON of the tallies and offsets (see :func:`encode`)."""
     document = {
         "version": CHECKPOINT_VERSION,
         "generation": generation,
         "topic": checkpoint.topic,
         "offsets": {str(p): o for p, o in checkpoint.offsets.items()},
-        "numbers": len(numbers),
+        "numbers": len(checkpoint.aggregator.numbers),
         "state": checkpoint.aggregator.to_state(),
     }
     text = json.dumps(document, separators=(",", ":")).encode()
-    return EncodedCheckpoint(zlib.compress(text, COMPRESSION_LEVEL), blobs)
+    return zlib.compress(text, COMPRESSION_LEVEL)
 
 
 def read_document(blob: bytes) -> dict[str, Any]:
@@ -150,7 +160,7 @@ class CheckpointStore:
         self._rounds_left = 0
 
     def numbers_key(self, generation: int) -> str:
-        """The segments hash of ``generation`` (generation 1: the version-3 key)."""
+        """The segments hash of ``generation`` (0 and 1: the version-3 key)."""
         return self._numbers_key if generation <= 1 else f"{self._numbers_key}:{generation}"
 
     @property
@@ -164,7 +174,7 @@ class CheckpointStore:
             document = self._stored_document()
             if document is None:
                 return None
-            generation = int(document.get("generation", 0))
+            generation = _generation(document)
             fields = self.redis.hgetall(self.numbers_key(generation))
             segments = {int(name): cast(bytes, value) for name, value in fields.items()}
             checkpoint = decode(document, segments, topic)
@@ -202,8 +212,7 @@ class CheckpointStore:
     def _start_rewrite(self, numbers: NumberStates) -> None:
         """Every segment into the generation after the stored one (its hash emptied)."""
         try:
-            stored = self._stored_document()
-            old = int(stored.get("generation", 0)) if stored else 0
+            old = _generation(self._stored_document())
         except (ValueError, TypeError, zlib.error):
             log.warning("the stored checkpoint is unreadable: it is replaced")
             old = 1
@@ -214,14 +223,14 @@ class CheckpointStore:
         self._rounds_left = REWRITE_ROUNDS_FACTOR * rounds
 
     def _write(self, checkpoint: Checkpoint, dirty: list[int], generation: int, done: bool) -> None:
-        encoded = encode(checkpoint, dirty, generation)
+        """The ``dirty`` segments; the document too (built only then) when ``done``."""
         target = self.numbers_key(generation)
         pipe = self.redis.pipeline(transaction=True)
-        fields = list(encoded.segments.items())
+        fields = list(encode_segments(checkpoint, dirty).items())
         for start in range(0, len(fields), HSET_FIELDS):  # short commands: see HSET_FIELDS
             pipe.hset(target, mapping=dict(fields[start : start + HSET_FIELDS]))
         if done:
-            pipe.set(self.key, encoded.document)
+            pipe.set(self.key, encode_document(checkpoint, generation))
             replaced = self.numbers_key(self._rewrite[0]) if self._rewrite else target
             if replaced != target:
                 pipe.unlink(replaced)  # the previous generation, freed in the background
@@ -229,8 +238,7 @@ class CheckpointStore:
 
     def stored_numbers_key(self) -> str:
         """The segments hash the stored checkpoint names (generation 1's without one)."""
-        document = self._stored_document()
-        return self.numbers_key(int(document.get("generation", 1)) if document else 1)
+        return self.numbers_key(_generation(self._stored_document()))
 
     def _stored_document(self) -> dict[str, Any] | None:
         blob = self.redis.get(self.key)
@@ -238,8 +246,12 @@ class CheckpointStore:
 
     def clear(self) -> None:
         """Forget the checkpoint (for a rebuild)."""
-        document = self._stored_document()
-        generations = {int(document.get("generation", 0)) if document else 0}
-        generations |= set(self._rewrite or ())
+        generations = {_generation(self._stored_document()), *(self._rewrite or ())}
         self.redis.delete(self.key, *{self.numbers_key(g) for g in generations})
         self._owned, self._rewrite = None, None
+
+
+def _generation(document: dict[str, Any] | None) -> int:
+    """The generation a stored document names (0 without a document: generation 0 and 1
+    share the version-3 key)."""
+    return int(document.get("generation", 0)) if document else 0
